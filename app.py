@@ -1,0 +1,22 @@
+"""Switchboard entry point: `streamlit run app.py`.
+
+Imported by the ASGI server (no script context), this module builds the `st.App`
+that serves the dashboard plus the `/v1` API routes. Run by Streamlit as the page
+script, it renders the dashboard: sign-in, then pages by role.
+"""
+
+import os
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+if get_script_run_ctx(suppress_warning=True) is None:
+    from core.api import api_routes
+
+    app = st.App(__file__, routes=api_routes())
+else:
+    from ui.shell import render
+
+    render()

@@ -1,0 +1,1 @@
+"""Switchboard core: routing, budgets, ledger and persistence. Never imports streamlit."""

@@ -1,0 +1,272 @@
+"""Users, teams, roles, passwords and sign-in lockout.
+
+Passwords are bcrypt-hashed. Lockout is kept in the database, so it holds across
+app replicas: five failures within 15 minutes lock the account for 15 minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import bcrypt
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked, NotFound
+from core.models import ROLES, LoginFailure, Team, User
+
+BCRYPT_ROUNDS = 12
+LOCKOUT_THRESHOLD = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+LOCKOUT_DURATION = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+
+# Lowercase because streamlit-authenticator lowercases usernames.
+_USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "password123",
+        "1234567890",
+        "qwertyuiop",
+        "letmein123",
+        "switchboard",
+        "administrator",
+        "iloveyou12",
+        "changeme123",
+        "welcome123",
+    }
+)
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the UI and CLI see it; never carries the password hash."""
+
+    id: int
+    username: str
+    display_name: str
+    email: str | None
+    role: str
+    team: str | None
+    active: bool
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in ("admin", "manager")
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        email=user.email,
+        role=user.role,
+        team=user.team.name if user.team else None,
+        active=user.active,
+        created_at=user.created_at,
+    )
+
+
+def validate_username(username: str) -> str:
+    name = username.strip()
+    if not _USERNAME_RE.match(name):
+        raise InvalidInput(
+            f"Username {name!r} is not allowed. Use 2-64 lowercase letters, digits, "
+            "dots, dashes or underscores, starting with a letter or digit."
+        )
+    return name
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role {role!r}. Choose one of: {', '.join(ROLES)}.")
+    return role
+
+
+def check_password_strength(password: str, username: str = "") -> None:
+    """Refuse empty, short and guessable passwords with a message that says what to do."""
+    if not password or not password.strip():
+        raise InvalidInput("The password is empty. Choose one of at least 10 characters.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"The password is too short ({len(password)} characters). "
+            f"Use at least {MIN_PASSWORD_LENGTH}."
+        )
+    lowered = password.lower()
+    if lowered in _COMMON_PASSWORDS or len(set(password)) < 4:
+        raise InvalidInput("That password is too easy to guess. Choose a less common one.")
+    if username and username.lower() in lowered:
+        raise InvalidInput("The password must not contain the username.")
+
+
+def hash_password(password: str, rounds: int = BCRYPT_ROUNDS) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def password_matches(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:
+        return False
+
+
+def ensure_team(session: Session, name: str, *, actor: str, now: datetime) -> Team:
+    clean = name.strip()
+    if not _TEAM_RE.match(clean):
+        raise InvalidInput(
+            f"Team name {clean!r} is not allowed. Use up to 64 letters, digits, spaces, "
+            "dots, dashes or underscores."
+        )
+    team = session.scalar(select(Team).where(Team.name == clean))
+    if team is None:
+        team = Team(name=clean, created_at=now)
+        session.add(team)
+        session.flush()
+        audit.record(session, actor=actor, action="team.create", target=clean, now=now)
+    return team
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    actor: str,
+    now: datetime,
+    team: str | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+    rounds: int = BCRYPT_ROUNDS,
+) -> UserInfo:
+    """Validate everything first, then write user, team and audit rows in one transaction."""
+    name = validate_username(username)
+    validate_role(role)
+    check_password_strength(password, name)
+    if email is not None and email.strip() and not _EMAIL_RE.match(email.strip()):
+        raise InvalidInput(f"{email!r} does not look like an email address.")
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise Conflict(f"A user named {name!r} already exists. Pick another username.")
+    team_row = ensure_team(session, team, actor=actor, now=now) if team else None
+    user = User(
+        username=name,
+        display_name=(display_name or "").strip() or name,
+        email=(email or "").strip() or None,
+        password_hash=hash_password(password, rounds),
+        role=role,
+        team=team_row,
+        active=True,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        target=name,
+        now=now,
+        details={"role": role, "team": team_row.name if team_row else None},
+    )
+    return _info(user)
+
+
+def create_first_admin(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    display_name: str | None = None,
+    email: str | None = None,
+    rounds: int = BCRYPT_ROUNDS,
+) -> UserInfo:
+    """Create the first admin, only while there are no users at all."""
+    if count_users(session) > 0:
+        raise Conflict("An admin already exists. Sign in, or ask an admin for an account.")
+    return create_user(
+        session, username=username, password=password, role="admin", actor="first-run",
+        now=now, display_name=display_name, email=email, rounds=rounds,
+    )
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count(User.id))) or 0
+
+
+def list_users(session: Session) -> list[UserInfo]:
+    return [_info(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def get_user(session: Session, username: str) -> UserInfo:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user named {username!r}. `switchboard user list` shows who exists.")
+    return _info(user)
+
+
+def find_active_user(session: Session, username: str) -> UserInfo | None:
+    user = session.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    return _info(user) if user else None
+
+
+def locked_until(session: Session, username: str, now: datetime) -> datetime | None:
+    """When the account's lock ends, or None if it is not locked."""
+    recent = list(
+        session.scalars(
+            select(LoginFailure.at)
+            .where(LoginFailure.username == username, LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
+            .order_by(LoginFailure.at.desc())
+            .limit(LOCKOUT_THRESHOLD)
+        )
+    )
+    if len(recent) < LOCKOUT_THRESHOLD or recent[0] - recent[-1] > LOCKOUT_WINDOW:
+        return None
+    until = recent[0] + LOCKOUT_DURATION
+    return until if until > now else None
+
+
+def lock_message(until: datetime, now: datetime) -> LoginLocked:
+    seconds = max(1, int((until - now).total_seconds()))
+    minutes = -(-seconds // 60)
+    return LoginLocked(
+        f"Too many failed sign-ins. This account is locked for {minutes} more minute"
+        f"{'s' if minutes != 1 else ''}; try again later or ask an admin.",
+        retry_after_s=seconds,
+    )
+
+
+def record_login_failure(session: Session, username: str, now: datetime) -> None:
+    session.add(LoginFailure(username=username, at=now))
+
+
+def record_login_success(session: Session, username: str, now: datetime) -> None:
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    audit.record(session, actor=username, action="user.sign_in", target=username, now=now)
+
+
+def verify_login(session: Session, username: str, password: str, now: datetime) -> UserInfo:
+    """Check a password with lockout; records the failure or clears the history."""
+    name = username.strip().lower()
+    until = locked_until(session, name, now)
+    if until is not None:
+        raise lock_message(until, now)
+    user = session.scalar(select(User).where(User.username == name, User.active.is_(True)))
+    if user is None or not password_matches(password, user.password_hash):
+        record_login_failure(session, name, now)
+        raise AuthenticationFailed("Wrong username or password.")
+    record_login_success(session, name, now)
+    return _info(user)

@@ -1,0 +1,186 @@
+"""Engine, session factory and schema upgrades.
+
+One engine per process (the UI caches it with ``st.cache_resource``; the CLI and
+API build one at start). Sessions live for one action: ``with factory.begin() as s:``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import ConfigError, DatabaseUnavailable
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+URL_EXAMPLES = (
+    "sqlite:///data/switchboard.db, postgresql+psycopg://user:password@host:5432/switchboard "
+    "or sqlite+libsql://your-db.turso.io?secure=true"
+)
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def parse_db_url(raw: str) -> URL:
+    """Parse and normalise a database URL, or explain what a valid one looks like."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigError(
+            f"SWITCHBOARD_DB_URL is malformed. Use a URL such as {URL_EXAMPLES}."
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
+        url = url.set(drivername="postgresql+psycopg")
+    if not url.drivername.startswith(("sqlite", "postgresql")):
+        raise ConfigError(
+            f"SWITCHBOARD_DB_URL uses '{url.drivername}', which Switchboard does not support. "
+            f"Use SQLite, PostgreSQL or libSQL, for example {URL_EXAMPLES}."
+        )
+    return url
+
+
+def describe_url(url: URL) -> str:
+    """The URL with its password hidden, safe for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or url.host:
+        return
+    folder = Path(database).expanduser().resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise DatabaseUnavailable(
+            f"Cannot create the data folder {folder}. Create it, or point SWITCHBOARD_DB_URL "
+            "at a writable location."
+        ) from None
+    if not os.access(folder, os.W_OK) or (
+        Path(database).exists() and not os.access(database, os.W_OK)
+    ):
+        raise DatabaseUnavailable(
+            f"The data folder {folder} is read-only, so the database cannot be written. "
+            "Make it writable, or set SWITCHBOARD_DB_URL to a writable location."
+        )
+
+
+def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+def make_engine(raw_url: str, **kwargs: Any) -> Engine:
+    """Build the process's engine with the pragmas and pool each backend needs."""
+    url = parse_db_url(raw_url)
+    is_libsql = url.drivername == "sqlite+libsql"
+    if is_libsql:
+        try:
+            import sqlalchemy_libsql  # noqa: F401  (registers the dialect)
+        except ImportError:
+            raise ConfigError(
+                "SWITCHBOARD_DB_URL uses libSQL, but the optional dialect is not installed. "
+                "Install it with: pip install 'switchboard[libsql]'."
+            ) from None
+    if url.drivername.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    try:
+        engine = create_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"No database driver for '{url.drivername}'. Use one of: {URL_EXAMPLES}."
+        ) from None
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"SWITCHBOARD_DB_URL could not be used ({exc.__class__.__name__}). "
+            f"Use a URL such as {URL_EXAMPLES}."
+        ) from None
+    if url.drivername.startswith("sqlite"):
+        file_backed = url.database not in (None, "", ":memory:")
+        _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailable with a clear message when the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise DatabaseUnavailable(_explain_operational(engine, exc)) from None
+
+
+def _explain_operational(engine: Engine, exc: OperationalError) -> str:
+    where = describe_url(engine.url)
+    detail = str(exc.orig).splitlines()[0] if exc.orig else exc.__class__.__name__
+    if "readonly" in detail.replace("-", "").replace(" ", "").lower():
+        return (
+            f"The database {where} is read-only. Make its folder writable, "
+            "or set SWITCHBOARD_DB_URL to a writable location."
+        )
+    return (
+        f"Cannot reach the database {where}: {detail}. Check that the server is running "
+        "and that SWITCHBOARD_DB_URL is right."
+    )
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade_database(engine: Engine) -> str:
+    """Create or upgrade the schema to the newest revision (idempotent). Returns it."""
+    from alembic import command
+
+    check_connection(engine)
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    except OperationalError as exc:
+        raise DatabaseUnavailable(_explain_operational(engine, exc)) from None
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailable(
+            f"Upgrading the database {describe_url(engine.url)} failed "
+            f"({exc.__class__.__name__}); nothing was changed by the failed step."
+        ) from None
+    return current_revision(engine) or "base"
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,27 @@
+"""Who is signed in, and role guards that pages call first."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.auth import UserInfo
+from ui import state
+
+ROLE_RANK = {"member": 0, "manager": 1, "admin": 2}
+
+
+def current_user() -> UserInfo:
+    user = st.session_state.get(state.CURRENT_USER)
+    if not isinstance(user, UserInfo):
+        st.error("You are not signed in. Open the home page to sign in.")
+        st.stop()
+    return user
+
+
+def require_role(minimum: str) -> UserInfo:
+    """Stop the page for users below ``minimum``; navigation hides it too, this is the backstop."""
+    user = current_user()
+    if ROLE_RANK[user.role] < ROLE_RANK[minimum]:
+        st.error(f"This page is for {minimum}s only. Ask an admin if you need access.")
+        st.stop()
+    return user

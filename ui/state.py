@@ -1,0 +1,11 @@
+"""Every st.session_state key the app uses, in one place. Session state holds UI state only."""
+
+from __future__ import annotations
+
+# Set by streamlit-authenticator; read here so nobody spells them twice.
+AUTH_STATUS = "authentication_status"
+AUTH_USERNAME = "username"
+
+# Ours.
+CURRENT_USER = "sb_current_user"
+LOGIN_NOTICE = "sb_login_notice"
