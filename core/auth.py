@@ -198,8 +198,15 @@ def create_first_admin(
     if count_users(session) > 0:
         raise Conflict("An admin already exists. Sign in, or ask an admin for an account.")
     return create_user(
-        session, username=username, password=password, role="admin", actor="first-run",
-        now=now, display_name=display_name, email=email, rounds=rounds,
+        session,
+        username=username,
+        password=password,
+        role="admin",
+        actor="first-run",
+        now=now,
+        display_name=display_name,
+        email=email,
+        rounds=rounds,
     )
 
 

@@ -18,9 +18,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -112,4 +115,245 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Owner of a key, route or budget: "org" rows use owner_id 0 so unique constraints hold
+# (NULLs never collide in UNIQUE on SQLite or PostgreSQL).
+ORG_OWNER_ID = 0
+
+
+class ApiKey(Base):
+    """A provider key, AES-GCM encrypted; only the masked tail is kept in clear."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("owner_kind", "owner_id", "provider", name="owner_provider"),
+        CheckConstraint("owner_kind IN ('user', 'team', 'org')", name="owner_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(8))
+    owner_id: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    masked: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_auth_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Endpoint(Base):
+    """An admin-defined OpenAI-compatible endpoint, or a base-URL override of a provider."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (CheckConstraint("kind IN ('openai-compatible', 'override')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    api_base: Mapped[str] = mapped_column(String(512))
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    supports_prefill: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RouteRow(Base):
+    """An ordered chain of models for a scope (user, team or org) and optionally a task."""
+
+    __tablename__ = "routes"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_id", "task", name="scope_task"),
+        CheckConstraint("scope IN ('user', 'team', 'org')", name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    scope_id: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(64), default="")  # "" is the default route
+    models: Mapped[list[str]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Budget(Base):
+    """A monthly limit; spend and open reservations are counters updated atomically."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_key", name="scope_key"),
+        CheckConstraint("scope IN ('user', 'team', 'provider')", name="scope"),
+        CheckConstraint("limit_micros >= 0", name="limit_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    scope_key: Mapped[str] = mapped_column(String(64))
+    limit_micros: Mapped[int] = mapped_column(BigInteger)
+    hard: Mapped[bool] = mapped_column(Boolean, default=True)
+    period: Mapped[str] = mapped_column(String(7))  # "YYYY-MM", UTC
+    spent_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Reservation(Base):
+    """A worst-case hold against a budget until the request settles or the hold expires."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_expires_at", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), index=True)
+    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(7))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimit(Base):
+    """Per-user request and token limits per minute (NULL: no limit)."""
+
+    __tablename__ = "rate_limits"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
+
+
+class RateWindow(Base):
+    """Counters for one user in one UTC minute; old windows are pruned."""
+
+    __tablename__ = "rate_windows"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch minute
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PriceOverride(Base):
+    """A negotiated price from a date onwards, in micro-dollars per 1M tokens."""
+
+    __tablename__ = "price_overrides"
+    __table_args__ = (UniqueConstraint("model_id", "effective_from", name="model_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200))
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    input_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
+    output_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class GatewayToken(Base):
+    """A bearer token for the /v1 API; only its SHA-256 is stored."""
+
+    __tablename__ = "gateway_tokens"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RequestRow(Base):
+    """One row per caller request: what was asked, what answered, what it cost."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_at", "at"),
+        Index("ix_requests_user_at", "user_id", "at"),
+        Index("ix_requests_team_at", "team_id", "at"),
+        Index("ix_requests_served_model_at", "served_model", "at"),
+        Index("ix_requests_status_at", "status", "at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    task: Mapped[str] = mapped_column(String(64), default="")
+    profile: Mapped[str | None] = mapped_column(String(64))
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    token_name: Mapped[str | None] = mapped_column(String(64))
+    requested_model: Mapped[str] = mapped_column(String(200))
+    served_model: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    route_source: Mapped[str] = mapped_column(String(32))
+    chain: Mapped[list[str]] = mapped_column(JSON)
+    order_reason: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger)  # NULL when unpriced
+    priced: Mapped[bool] = mapped_column(Boolean, default=True)
+    price_version: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AttemptRow(Base):
+    """One row per upstream attempt (each retry is its own attempt)."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_model_at", "model", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    model: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(64))
+    key_source: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger)
+    priced: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Alert(Base):
+    """Something a manager should see (budget thresholds, unpriced models, …), raised once."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "period", name="once"),
+        Index("ix_alerts_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

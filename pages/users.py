@@ -15,12 +15,14 @@ svc = services()
 st.title("Users")
 with st.expander("Add a user", expanded=False), st.form("add_user", clear_on_submit=True):
     c1, c2 = st.columns(2)
-    username = c1.text_input("Username", placeholder="lowercase, e.g. bob")
-    name = c2.text_input("Display name")
-    email = c1.text_input("Email (optional)")
-    team = c2.text_input("Team (optional)", help="Created if it does not exist yet.")
-    role = c1.selectbox("Role", ROLES, index=ROLES.index("member"))
-    password = c2.text_input("Initial password", type="password", help="At least 10 characters.")
+    username = c1.text_input("Username", placeholder="lowercase, e.g. bob", key="new_username")
+    name = c2.text_input("Display name", key="new_name")
+    email = c1.text_input("Email (optional)", key="new_email")
+    team = c2.text_input("Team (optional)", help="Created if it doesn't exist.", key="new_team")
+    role = c1.selectbox("Role", ROLES, index=ROLES.index("member"), key="new_role")
+    password = c2.text_input(
+        "Initial password", type="password", help="At least 10 characters.", key="new_password"
+    )
     if st.form_submit_button("Add user", type="primary"):
         try:
             with svc.sessions.begin() as session:
