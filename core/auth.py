@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import bcrypt
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked, NotFound
@@ -265,15 +266,19 @@ def record_login_success(session: Session, username: str, now: datetime) -> None
     audit.record(session, actor=username, action="user.sign_in", target=username, now=now)
 
 
-def verify_login(session: Session, username: str, password: str, now: datetime) -> UserInfo:
-    """Check a password with lockout; records the failure or clears the history."""
+def verify_login(
+    sessions: sessionmaker[Session], username: str, password: str, now: datetime
+) -> UserInfo:
+    """Check a password with lockout. Owns its transactions: a failure is committed even
+    though the call then raises, so lockout counts it."""
     name = username.strip().lower()
-    until = locked_until(session, name, now)
-    if until is not None:
-        raise lock_message(until, now)
-    user = session.scalar(select(User).where(User.username == name, User.active.is_(True)))
-    if user is None or not password_matches(password, user.password_hash):
+    with sessions.begin() as session:
+        until = locked_until(session, name, now)
+        if until is not None:
+            raise lock_message(until, now)
+        user = session.scalar(select(User).where(User.username == name, User.active.is_(True)))
+        if user is not None and password_matches(password, user.password_hash):
+            record_login_success(session, name, now)
+            return _info(user)
         record_login_failure(session, name, now)
-        raise AuthenticationFailed("Wrong username or password.")
-    record_login_success(session, name, now)
-    return _info(user)
+    raise AuthenticationFailed("Wrong username or password.")

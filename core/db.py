@@ -12,7 +12,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConfigError, DatabaseUnavailable
@@ -44,9 +50,13 @@ def parse_db_url(raw: str) -> URL:
     return url
 
 
+_SECRET_QUERY_KEYS = frozenset({"password", "authtoken", "auth_token", "token", "sslpassword"})
+
+
 def describe_url(url: URL) -> str:
-    """The URL with its password hidden, safe for messages and logs."""
-    return url.render_as_string(hide_password=True)
+    """The URL with its password (and secret query values such as Turso's authToken) hidden."""
+    hidden = {k: "redacted" for k in url.query if k.lower() in _SECRET_QUERY_KEYS}
+    return url.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def _prepare_sqlite_file(url: URL) -> None:
@@ -82,6 +92,18 @@ def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
         cur.close()
 
 
+def _map_libsql_errors(engine: Engine) -> None:
+    """Give libSQL's bare ValueErrors the DB-API types the rest of the code expects."""
+
+    @event.listens_for(engine, "handle_error")
+    def _translate(ctx: Any) -> Any:
+        err = ctx.original_exception
+        if type(err) is not ValueError:
+            return None
+        cls = IntegrityError if "constraint failed" in str(err) else OperationalError
+        return cls(ctx.statement, ctx.parameters, err)
+
+
 def make_engine(raw_url: str, **kwargs: Any) -> Engine:
     """Build the process's engine with the pragmas and pool each backend needs."""
     url = parse_db_url(raw_url)
@@ -109,6 +131,8 @@ def make_engine(raw_url: str, **kwargs: Any) -> Engine:
             f"SWITCHBOARD_DB_URL could not be used ({exc.__class__.__name__}). "
             f"Use a URL such as {URL_EXAMPLES}."
         ) from None
+    if is_libsql:
+        _map_libsql_errors(engine)
     if url.drivername.startswith("sqlite"):
         file_backed = url.database not in (None, "", ":memory:")
         _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql)
@@ -126,11 +150,20 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
         raise DatabaseUnavailable(_explain_operational(engine, exc)) from None
+    except ValueError as exc:
+        # libsql_experimental raises bare ValueError for every failure, even at connect.
+        if engine.dialect.driver != "libsql":
+            raise
+        raise DatabaseUnavailable(_explain(engine, str(exc).splitlines()[0])) from None
 
 
 def _explain_operational(engine: Engine, exc: OperationalError) -> str:
-    where = describe_url(engine.url)
     detail = str(exc.orig).splitlines()[0] if exc.orig else exc.__class__.__name__
+    return _explain(engine, detail)
+
+
+def _explain(engine: Engine, detail: str) -> str:
+    where = describe_url(engine.url)
     if "readonly" in detail.replace("-", "").replace(" ", "").lower():
         return (
             f"The database {where} is read-only. Make its folder writable, "
@@ -160,6 +193,10 @@ def upgrade_database(engine: Engine) -> str:
         command.upgrade(_alembic_config(engine), "head")
     except OperationalError as exc:
         raise DatabaseUnavailable(_explain_operational(engine, exc)) from None
+    except ValueError as exc:
+        if engine.dialect.driver != "libsql":
+            raise
+        raise DatabaseUnavailable(_explain(engine, str(exc).splitlines()[0])) from None
     except SQLAlchemyError as exc:
         raise DatabaseUnavailable(
             f"Upgrading the database {describe_url(engine.url)} failed "

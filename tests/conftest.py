@@ -16,6 +16,9 @@ from core import auth, db  # noqa: E402
 from core.auth import UserInfo  # noqa: E402
 from core.clock import utc_now  # noqa: E402
 
+# One PostgreSQL server and the provider fakes, shared by every test module.
+pytest_plugins = ["tests.support.postgres", "tests.fakes.fixtures"]
+
 TEST_ROUNDS = 4  # bcrypt cost for tests only; production uses auth.BCRYPT_ROUNDS
 PASSWORD = "correct-horse-battery"
 

@@ -73,24 +73,22 @@ def test_audit_refuses_secret_looking_details(sessions):
 
 
 def _fail(sessions, name: str, at: datetime) -> None:
-    with sessions.begin() as s, pytest.raises((AuthenticationFailed, LoginLocked)):
-        auth.verify_login(s, name, "wrong-password", at)
+    with pytest.raises((AuthenticationFailed, LoginLocked)):
+        auth.verify_login(sessions, name, "wrong-password", at)
 
 
 def test_lockout_after_five_failures_in_fifteen_minutes(sessions):
     add_user(sessions, "alice")
     for i in range(4):
         _fail(sessions, "alice", T0 + timedelta(minutes=i))
-    with sessions.begin() as s:
-        assert auth.verify_login(s, "alice", PASSWORD, T0 + timedelta(minutes=5)).username == "alice"
+    assert auth.verify_login(sessions, "alice", PASSWORD, T0 + timedelta(minutes=5)).username == "alice"
     # Success cleared the history; five fresh failures lock it.
     for i in range(5):
         _fail(sessions, "alice", T0 + timedelta(minutes=10 + i))
     locked_at = T0 + timedelta(minutes=15)
-    with sessions.begin() as s, pytest.raises(LoginLocked, match="locked for 14 more minutes"):
-        auth.verify_login(s, "alice", PASSWORD, locked_at)
-    with sessions.begin() as s:
-        assert auth.verify_login(s, "alice", PASSWORD, T0 + timedelta(minutes=29, seconds=1))
+    with pytest.raises(LoginLocked, match="locked for 14 more minutes"):
+        auth.verify_login(sessions, "alice", PASSWORD, locked_at)
+    assert auth.verify_login(sessions, "alice", PASSWORD, T0 + timedelta(minutes=29, seconds=1))
 
 
 def test_failures_spread_over_more_than_the_window_do_not_lock(sessions):
@@ -116,5 +114,5 @@ def test_inactive_user_cannot_sign_in(sessions):
     add_user(sessions, "alice")
     with sessions.begin() as s:
         s.scalar(select(User).where(User.username == "alice")).active = False
-    with sessions.begin() as s, pytest.raises(AuthenticationFailed):
-        auth.verify_login(s, "alice", PASSWORD, T0)
+    with pytest.raises(AuthenticationFailed):
+        auth.verify_login(sessions, "alice", PASSWORD, T0)

@@ -1,0 +1,1 @@
+"""Test infrastructure shared by several test modules (real database servers and the like)."""
