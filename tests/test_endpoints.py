@@ -1,0 +1,193 @@
+"""core.endpoints and the `provider` commands: new endpoints, overrides, validation."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core import audit, cli, endpoints, keys
+from core.commands import keys as key_commands
+from core.endpoints import EndpointInfo
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import ORG_OWNER_ID, ApiKey
+from core.secrets import Cipher
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+BUILTIN = ("openai", "anthropic", "together_ai")
+
+
+def add(sessions, name="corp-vllm", kind="openai-compatible", api_base="https://llm.corp/v1/",
+        models=("llama-3-70b", "qwen2"), **extra):
+    with sessions.begin() as s:
+        return endpoints.add_endpoint(s, name=name, kind=kind, api_base=api_base, models=models,
+                                      actor="admin", now=T0, builtin_providers=BUILTIN, **extra)
+
+
+def test_add_list_and_audit(sessions):
+    info = add(sessions, models=(" llama-3-70b ", "qwen2", "llama-3-70b"), supports_prefill=True)
+    assert info == EndpointInfo("corp-vllm", "openai-compatible", "https://llm.corp/v1",
+                                ("llama-3-70b", "qwen2"), True)
+    add(sessions, name="openai", kind="override", api_base="http://proxy.internal:8080/v1",
+        models=())
+    with sessions() as s:
+        assert [e.name for e in endpoints.list_endpoints(s)] == ["corp-vllm", "openai"]
+        assert endpoints.get_endpoint(s, "openai").kind == "override"
+        assert endpoints.get_endpoint(s, "nope") is None
+        entries = audit.recent(s)
+    assert [e.action for e in entries] == ["endpoint.create", "endpoint.create"]
+    assert entries[1].details["api_base"] == "https://llm.corp/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["", "llm.corp/v1", "ftp://llm.corp", "https://", "http:///v1", "https://llm corp/v1",
+     "https://llm.corp:notaport/v1", "javascript:alert(1)", "https://x/" + "a" * 600],
+)
+def test_bad_urls_are_refused(sessions, url):
+    with pytest.raises(InvalidInput, match="is not a valid http\\(s\\) URL"):
+        add(sessions, api_base=url)
+
+
+def test_credentials_in_the_url_are_refused(sessions):
+    with pytest.raises(InvalidInput, match="not in the endpoint URL") as info:
+        add(sessions, api_base="https://user:hunter2@llm.corp/v1")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"name": "Corp VLLM"}, InvalidInput, "is not allowed"),
+        ({"name": "-corp"}, InvalidInput, "is not allowed"),
+        ({"name": "x" * 65}, InvalidInput, "is not allowed"),
+        ({"name": "openai"}, InvalidInput, "is a built-in provider"),
+        ({"name": "corp", "kind": "override"}, InvalidInput, "Only a built-in provider"),
+        ({"kind": "azure"}, InvalidInput, "Unknown endpoint type 'azure'"),
+        ({"models": ("ok", "")}, InvalidInput, "Model name '' is not allowed"),
+        ({"models": ("has space",)}, InvalidInput, "Model name 'has space'"),
+    ],
+)
+def test_bad_endpoints_are_refused(sessions, kwargs, error, fragment):
+    with pytest.raises(error, match=fragment):
+        add(sessions, **kwargs)
+    with sessions() as s:
+        assert endpoints.list_endpoints(s) == []
+
+
+def test_duplicate_is_a_conflict_and_update_upserts(sessions):
+    add(sessions)
+    with pytest.raises(Conflict, match="already exists"):
+        add(sessions, api_base="https://other.corp/v1")
+    later = T0 + timedelta(hours=1)
+    with sessions.begin() as s:
+        changed = endpoints.update_endpoint(
+            s, name="corp-vllm", kind="openai-compatible", api_base="https://other.corp/v1",
+            models=["qwen3"], actor="admin", now=later, builtin_providers=BUILTIN)
+        created = endpoints.update_endpoint(
+            s, name="anthropic", kind="override", api_base="https://gw.corp/anthropic",
+            actor="admin", now=later, builtin_providers=BUILTIN)
+    assert (changed.api_base, changed.models, changed.supports_prefill) == (
+        "https://other.corp/v1", ("qwen3",), False)
+    assert created.kind == "override"
+    with sessions() as s:
+        assert len(endpoints.list_endpoints(s)) == 2
+        assert [e.action for e in audit.recent(s)][:2] == ["endpoint.create", "endpoint.update"]
+
+
+def test_delete_drops_the_endpoints_keys_but_not_a_builtins(sessions):
+    cipher = Cipher([bytes(32)])
+    add(sessions)
+    add(sessions, name="openai", kind="override", api_base="https://proxy.corp/v1", models=())
+    with sessions.begin() as s:
+        for provider in ("corp-vllm", "openai"):
+            keys.set_key(s, cipher, owner_kind="org", owner_id=ORG_OWNER_ID, provider=provider,
+                         secret="sk-0123456789abcdefghij", actor="admin", now=T0,
+                         known_providers=("corp-vllm", "openai"))
+    with sessions.begin() as s:
+        endpoints.delete_endpoint(s, name="corp-vllm", actor="admin", now=T0)
+        endpoints.delete_endpoint(s, name="openai", actor="admin", now=T0)
+    with sessions() as s:
+        assert endpoints.list_endpoints(s) == []
+        assert s.scalars(select(ApiKey.provider)).all() == ["openai"]
+        assert audit.recent(s)[1].details == {"kind": "openai-compatible", "keys_removed": 1}
+    with sessions.begin() as s, pytest.raises(NotFound, match="switchboard provider list"):
+        endpoints.delete_endpoint(s, name="corp-vllm", actor="admin", now=T0)
+
+
+# --- CLI -----------------------------------------------------------------------------
+
+
+class FakeStdin(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.setattr(cli, "REGISTRARS", (*cli.REGISTRARS, key_commands.register))
+
+    def invoke(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), stdin=FakeStdin(stdin), stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    return invoke
+
+
+def test_cli_provider_add_list_and_key_for_the_endpoint(run):
+    code, out, _ = run("provider", "list")
+    assert code == 0 and "No endpoints yet" in out
+    code, out, err = run("provider", "add", "corp-vllm", "--type", "openai-compatible",
+                         "--api-base", "https://llm.corp/v1", "--models", "llama-3-70b,qwen2",
+                         "--prefill")
+    assert (code, err) == (0, "")
+    assert "Added endpoint 'corp-vllm'" in out and "switchboard key set corp-vllm" in out
+    code, out, err = run("provider", "add", "anthropic", "--type", "anthropic",
+                         "--api-base", "https://gw.corp/anthropic")
+    assert (code, err) == (0, "") and "Added override of 'anthropic'" in out
+    code, out, _ = run("provider", "list")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "TYPE", "API", "BASE", "MODELS", "PREFILL"]
+    assert lines[1].split() == ["anthropic", "override", "https://gw.corp/anthropic", "-", "no"]
+    assert lines[2].split() == ["corp-vllm", "openai-compatible", "https://llm.corp/v1",
+                                "llama-3-70b,qwen2", "yes"]
+    code, out, err = run("key", "set", "corp-vllm", stdin="corp-token-0123456789abcdef\n")
+    assert code == 0 and "…cdef" in out and "corp-token-0123456789" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("corp", "--type", "vllm", "--api-base", "https://x.corp"), "--type 'vllm' does not fit"),
+        (("corp", "--type", "openai", "--api-base", "https://x.corp"), "does not fit 'corp'"),
+        (("nope", "--type", "nope", "--api-base", "https://x.corp"), "only for built-in"),
+        (("corp", "--type", "openai-compatible", "--api-base", "x.corp"), "not a valid http(s)"),
+        (("openai", "--type", "openai-compatible", "--api-base", "https://x.corp"),
+         "is a built-in provider"),
+        (("Corp", "--type", "openai-compatible", "--api-base", "https://x.corp"),
+         "is not allowed"),
+        (("corp", "--type", "openai-compatible", "--api-base", "https://x.corp", "--models",
+          "a,b c"), "Model name"),
+    ],
+)
+def test_cli_provider_add_bad_input(run, argv, fragment):
+    code, out, err = run("provider", "add", *argv)
+    assert code == 2, (out, err)
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_duplicate_endpoint(run):
+    argv = ("provider", "add", "corp", "--type", "openai-compatible", "--api-base", "https://x.io")
+    assert run(*argv)[0] == 0
+    code, _, err = run(*argv)
+    assert code == 2 and "already exists" in err and "switchboard provider list" in err
+
+
+def test_cli_key_set_for_unknown_endpoint_then_known(run):
+    code, _, err = run("key", "set", "corp", stdin="corp-token-0123456789abcdef\n")
+    assert code == 2 and "Unknown provider 'corp'" in err
+    run("provider", "add", "corp", "--type", "openai-compatible", "--api-base", "http://10.0.0.5")
+    assert run("key", "set", "corp", stdin="corp-token-0123456789abcdef\n")[0] == 0
