@@ -1,21 +1,56 @@
-"""HTTP routes served beside the dashboard by `st.App` (and by `switchboard api`).
+"""HTTP routes served beside the dashboard by `st.App` (and alone by `switchboard api`).
 
-The OpenAI-compatible `/v1` routes mount here; `/health` reports whether the
-process can reach its database.
+* ``GET  /health``               whether the process can reach its database
+* ``POST /v1/chat/completions``  OpenAI chat completions through the gateway
+* ``GET  /v1/models``            models the caller can use (``?all=true``: every model)
+* ``GET  /v1/models/{id}``       one model
+
+The wire format lives in core/openai_format.py (headers documented there); this module
+does the HTTP: bearer auth, body limits, errors as OpenAI-shaped JSON, and the SSE stream.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import threading
+import traceback
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import Engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
-from core import db
+from core import db, endpoints, errors, keys
+from core import openai_format as fmt
+from core.chat import Caller, Done, StreamEvent, Summary, TextDelta
+from core.clock import Clock, utc_now
 from core.config import Settings, load_settings
 from core.errors import SwitchboardError
+from core.gateway import Gateway
+from core.runtime import Runtime, build_runtime
+from core.secrets import redact
+from core.targets import KEYLESS_PROVIDERS, TargetResolver
+from core.tokens import authenticate_token
+
+log = logging.getLogger("switchboard.api")
+
+# no-cache and no proxy buffering: each chunk must reach the client as it is produced.
+SSE_HEADERS = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+
+class BodyTooLarge(errors.InvalidInput):
+    http_status = 413
+    code = "request_too_large"
 
 
 @dataclass
@@ -23,19 +58,323 @@ class ApiContext:
     """Per-process API resources, built on first use so importing never touches the DB."""
 
     settings: Settings
-    _engine: Engine | None = field(default=None, repr=False)
+    runtime_factory: Callable[[Settings], Runtime] = build_runtime
+    clock: Clock = utc_now
+    # Where env-var provider keys are looked up for /v1/models; the gateway uses the
+    # process environment too, so both agree on which providers have a key.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    _runtime: Runtime | None = field(default=None, init=False, repr=False)
+    _engine: Engine | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            with self._lock:  # two first requests at once must not build two gateways
+                if self._runtime is None:
+                    self._runtime = self.runtime_factory(self.settings)
+        return self._runtime
+
+    async def runtime_async(self) -> Runtime:
+        if self._runtime is not None:
+            return self._runtime
+        # Building runs migrations and loads the catalog: keep it off the event loop,
+        # which the dashboard shares when served by streamlit.
+        return await asyncio.to_thread(self.runtime)
 
     def engine(self) -> Engine:
-        if self._engine is None:
+        if self._runtime is not None:
+            return self._runtime.engine
+        if self._engine is None:  # /health must not run migrations or build a gateway
             self._engine = db.make_engine(self.settings.database_url)
         return self._engine
 
+    def close(self) -> None:
+        """Flush the ledger and release connections; safe to call more than once."""
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+            engine, self._engine = self._engine, None
+        if runtime is not None:
+            runtime.close()
+        if engine is not None:
+            engine.dispose()
 
-async def _health(ctx: ApiContext, request: Request) -> JSONResponse:
+    @asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """Starlette / st.App lifespan: on shutdown, write every queued ledger row."""
+        try:
+            yield None
+        finally:
+            await asyncio.to_thread(self.close)
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def error_response(
+    exc: SwitchboardError, request_id: str, summary: Summary | None = None
+) -> JSONResponse:
+    headers = fmt.summary_headers(summary) if summary else {}
+    headers["x-switchboard-request-id"] = request_id
+    if isinstance(exc, errors.RateLimited | errors.LoginLocked):
+        headers["retry-after"] = str(max(1, exc.retry_after_s))
+    return JSONResponse(fmt.error_from(exc), status_code=exc.http_status, headers=headers)
+
+
+def unexpected(exc: BaseException, request_id: str, where: str, token: str) -> dict[str, Any]:
+    """Log an unexpected failure, redacted, and return a body that reveals nothing of it."""
+    detail = redact("".join(traceback.format_exception(exc)), [token])
+    log.error("unexpected error in %s (request %s):\n%s", where, request_id, detail)
+    return fmt.error_body(
+        f"Internal error. Quote request id {request_id} to an admin, who can find the "
+        "details in the server log.",
+        "server_error",
+        "internal_error",
+    )
+
+
+# --- request plumbing -----------------------------------------------------------------
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.AuthenticationFailed(
+            "Missing gateway token. Send `Authorization: Bearer sb-...`; create a token with "
+            "`switchboard token create USERNAME`."
+        )
+    return token.strip()
+
+
+async def authenticate(runtime: Runtime, token: str, clock: Clock) -> Caller:
+    def check() -> Caller:
+        with runtime.sessions.begin() as session:
+            return authenticate_token(session, token, clock())
+
+    return await asyncio.to_thread(check)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing one over ``limit`` bytes by its Content-Length or as it streams."""
+    too_large = BodyTooLarge(
+        f"The request body is larger than the {limit}-byte limit. Send fewer or shorter "
+        "messages (an admin can raise SWITCHBOARD_API_MAX_BODY_BYTES)."
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise errors.InvalidInput("The Content-Length header is not a number.")
+        if int(declared) > limit:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for piece in request.stream():  # a client can lie in Content-Length or omit it
+        size += len(piece)
+        if size > limit:
+            raise too_large
+        chunks.append(piece)
+    return b"".join(chunks)
+
+
+# --- chat completions -----------------------------------------------------------------
+
+
+async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
+    # Gateway.stream is an async generator; closing it makes the gateway record the
+    # request as stopped and release its upstream call.
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def complete(gateway: Gateway, call: fmt.ChatCall, created: int) -> Response:
+    parts: list[str] = []
+    summary: Summary | None = None
+    async for event in gateway.stream(call.request):
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        else:
+            summary = event.summary
+    if summary is None:
+        raise RuntimeError("the gateway ended a request without a summary")
+    if summary.error is not None:
+        return error_response(summary.error, summary.request_id, summary)
+    body = fmt.completion_body("".join(parts), summary, created)
+    return JSONResponse(body, headers=fmt.summary_headers(summary))
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that always closes its generator, even if the client went away."""
+
+    def __init__(self, body: AsyncGenerator[bytes, None], headers: Mapping[str, str]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=headers)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Starlette leaves a generator suspended at `yield` when a send fails or the
+            # disconnect watcher cancels it; close it so the gateway stream closes now.
+            await self._body.aclose()
+
+
+async def _sse_body(
+    first: StreamEvent,
+    events: AsyncIterator[StreamEvent],
+    call: fmt.ChatCall,
+    stream_id: str,
+    created: int,
+    token: str,
+) -> AsyncGenerator[bytes, None]:
+    chunk_id = fmt.completion_id(stream_id)
+    model = call.request.model  # who answers is only known at the end
+    try:
+        yield fmt.sse(
+            fmt.chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None)
+        )
+        event = first
+        while isinstance(event, TextDelta):
+            yield fmt.sse(fmt.chunk(chunk_id, created, model, {"content": event.text}, None))
+            event = await anext(events)
+        summary = event.summary
+        info = fmt.switchboard_info(summary)
+        if summary.error is not None:
+            # Cut after text and not completed: an error event and no [DONE], so a client
+            # cannot mistake the partial text for a whole answer (the SDK raises APIError).
+            yield fmt.sse({**fmt.error_from(summary.error), "x_switchboard": info})
+            return
+        finish = summary.finish_reason or "stop"
+        last = fmt.chunk(chunk_id, created, summary.model or model, {}, finish)
+        if call.include_usage:
+            yield fmt.sse(last)
+            last = fmt.usage_chunk(chunk_id, created, summary)
+        yield fmt.sse({**last, "x_switchboard": info})
+        yield fmt.SSE_DONE
+    except SwitchboardError as exc:
+        yield fmt.sse(fmt.error_from(exc))
+    except Exception as exc:
+        yield fmt.sse(unexpected(exc, stream_id, "chat stream", token))
+    finally:
+        await _aclose(events)
+
+
+async def stream(
+    gateway: Gateway, call: fmt.ChatCall, stream_id: str, created: int, token: str
+) -> Response:
+    events = gateway.stream(call.request)
+    try:
+        # The first event before any header: a failure before text gets a real status.
+        first = await anext(events)
+    except BaseException:
+        await _aclose(events)
+        raise
+    if isinstance(first, Done) and first.summary.error is not None:
+        await _aclose(events)
+        return error_response(first.summary.error, first.summary.request_id, first.summary)
+    headers = {**SSE_HEADERS, "x-switchboard-request-id": stream_id}
+    return EventStream(_sse_body(first, events, call, stream_id, created, token), headers)
+
+
+@dataclass(frozen=True)
+class Authed:
+    """An authenticated API request: who is calling, through which runtime."""
+
+    runtime: Runtime
+    caller: Caller
+    token: str
+    request_id: str  # for error bodies and logs until the ledger assigns its own
+
+
+Handler = Callable[[ApiContext, Request, Authed], Awaitable[Response]]
+
+
+def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Bearer auth around ``handler``; every failure becomes an OpenAI-shaped error."""
+
+    async def route(request: Request) -> Response:
+        request_id = uuid.uuid4().hex
+        token = ""
+        try:
+            token = bearer_token(request)
+            runtime = await ctx.runtime_async()
+            caller = await authenticate(runtime, token, ctx.clock)
+            return await handler(ctx, request, Authed(runtime, caller, token, request_id))
+        except SwitchboardError as exc:
+            return error_response(exc, request_id)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening; just end the exchange
+        except Exception as exc:
+            body = unexpected(exc, request_id, request.url.path, token)
+            headers = {"x-switchboard-request-id": request_id}
+            return JSONResponse(body, status_code=500, headers=headers)
+
+    return route
+
+
+async def chat_completions(ctx: ApiContext, request: Request, auth: Authed) -> Response:
+    raw = await read_body(request, ctx.settings.api_max_body_bytes)
+    call = fmt.parse_chat(fmt.parse_json(raw), auth.caller)
+    created = int(ctx.clock().timestamp())
+    gateway = auth.runtime.gateway
+    if call.request.stream:
+        return await stream(gateway, call, auth.request_id, created, auth.token)
+    return await complete(gateway, call, created)
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+def _model(model_id: str, provider: str, **extra: Any) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": provider, **extra}
+
+
+def list_models(
+    runtime: Runtime, caller: Caller, environ: Mapping[str, str], show_all: bool
+) -> list[dict[str, Any]]:
+    """Catalog models whose provider has a key for ``caller`` (or needs none), then endpoints."""
+    catalog = runtime.catalog
+    with runtime.sessions() as session:
+        specs = endpoints.list_endpoints(session)
+        status = keys.key_status(session, caller, catalog.providers(), environ)
+    usable = {s.provider for s in status if s.source is not None} | KEYLESS_PROVIDERS
+    rows = []
+    for info in catalog.models():
+        ok = info.provider in usable
+        if ok or show_all:
+            rows.append(_model(info.id, info.provider, **({"available": ok} if show_all else {})))
+    resolver = TargetResolver(catalog, specs)
+    for model_id in resolver.endpoint_models():
+        # Endpoint models need no key: the gateway sends a placeholder when none is stored.
+        extra = {"available": True} if show_all else {}
+        rows.append(_model(model_id, model_id.partition("/")[0], **extra))
+    return rows
+
+
+def find_model(runtime: Runtime, model_id: str) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        specs = endpoints.list_endpoints(session)
+    target = TargetResolver(runtime.catalog, specs).resolve(model_id)  # NotFound if unknown
+    return _model(target.model_id, target.provider)
+
+
+async def models(ctx: ApiContext, request: Request, auth: Authed) -> Response:
+    model_id = request.path_params.get("model_id")
+    if model_id:
+        return JSONResponse(await asyncio.to_thread(find_model, auth.runtime, model_id))
+    show_all = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+    data = await asyncio.to_thread(list_models, auth.runtime, auth.caller, ctx.environ, show_all)
+    return JSONResponse({"object": "list", "data": data})
+
+
+# --- health and wiring ----------------------------------------------------------------
+
+
+async def health(ctx: ApiContext, request: Request) -> JSONResponse:
     try:
         engine = ctx.engine()
-        db.check_connection(engine)
-        revision = db.current_revision(engine)
+        await asyncio.to_thread(db.check_connection, engine)
+        revision = await asyncio.to_thread(db.current_revision, engine)
     except SwitchboardError as exc:
         return JSONResponse({"status": "error", "database": exc.message}, status_code=503)
     ok = revision == db.head_revision()
@@ -48,7 +387,18 @@ async def _health(ctx: ApiContext, request: Request) -> JSONResponse:
 def api_routes(ctx: ApiContext | None = None) -> list[BaseRoute]:
     context = ctx or ApiContext(load_settings())
 
-    async def health(request: Request) -> JSONResponse:
-        return await _health(context, request)
+    async def health_route(request: Request) -> Response:
+        return await health(context, request)
 
-    return [Route("/health", health, methods=["GET"])]
+    return [
+        Route("/health", health_route, methods=["GET"]),
+        Route("/v1/chat/completions", endpoint(context, chat_completions), methods=["POST"]),
+        Route("/v1/models", endpoint(context, models), methods=["GET"]),
+        Route("/v1/models/{model_id:path}", endpoint(context, models), methods=["GET"]),
+    ]
+
+
+def build_app(ctx: ApiContext | None = None) -> Starlette:
+    """The API alone, as `switchboard api` serves it; shutdown flushes the ledger."""
+    context = ctx or ApiContext(load_settings())
+    return Starlette(routes=api_routes(context), lifespan=context.lifespan)

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 import bcrypt
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit

@@ -15,11 +15,18 @@ from typing import TextIO
 
 from core.clock import Clock, utc_now
 from core.commands import basics, keys, usage
+from core.commands import budgets as budget_commands
 from core.commands import tokens as token_commands
 from core.commands.context import CliContext, Handler
 from core.errors import SwitchboardError
 
-REGISTRARS = (basics.register, keys.register, usage.register, token_commands.register)
+REGISTRARS = (
+    basics.register,
+    keys.register,
+    budget_commands.register,
+    usage.register,
+    token_commands.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     cookie_expiry_days: float = 7.0
     secret_key: SecretStr | None = None
     log_level: str = "INFO"
+    # Organisation-wide per-user limits per minute; unset means unlimited.
+    rate_rpm: int | None = None
+    rate_tpm: int | None = None
+    api_max_body_bytes: int = 4 * 1024 * 1024
 
     @classmethod
     def settings_customise_sources(

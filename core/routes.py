@@ -1,0 +1,248 @@
+"""Which chain of models a request uses, and in what order.
+
+Precedence: the request's explicit ``fallbacks`` > the route for its task (user,
+then team, then org) > the user's default > the team's default > the org default.
+A requested model that is not in the chain is tried first, with the route's
+fallbacks after it, unless the request says ``"fallbacks": []``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.chat import Caller
+from core.errors import InvalidInput
+from core.ledger import ModelStats
+from core.models import ORG_OWNER_ID, RouteRow
+
+SCOPES = ("user", "team", "org")
+MAX_CHAIN = 8
+
+
+@dataclass(frozen=True)
+class Weights:
+    price: float = 0.4
+    latency: float = 0.3
+    quality: float = 0.2  # observed success rate, blended with user ratings when present
+    preference: float = 0.1
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    auto_fallback: bool = True
+    cost_optimised: bool = False
+    weights: Weights = field(default_factory=Weights)
+    max_retries: int = 2
+    connect_timeout_s: float = 5.0
+    first_token_timeout_s: float = 10.0
+    idle_timeout_s: float = 10.0
+    total_timeout_s: float = 300.0
+    content_refusal_failover: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RouteOptions:
+        data = dict(raw)
+        weights = Weights(**data.pop("weights", {}))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return replace(cls(**known), weights=weights)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "weights"}
+        out["weights"] = vars(self.weights).copy()
+        return out
+
+
+@dataclass(frozen=True)
+class ResolvedRoute:
+    chain: tuple[str, ...]
+    source: str  # request | task:<scope> | user | team | org
+    options: RouteOptions
+    order_reason: str | None = None
+
+
+def validate_chain(models: Sequence[str], known_model: Callable[[str], bool]) -> tuple[str, ...]:
+    chain = tuple(m.strip() for m in models if m.strip())
+    if not chain:
+        raise InvalidInput("A route needs at least one model.")
+    if len(chain) > MAX_CHAIN:
+        raise InvalidInput(
+            f"A route can hold at most {MAX_CHAIN} models; this one has {len(chain)}."
+        )
+    if len(set(chain)) != len(chain):
+        raise InvalidInput("A model appears twice in the chain; list each model once.")
+    unknown = [m for m in chain if not known_model(m)]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown model {unknown[0]!r}. Use an id from `switchboard models`, "
+            "or <endpoint>/<model> for an admin-defined endpoint."
+        )
+    return chain
+
+
+def set_route(
+    session: Session,
+    *,
+    scope: str,
+    scope_id: int,
+    models: Sequence[str],
+    known_model: Callable[[str], bool],
+    actor: str,
+    now: datetime,
+    task: str = "",
+    options: RouteOptions | None = None,
+) -> None:
+    """Create or replace a route (last save wins) and audit it."""
+    if scope not in SCOPES:
+        raise InvalidInput(f"Unknown route scope {scope!r}; use user, team or org.")
+    chain = validate_chain(models, known_model)
+    task = task.strip().lower()
+    if len(task) > 64:
+        raise InvalidInput("A task name can be at most 64 characters.")
+    if scope == "org":
+        scope_id = ORG_OWNER_ID
+    row = session.scalar(
+        select(RouteRow).where(
+            RouteRow.scope == scope, RouteRow.scope_id == scope_id, RouteRow.task == task
+        )
+    )
+    opts = (options or RouteOptions()).to_json()
+    if row is None:
+        row = RouteRow(
+            scope=scope,
+            scope_id=scope_id,
+            task=task,
+            models=list(chain),
+            options=opts,
+            updated_at=now,
+            updated_by=actor,
+        )
+        session.add(row)
+    else:
+        row.models, row.options, row.updated_at, row.updated_by = list(chain), opts, now, actor
+    audit.record(
+        session,
+        actor=actor,
+        action="route.set",
+        target=f"{scope}:{scope_id}:{task or '*'}",
+        now=now,
+        details={"models": list(chain), "cost_optimised": opts["cost_optimised"]},
+    )
+
+
+def resolve(
+    session: Session,
+    caller: Caller,
+    *,
+    model: str,
+    fallbacks: Sequence[str] | None,
+    task: str,
+) -> ResolvedRoute:
+    """The chain for one request (not yet reordered for cost)."""
+    explicit = model not in ("", "auto")
+    if fallbacks is not None:
+        chain = ((model,) if explicit else ()) + tuple(f for f in fallbacks if f != model)
+        if not chain:
+            raise InvalidInput("Give a model, or a non-empty `fallbacks` list, or omit both.")
+        return ResolvedRoute(chain, "request", RouteOptions())
+    row, source = _find_route(session, caller, task.strip().lower())
+    if row is None:
+        if not explicit:
+            raise InvalidInput(
+                "No route is configured for you, so `auto` has nothing to pick. Name a model, "
+                "or ask an admin to set a default (`switchboard route set --org --model M`)."
+            )
+        return ResolvedRoute((model,), "request", RouteOptions())
+    options = RouteOptions.from_json(row.options)
+    chain = tuple(row.models)
+    if explicit:
+        chain = (model, *(m for m in chain if m != model))
+    if not options.auto_fallback:
+        chain = chain[:1]
+    return ResolvedRoute(chain, source, options)
+
+
+def _find_route(session: Session, caller: Caller, task: str) -> tuple[RouteRow | None, str]:
+    scopes = [("user", caller.user_id), ("org", ORG_OWNER_ID)]
+    if caller.team_id is not None:
+        scopes.insert(1, ("team", caller.team_id))
+    tasks = [task, ""] if task else [""]
+    rows = session.scalars(
+        select(RouteRow).where(
+            or_(*((RouteRow.scope == s) & (RouteRow.scope_id == i) for s, i in scopes)),
+            RouteRow.task.in_(tasks),
+        )
+    ).all()
+    found = {(r.scope, r.task): r for r in rows}
+    for t in tasks:
+        for s, _ in scopes:
+            if (s, t) in found:
+                return found[(s, t)], (f"task:{s}" if t else s)
+    return None, "none"
+
+
+def order_by_score(
+    chain: Sequence[str],
+    *,
+    weights: Weights,
+    prices: Mapping[str, Decimal | None],
+    stats: Mapping[str, ModelStats],
+    ratings: Mapping[str, float] | None = None,
+    preference: Sequence[str] = (),
+) -> tuple[tuple[str, ...], str]:
+    """Cost-optimised order: higher score first. Returns the order and its reason."""
+    blended = {m: p for m, p in prices.items() if p is not None}
+    latencies = {
+        m: float(s.p50_latency_ms) for m, s in stats.items() if s.p50_latency_ms is not None
+    }
+    ratings = ratings or {}
+
+    def scale_low_good(value: float | None, values: Sequence[float]) -> float:
+        if value is None or not values:
+            return 0.5  # unknown: neutral, neither rewarded nor punished
+        lo, hi = min(values), max(values)
+        return 1.0 if math.isclose(hi, lo) else 1 - (value - lo) / (hi - lo)
+
+    scores: dict[str, tuple[float, str]] = {}
+    pref_list = list(preference) or list(chain)
+    for model in chain:
+        price = blended.get(model)
+        p = scale_low_good(
+            float(price) if price is not None else None, [float(v) for v in blended.values()]
+        )
+        lat = scale_low_good(latencies.get(model), list(latencies.values()))
+        st = stats.get(model)
+        observed = [
+            v
+            for v in (st.success_rate if st and st.requests else None, ratings.get(model))
+            if v is not None
+        ]
+        quality = sum(observed) / len(observed) if observed else 0.5
+        pref_list = list(preference) or list(chain)
+        pref = (
+            1 - (pref_list.index(model) / max(1, len(pref_list) - 1)) if model in pref_list else 0.0
+        )
+        total = (
+            weights.price * p
+            + weights.latency * lat
+            + weights.quality * quality
+            + weights.preference * pref
+        )
+        scores[model] = (
+            total,
+            f"{model}={total:.2f} (price {p:.2f}, latency {lat:.2f}, "
+            f"quality {quality:.2f}, preference {pref:.2f})",
+        )
+    ordered = tuple(sorted(chain, key=lambda m: -scores[m][0]))
+    reason = "cost-optimised: " + "; ".join(scores[m][1] for m in ordered)
+    return ordered, reason

@@ -1,0 +1,176 @@
+"""Streaming through the gateway: invisible failover, mid-stream continuation, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from core.chat import STATUS_FALLBACK, STATUS_PARTIAL, STATUS_SUCCESS, Done, TextDelta
+from core.errors import AllModelsFailed, UpstreamTimeout
+from tests.fakes import Hang, Reply, Status
+from tests.gateway_support import GPT, HAIKU, MINI, collect, rig  # noqa: F401
+
+WORDS = [f"w{i} " for i in range(8)]
+FAST = {"first_token_timeout_s": 0.5, "idle_timeout_s": 0.5, "total_timeout_s": 10.0}
+
+
+async def test_stream_success_has_usage_and_finish(rig):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    text, s = await collect(rig.gateway, rig.request(GPT, stream=True))
+    assert text == "".join(WORDS)
+    assert (s.status, s.finish_reason, s.usage.completion_tokens) == (STATUS_SUCCESS, "stop", 8)
+    assert s.ttft_ms is not None and s.cost_micros and s.cost_micros > 0
+
+
+async def test_failover_before_first_token_is_invisible(rig):
+    rig.set_route([GPT, HAIKU], **FAST)
+    rig.openai.script("gpt-4o", Reply(first_token_delay=3))
+    rig.anthropic.configure("claude-3-haiku-20240307", tokens=WORDS)
+    started = time.monotonic()
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)
+    assert (s.model, s.status) == (HAIKU, STATUS_FALLBACK)
+    assert s.attempts[0].outcome == "timeout" and "first token" in s.attempts[0].error_message
+    assert rig.openai.count("gpt-4o") == 1  # a timed-out attempt is never retried
+    assert time.monotonic() - started < 3
+
+
+async def test_stall_mid_stream_continues_with_prefill_without_repeating(rig):
+    rig.set_route([GPT, HAIKU], **FAST)
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.anthropic.configure("claude-3-haiku-20240307", tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(stall_after=3, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)  # one coherent answer, nothing repeated
+    assert (s.model, s.status) == (HAIKU, STATUS_FALLBACK) and s.finish_reason == "stop"
+    [haiku_call] = rig.anthropic.requests()
+    assert haiku_call.prefill  # the partial answer went over as an assistant prefix
+    assert [a.outcome for a in s.attempts] == ["timeout", "ok"]
+
+
+async def test_cut_continues_by_reasking_when_prefill_is_unsupported(rig):
+    rig.set_route([GPT, MINI], **FAST)
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        rig.openai.configure(model, tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(cut_after=3, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)
+    [mini_call] = rig.openai.requests("gpt-4o-mini")
+    assert not mini_call.prefill
+    assert [a.outcome for a in s.attempts] == ["cut", "ok"] and s.model == MINI
+
+
+async def test_diverging_continuation_ends_with_an_error_naming_the_cut(rig):
+    rig.set_route([GPT, MINI], **FAST)
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.openai.configure("gpt-4o-mini", tokens=["something ", "else ", "entirely "])
+    rig.openai.script("gpt-4o", Reply(cut_after=3, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS[:3])  # the partial answer is kept, nothing invented
+    assert s.status == STATUS_PARTIAL and s.finish_reason is None
+    assert isinstance(s.error, AllModelsFailed)
+    assert "cut off" in s.error.message and "ended before the model finished" in s.error.message
+
+
+async def test_refused_prefix_is_asked_again_without_it(rig):
+    rig.set_route([GPT, HAIKU], **FAST)
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.anthropic.configure("claude-3-haiku-20240307", tokens=WORDS, prefill=False)
+    rig.openai.script("gpt-4o", Reply(cut_after=2, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)
+    calls = rig.anthropic.requests()
+    assert [bool(c.prefill) for c in calls] == [True, False]
+
+
+async def test_cut_with_nowhere_to_continue_is_never_complete(rig):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(cut_after=4, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request(GPT, stream=True, fallbacks=()))
+    assert text == "".join(WORDS[:4])
+    assert s.status == STATUS_PARTIAL and s.finish_reason is None and s.error is not None
+
+
+async def test_missing_done_is_finalised_promptly_with_usage(rig):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(omit_done=True))
+    started = time.monotonic()
+    text, s = await collect(rig.gateway, rig.request(GPT, stream=True, fallbacks=()))
+    assert text == "".join(WORDS) and s.status == STATUS_SUCCESS
+    assert s.usage.completion_tokens == 8
+    assert time.monotonic() - started < 2
+
+
+async def test_malformed_chunk_does_not_lose_or_repeat_text(rig):
+    rig.set_route([GPT, MINI], **FAST)
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        rig.openai.configure(model, tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(malformed_after=3, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)
+    assert s.error is None
+
+
+async def test_hung_upstream_never_hangs_the_request(rig):
+    rig.set_route([GPT, HAIKU], **FAST)
+    rig.openai.script("gpt-4o", Hang())
+    started = time.monotonic()
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert s.model == HAIKU and text
+    assert time.monotonic() - started < 3
+
+
+async def test_non_streaming_total_timeout(rig):
+    rig.set_route([GPT, HAIKU], total_timeout_s=1.0)
+    rig.openai.script("gpt-4o", Hang())
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="no response within 1s"):
+        await rig.gateway.complete(rig.request("auto"))
+    assert time.monotonic() - started < 4
+    assert rig.anthropic.count() == 0  # the request's own deadline had passed
+
+
+async def test_stopping_the_stream_records_partial_usage(rig):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(token_delay=0.05))
+    got = []
+    stream = rig.gateway.stream(rig.request(GPT, stream=True))
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            got.append(event.text)
+            if len(got) == 2:
+                break
+    await stream.aclose()
+    [row] = rig.rows()
+    assert row.status == "stopped" and row.completion_tokens >= 1
+    assert not isinstance(event, Done)
+
+
+async def test_breaker_opens_then_probes_after_cooldown(rig):
+    rig.openai.configure("gpt-4o", default=Status(500))
+    for _ in range(2):  # 3 calls each (1 + 2 retries): the breaker opens after 3 in a row
+        await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+    calls = rig.openai.count("gpt-4o")
+    _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+    assert rig.openai.count("gpt-4o") == calls  # skipped at once while open
+    assert s.attempts[0].outcome == "skipped-breaker" and s.model == HAIKU
+    [state] = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    assert state.state == "open"
+    rig.clock.advance(16)  # past the 15 s cooldown: one probe goes through
+    rig.openai.configure("gpt-4o", default=Reply())
+    _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+    assert s.model == GPT and s.status == STATUS_SUCCESS
+    assert all(b.state == "closed" for b in rig.gateway.breaker_states()) or not [
+        b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+
+
+async def test_ledger_matches_upstream_under_concurrency(rig):
+    rig.openai.configure("gpt-4o", default=Reply(token_delay=0.001))
+    n = 48
+    await asyncio.gather(*(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0))
+                           for i in range(n)))
+    rows = rig.rows()
+    assert len(rows) == n == rig.openai.count("gpt-4o")
+    assert len(rig.attempt_rows()) == n
