@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from core import auth, db  # noqa: E402
-from core.auth import UserInfo  # noqa: E402
-from core.clock import utc_now  # noqa: E402
+from core import auth, db
+from core.auth import UserInfo
+from core.clock import utc_now
 
 # One PostgreSQL server and the provider fakes, shared by every test module.
-pytest_plugins = ["tests.support.postgres", "tests.fakes.fixtures"]
+pytest_plugins = ["tests.support.postgres", "tests.fakes.fixtures", "tests.gateway_support"]
 
 TEST_ROUNDS = 4  # bcrypt cost for tests only; production uses auth.BCRYPT_ROUNDS
 PASSWORD = "correct-horse-battery"

@@ -81,7 +81,8 @@ def test_lockout_after_five_failures_in_fifteen_minutes(sessions):
     add_user(sessions, "alice")
     for i in range(4):
         _fail(sessions, "alice", T0 + timedelta(minutes=i))
-    assert auth.verify_login(sessions, "alice", PASSWORD, T0 + timedelta(minutes=5)).username == "alice"
+    user = auth.verify_login(sessions, "alice", PASSWORD, T0 + timedelta(minutes=5))
+    assert user.username == "alice"
     # Success cleared the history; five fresh failures lock it.
     for i in range(5):
         _fail(sessions, "alice", T0 + timedelta(minutes=10 + i))

@@ -59,7 +59,7 @@ def test_user_add_and_list(isolated_env):
     ],
 )
 def test_bad_input_gets_one_clear_line(isolated_env, argv, stdin, fragment):
-    code, out, err = run(*argv, stdin=stdin)
+    code, _, err = run(*argv, stdin=stdin)
     assert code == 2
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
 

@@ -10,7 +10,7 @@ import pytest
 from core.chat import STATUS_FALLBACK, STATUS_PARTIAL, STATUS_SUCCESS, Done, TextDelta
 from core.errors import AllModelsFailed, UpstreamTimeout
 from tests.fakes import Hang, Reply, Status
-from tests.gateway_support import GPT, HAIKU, MINI, collect, rig  # noqa: F401
+from tests.gateway_support import GPT, HAIKU, MINI, collect
 
 WORDS = [f"w{i} " for i in range(8)]
 FAST = {"first_token_timeout_s": 0.5, "idle_timeout_s": 0.5, "total_timeout_s": 10.0}
@@ -80,7 +80,7 @@ async def test_refused_prefix_is_asked_again_without_it(rig):
     rig.anthropic.configure("claude-3-haiku-20240307", tokens=WORDS, prefill=False)
     rig.openai.script("gpt-4o", Reply(cut_after=2, token_delay=0.02))
     text, s = await collect(rig.gateway, rig.request("auto", stream=True))
-    assert text == "".join(WORDS)
+    assert text == "".join(WORDS) and s.model == HAIKU
     calls = rig.anthropic.requests()
     assert [bool(c.prefill) for c in calls] == [True, False]
 

@@ -1,0 +1,137 @@
+"""End to end in a real browser: sign-in, role-based navigation, the model catalog.
+
+Users are created through the real CLI before `streamlit run app.py` starts on a
+throwaway SQLite file; headless Chromium then drives the dashboard. The first three
+tests share one server (``shared_app``, seeded with SEED_USERS); each still gets a
+fresh, signed-out browser context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+PASSWORD = "correct-horse-battery"
+ADMIN = ("alice", "Alice Admin")
+MEMBER = ("bob", "Bob Member")
+SEED_USERS = [  # read by the shared_app fixture
+    (ADMIN[0], PASSWORD, "admin", ADMIN[1]),
+    (MEMBER[0], PASSWORD, "member", MEMBER[1]),
+]
+
+
+def hello(page: Page, name: str | None = None) -> Locator:
+    pattern = re.compile(r"^Hello, ") if name is None else re.compile(rf"^Hello, {name}$")
+    return page.get_by_role("heading", name=pattern)
+
+
+def sign_in(page: Page, base: str, username: str, password: str) -> None:
+    """Submit the sign-in form and wait until the app has reacted one way or another.
+
+    The outcomes: the home page, an error message, or the form coming back empty
+    (the submission was dropped). Callers assert which one they expect.
+    """
+    page.goto(base + "/")
+    form = page.get_by_test_id("stForm")
+    expect(form.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
+    form.get_by_label("Username", exact=True).fill(username)
+    form.get_by_label("Password", exact=True).fill(password)
+    form.get_by_role("button", name="Sign in", exact=True).click()
+    dropped = page.locator('input[aria-label="Username"][value=""]')
+    outcome = hello(page).or_(page.get_by_test_id("stAlert")).or_(dropped)
+    expect(outcome.first).to_be_visible()
+
+
+def nav(page: Page) -> Locator:
+    return page.get_by_test_id("stSidebarNav")
+
+
+def test_admin_signs_in_and_browses_models(
+    page: Page, shared_app: str, artifacts: Path
+) -> None:
+    base = shared_app
+
+    sign_in(page, base, ADMIN[0], PASSWORD)
+
+    expect(hello(page, ADMIN[1])).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Home")).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Models")).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Users")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
+    expect(page.get_by_test_id("stMetric").first).to_be_visible()
+    page.screenshot(path=str(artifacts / "signin-home.png"), full_page=True)
+
+    nav(page).get_by_role("link", name="Models").click()
+    expect(page).to_have_url(re.compile(r"/models/?$"))
+    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    expect(table.locator("canvas").first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^\d+ shown\."))).to_be_visible()
+    page.wait_for_timeout(500)  # let the canvas grid finish painting before the picture
+    page.screenshot(path=str(artifacts / "models.png"), full_page=True)
+
+
+def test_wrong_password_stays_on_the_form(
+    page: Page, shared_app: str, artifacts: Path
+) -> None:
+    base = shared_app
+
+    sign_in(page, base, ADMIN[0], "not-the-password")
+
+    expect(page.get_by_text("Wrong username or password.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    expect(hello(page)).to_have_count(0)
+    expect(nav(page)).to_have_count(0)
+    page.screenshot(path=str(artifacts / "signin-wrong-password.png"), full_page=True)
+
+
+def test_member_cannot_open_users_page_by_url(
+    page: Page, shared_app: str, artifacts: Path
+) -> None:
+    base = shared_app
+
+    sign_in(page, base, MEMBER[0], PASSWORD)
+    expect(hello(page, MEMBER[1])).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Models")).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Users")).to_have_count(0)
+
+    page.goto(base + "/users")
+    # A new session: the sign-in cookie brings the member back, and /users is not
+    # routable for them, so Streamlit falls back to the default (home) page.
+    expect(hello(page, MEMBER[1])).to_be_visible()
+    expect(page).not_to_have_url(re.compile(r"/users/?$"))
+    expect(page.get_by_role("heading", name="Users", exact=True)).to_have_count(0)
+    expect(page.get_by_text("Manage users and teams")).to_have_count(0)
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(0)
+    expect(nav(page).get_by_role("link", name="Users")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "member-users-url.png"), full_page=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "app bug: a fresh server's first script runs use Streamlit's legacy pages/ mode "
+        "(pages/ sits next to app.py) until st.navigation is called, so the sign-in "
+        "widgets change IDs and the first sign-in after a restart is dropped"
+    ),
+)
+def test_first_sign_in_after_server_start(
+    page: Page,
+    start_app: Callable[[], str],
+    cli_add_user: Callable[..., None],
+) -> None:
+    cli_add_user(ADMIN[0], PASSWORD, role="admin", name=ADMIN[1])
+    base = start_app()  # not primed: this browser session is the process's first
+
+    sign_in(page, base, ADMIN[0], PASSWORD)
+
+    expect(hello(page, ADMIN[1])).to_be_visible(timeout=1_000)

@@ -1,0 +1,283 @@
+"""The official `openai` SDK, unchanged, against the /v1 API served for real over TCP.
+
+The tests run uvicorn in a thread on a free loopback port, with a gateway wired to the
+fake providers; `switchboard api` runs in-process with uvicorn.run swapped for that
+thread. One test starts `streamlit run app.py` to prove the dashboard process serves /v1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from openai.types.chat import ChatCompletionMessageParam
+from sqlalchemy import select
+
+from core import db, endpoints, tokens
+from core.api import ApiContext, build_app
+from core.catalog import Catalog
+from core.clock import utc_now
+from core.commands import api as api_command
+from core.commands.context import CliContext
+from core.models import RequestRow
+from core.runtime import Runtime
+from tests.conftest import add_user
+from tests.fakes import FakeOpenAI, Reply
+from tests.test_api import MINI, OPENAI_KEY, catalog, make_runtime, template_db, wire
+
+__all__ = ["catalog", "template_db"]  # fixtures shared with test_api
+
+PROJECT = Path(__file__).resolve().parent.parent
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class ServerThread:
+    """uvicorn in a background thread, bound before start so the port cannot be taken."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = free_socket()
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+class Served:
+    def __init__(self, url: str, token: str, runtime: Runtime) -> None:
+        self.url, self.token, self.runtime = url, token, runtime
+
+    def client(self, **kw: Any) -> openai.OpenAI:
+        kw.setdefault("api_key", self.token)
+        return openai.OpenAI(base_url=f"{self.url}/v1", max_retries=0, timeout=20, **kw)
+
+    def rows(self) -> list[RequestRow]:
+        assert self.runtime.gateway.flush(10)
+        with self.runtime.sessions() as s:
+            return list(s.scalars(select(RequestRow).order_by(RequestRow.at)))
+
+
+@pytest.fixture
+def served(
+    isolated_env: Path, template_db: Path, catalog: Catalog, fake_openai: FakeOpenAI
+) -> Iterator[Served]:
+    import shutil
+
+    shutil.copy(template_db, isolated_env / "switchboard.db")
+    environ = {"OPENAI_API_KEY": OPENAI_KEY}
+    runtime = make_runtime(catalog, environ)
+    token, _ = wire(runtime, fake_openai, None)
+    ctx = ApiContext(runtime.settings, runtime_factory=lambda _: runtime, environ=environ)
+    with ServerThread(build_app(ctx)) as server:
+        yield Served(server.url, token, runtime)
+    ctx.close()
+
+
+def test_sdk_non_streaming_with_headers(served: Served, fake_openai: FakeOpenAI) -> None:
+    raw = served.client().chat.completions.with_raw_response.create(
+        model=MINI, messages=HI, max_tokens=50, temperature=0
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == fake_openai.reply_text("gpt-4o-mini")
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == MINI
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    assert raw.headers["x-switchboard-model"] == MINI
+    assert raw.headers["x-switchboard-cost-usd"] != "unpriced"
+
+
+def test_sdk_streaming(served: Served, fake_openai: FakeOpenAI) -> None:
+    stream = served.client().chat.completions.create(
+        model=MINI, messages=HI, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == fake_openai.reply_text("gpt-4o-mini")
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None and last.usage.completion_tokens > 0
+    info = (last.model_extra or {})["x_switchboard"]
+    assert (info["model"], info["fallback"]) == (MINI, False)
+
+
+def test_sdk_models_and_errors(served: Served, fake_openai: FakeOpenAI) -> None:
+    client = served.client()
+    assert MINI in {m.id for m in client.models.list()}
+    assert client.models.retrieve(MINI).owned_by == "openai"
+    with pytest.raises(openai.NotFoundError) as found:
+        client.chat.completions.create(model="openai/no-such-model", messages=HI)
+    assert "no-such-model" in found.value.message
+    with pytest.raises(openai.AuthenticationError):
+        served.client(api_key="sb-wrong").models.list()
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MINI, messages=[])
+    # A stream cut after text surfaces as an error while iterating, never as a whole answer.
+    fake_openai.script("gpt-4o-mini", Reply(cut_after=2, token_delay=0.01, rst=True))
+    stream = client.chat.completions.create(
+        model=MINI, messages=HI, stream=True, extra_body={"fallbacks": []}
+    )
+    with pytest.raises(openai.APIError, match="cut off"):
+        for _ in stream:
+            pass
+
+
+def test_client_disconnect_stops_the_request(served: Served, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script("gpt-4o-mini", Reply(token_delay=0.3))
+    body = {"model": MINI, "messages": HI, "stream": True}
+    headers = {"Authorization": f"Bearer {served.token}"}
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream("POST", f"{served.url}/v1/chat/completions", json=body, headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        next(r.iter_lines())  # the role chunk is out; hang up while the model still talks
+    deadline = time.monotonic() + 5
+    while not (rows := served.rows()):
+        assert time.monotonic() < deadline, "the stopped request never reached the ledger"
+        time.sleep(0.05)
+    assert rows[0].status == "stopped"
+
+
+# --- real processes -----------------------------------------------------------------------
+
+
+def _prepare_db(url: str, fake: FakeOpenAI) -> str:
+    """Migrate a database, point openai at the fake, and return a gateway token."""
+    engine = db.make_engine(url)
+    db.upgrade_database(engine)
+    sessions = db.make_session_factory(engine)
+    with sessions.begin() as s:
+        endpoints.add_endpoint(
+            s,
+            name="openai",
+            kind="override",
+            api_base=fake.base_url,
+            actor="test",
+            now=utc_now(),
+            builtin_providers=("openai",),
+        )
+    add_user(sessions, "alice")
+    with sessions.begin() as s:
+        token, _ = tokens.create_token(s, username="alice", actor="test", now=utc_now())
+    engine.dispose()
+    return token
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OPENAI_API_KEY": OPENAI_KEY, "PYTHONPATH": str(PROJECT)}
+
+
+def test_switchboard_api_command_serves_and_flushes_on_shutdown(
+    isolated_env: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real command, with uvicorn.run swapped for a server that stops after one call."""
+    url = os.environ["SWITCHBOARD_DB_URL"]
+    token = _prepare_db(url, fake_openai)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    served: dict[str, Any] = {}
+
+    def run(app: Any, **options: Any) -> None:
+        served.update(options)
+        with ServerThread(app) as server:  # lifespan on, as under uvicorn.run
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0)
+            reply = client.chat.completions.create(model=MINI, messages=HI)
+            served["text"] = reply.choices[0].message.content
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    out = io.StringIO()
+    args = argparse.Namespace(port=8642, host="127.0.0.1", log_level="warning")
+    assert api_command.cmd_api(args, CliContext(io.StringIO(), out, utc_now)) == 0
+    assert served["text"] == fake_openai.reply_text("gpt-4o-mini")
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8642)
+    assert "http://127.0.0.1:8642/v1" in out.getvalue()
+    engine = db.make_engine(url)  # no flush here: shutting down must have written the row
+    with db.make_session_factory(engine)() as s:
+        rows = list(s.scalars(select(RequestRow)))
+    engine.dispose()
+    assert [(r.status, r.token_name) for r in rows] == [("success", "default")]
+
+
+def test_streamlit_process_serves_v1(isolated_env: Path, fake_openai: FakeOpenAI) -> None:
+    token = _prepare_db(os.environ["SWITCHBOARD_DB_URL"], fake_openai)
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    proc = subprocess.Popen(
+        command, env=_env(), cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": MINI, "messages": HI},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == fake_openai.reply_text("gpt-4o-mini")
+        assert r.headers["x-switchboard-model"] == MINI
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
