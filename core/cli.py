@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from core.clock import Clock, utc_now
-from core.commands import basics, keys, usage
+from core.commands import basics, keys, routes, usage
 from core.commands import budgets as budget_commands
 from core.commands import tokens as token_commands
 from core.commands.context import CliContext, Handler
@@ -23,6 +23,7 @@ from core.errors import SwitchboardError
 REGISTRARS = (
     basics.register,
     keys.register,
+    routes.register,
     budget_commands.register,
     usage.register,
     token_commands.register,

@@ -114,3 +114,33 @@ def test_console_entry_runs_as_a_process(isolated_env):
     assert proc.returncode == 2
     assert "already exists" in proc.stderr and "Traceback" not in proc.stderr
     assert PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_route_set_and_list(isolated_env):
+    assert run("user", "add", "ann", "--role", "member", "--team", "Red", stdin=PASSWORD)[0] == 0
+    code, out, _ = run("route", "set", "--org", "--model", "openai/gpt-4o",
+                       "--fallback", "anthropic/claude-3-haiku-20240307")
+    assert code == 0 and "openai/gpt-4o -> anthropic/claude-3-haiku-20240307" in out
+    assert run("route", "set", "--team", "Red", "--model", "openai/gpt-4o-mini",
+               "--task", "code", "--cost-optimised")[0] == 0
+    assert run("route", "set", "--user", "ann", "--model", "openai/gpt-4o")[0] == 0
+    code, out, _ = run("route", "list")
+    lines = out.splitlines()
+    assert code == 0 and any(ln.startswith("team:Red") and "code" in ln and "yes" in ln
+                             for ln in lines)
+    assert any(ln.startswith("user:ann") for ln in lines)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("route", "set", "--org", "--model", "openai/gpt-99"), "Unknown model 'openai/gpt-99'"),
+        (("route", "set", "--team", "Nope", "--model", "openai/gpt-4o"), "No team named 'Nope'"),
+        (("route", "set", "--user", "ghost", "--model", "openai/gpt-4o"), "No user named"),
+        (("route", "set", "--org", "--model", "openai/gpt-4o", "--fallback", "openai/gpt-4o"),
+         "appears twice"),
+    ],
+)
+def test_route_set_bad_input(isolated_env, argv, fragment):
+    code, _, err = run(*argv)
+    assert code == 2 and fragment in err

@@ -1,0 +1,153 @@
+"""Keys, routes, budgets, rate limits, pricing and redaction as the gateway applies them."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core import budgets, endpoints, keys, ratelimits, routes
+from core.chat import STATUS_SUCCESS
+from core.clock import utc_now
+from core.errors import BudgetExceeded, RateLimited
+from core.models import ORG_OWNER_ID, ApiKey, RequestRow
+from tests.conftest import add_user
+from tests.fakes import FakeOllama, Reply, Status
+from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
+
+OWN_KEY = "sk-proj-own-key-aaaa1111"
+TEAM_KEY = "sk-proj-team-key-bbbb2222"
+ORG_KEY = "sk-proj-org-key-cccc3333"
+
+
+def _set_key(rig, owner_kind: str, owner_id: int, secret: str) -> None:
+    with rig.sessions.begin() as s:
+        keys.set_key(s, rig.cipher, owner_kind=owner_kind, owner_id=owner_id, provider="openai",
+                     secret=secret, actor="test", now=utc_now(),
+                     known_providers=rig.catalog.providers())
+
+
+async def test_key_resolution_order_own_team_org_env(rig):
+    teammate = add_user(rig.sessions, "tess", "member", team="Blue")
+    caller = rig.caller.__class__(teammate.id, teammate.username, "member", 1)
+    used = []
+    for owner_kind, owner_id, secret in [(None, None, None), ("org", ORG_OWNER_ID, ORG_KEY),
+                                         ("team", 1, TEAM_KEY), ("user", teammate.id, OWN_KEY)]:
+        if owner_kind:
+            _set_key(rig, owner_kind, owner_id, secret)
+        request = rig.request(GPT, fallbacks=())
+        await rig.gateway.complete(request.__class__(**{**request.__dict__, "caller": caller}))
+        used.append(rig.openai.requests("gpt-4o")[-1].key_last4)
+    assert used == [OPENAI_KEY[-4:], ORG_KEY[-4:], TEAM_KEY[-4:], OWN_KEY[-4:]]
+
+
+async def test_auth_failure_marks_the_key_and_never_stores_it(rig):
+    _set_key(rig, "user", rig.user.id, OWN_KEY)
+    rig.openai.script("gpt-4o", Status(401, message=f"Incorrect API key provided: {OWN_KEY}."))
+    done = await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
+    assert done.summary.model == HAIKU
+    [row] = rig.rows()
+    with rig.sessions() as s:
+        stored = s.scalar(select(ApiKey))
+        assert stored.last_auth_failure_at is not None
+    attempts = rig.attempts(row.id)
+    assert "Incorrect API key" in attempts[0]["error_message"]
+    everything = repr(attempts) + repr(done.summary)
+    assert OWN_KEY not in everything and OWN_KEY[3:] not in everything
+
+
+async def test_requested_model_goes_first_then_the_route(rig):
+    rig.set_route([HAIKU, MINI])
+    rig.openai.script("gpt-4o", Status(400))
+    done = await rig.gateway.complete(rig.request(GPT))
+    assert done.summary.chain == (GPT, HAIKU, MINI) and done.summary.model == HAIKU
+    with pytest.raises(Exception, match="Every model"):
+        rig.openai.script("gpt-4o", Status(400))
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+
+
+async def test_task_route_beats_user_beats_org(rig):
+    with rig.sessions.begin() as s:
+        ok = lambda m: True  # noqa: E731
+        routes.set_route(s, scope="org", scope_id=0, models=[HAIKU], known_model=ok,
+                         actor="t", now=utc_now())
+        routes.set_route(s, scope="user", scope_id=rig.user.id, models=[MINI], known_model=ok,
+                         actor="t", now=utc_now())
+        routes.set_route(s, scope="org", scope_id=0, task="code", models=[GPT], known_model=ok,
+                         actor="t", now=utc_now())
+    a = await rig.gateway.complete(rig.request("auto"))
+    b = await rig.gateway.complete(rig.request("auto", task="code"))
+    assert (a.summary.model, a.summary.route_source) == (MINI, "user")
+    assert (b.summary.model, b.summary.route_source) == (GPT, "task:org")
+
+
+async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
+    rig.set_route([GPT, MINI], cost_optimised=True)
+    done = await rig.gateway.complete(rig.request("auto"))
+    assert done.summary.chain[0] == MINI  # far cheaper, nothing else known yet
+    [row] = rig.rows()
+    assert row.order_reason.startswith("cost-optimised: openai/gpt-4o-mini=")
+    assert "price 1.00" in row.order_reason
+
+
+async def test_hard_budget_refuses_with_402_and_calls_nobody(rig):
+    with rig.sessions.begin() as s:
+        budgets.set_budget(s, "user", str(rig.user.id), 10, True, "t", utc_now())  # $0.00001
+    with pytest.raises(BudgetExceeded) as info:
+        await rig.gateway.complete(rig.request(GPT, fallbacks=(MINI,)))
+    assert info.value.http_status == 402 and "$0.00" in info.value.message
+    assert rig.openai.count() == 0
+    [row] = rig.rows()
+    assert row.status == "refused-budget"
+
+
+async def test_budget_is_settled_to_the_actual_cost(rig):
+    with rig.sessions.begin() as s:
+        budgets.set_budget(s, "user", str(rig.user.id), 5_000_000, True, "t", utc_now())
+    done = await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+    rig.rows()  # flush the writer
+    with rig.sessions() as s:
+        [b] = budgets.list_budgets(s)
+    assert (b.spent_micros, b.reserved_micros) == (done.summary.cost_micros, 0)
+
+
+async def test_unpriced_endpoint_model_is_flagged_not_free(rig):
+    with FakeOllama() as ollama:
+        with rig.sessions.begin() as s:
+            endpoints.add_endpoint(s, name="local", kind="openai-compatible",
+                                   api_base=ollama.base_url, models=["llama3.2"], actor="t",
+                                   now=utc_now(), builtin_providers=rig.catalog.providers())
+        rig.gateway.refresh()
+        text, s = await collect(rig.gateway, rig.request("local/llama3.2", stream=True))
+    assert text and s.status == STATUS_SUCCESS and s.provider == "local"
+    assert (s.cost_micros, s.priced) == (None, False)
+    [row] = rig.rows()
+    assert (row.cost_micros, row.priced) == (None, False)
+
+
+async def test_rate_limit_refuses_with_retry_after_and_is_recorded(rig):
+    with rig.sessions.begin() as s:
+        ratelimits.set_rate_limit(s, rig.user.id, 2, None, "t", utc_now())
+    for _ in range(2):
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+    with pytest.raises(RateLimited) as info:
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+    assert info.value.retry_after_s >= 1 and rig.openai.count() == 2
+    statuses = [r.status for r in rig.rows()]
+    assert statuses.count("refused-rate-limit") == 1
+
+
+def test_estimate_gives_a_range_and_names_unpriced_models(rig):
+    rig.set_route([GPT, MINI])
+    estimate = rig.gateway.estimate(rig.request("auto", max_tokens=1000))
+    assert estimate.prompt_tokens > 0
+    assert 0 < estimate.low_micros < estimate.high_micros
+    assert estimate.unpriced_models == ()
+
+
+async def test_flapping_outage_recovers_without_losing_requests(rig):
+    rig.openai.script("gpt-4o", *[Status(502), Reply()] * 5)
+    results = [await rig.gateway.complete(rig.request(GPT, fallbacks=())) for _ in range(5)]
+    assert all(r.summary.status == STATUS_SUCCESS for r in results)
+    assert len(rig.rows()) == 5 and rig.openai.count("gpt-4o") == 10
+    with rig.sessions() as s:
+        assert s.scalar(select(RequestRow.id).where(RequestRow.status != "success")) is None
