@@ -13,9 +13,12 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if get_script_run_ctx(suppress_warning=True) is None:
-    from core.api import api_routes
+    from core.api import ApiContext, api_routes
+    from core.config import load_settings
 
-    app = st.App(__file__, routes=api_routes())
+    # The lifespan closes the API's runtime on shutdown, flushing queued ledger rows.
+    api = ApiContext(load_settings())
+    app = st.App(__file__, routes=api_routes(api), lifespan=api.lifespan)
 else:
     from ui.shell import render
 

@@ -179,12 +179,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 # --- chat completions -----------------------------------------------------------------
 
 
-async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
-    # Gateway.stream is an async generator; closing it makes the gateway record the
-    # request as stopped and release its upstream call.
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def _aclose(events: AsyncGenerator[StreamEvent, None]) -> None:
+    # Closing the gateway's stream makes it record the request as stopped and release
+    # its upstream call.
+    await events.aclose()
 
 
 async def complete(gateway: Gateway, call: fmt.ChatCall, created: int) -> Response:
@@ -221,7 +219,7 @@ class EventStream(StreamingResponse):
 
 async def _sse_body(
     first: StreamEvent,
-    events: AsyncIterator[StreamEvent],
+    events: AsyncGenerator[StreamEvent, None],
     call: fmt.ChatCall,
     stream_id: str,
     created: int,
@@ -283,7 +281,7 @@ class Authed:
     runtime: Runtime
     caller: Caller
     token: str
-    request_id: str  # for error bodies and logs until the ledger assigns its own
+    request_id: str  # also the ledger's id for this request
 
 
 Handler = Callable[[ApiContext, Request, Authed], Awaitable[Response]]
@@ -314,7 +312,7 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
 
 async def chat_completions(ctx: ApiContext, request: Request, auth: Authed) -> Response:
     raw = await read_body(request, ctx.settings.api_max_body_bytes)
-    call = fmt.parse_chat(fmt.parse_json(raw), auth.caller)
+    call = fmt.parse_chat(fmt.parse_json(raw), auth.caller, auth.request_id)
     created = int(ctx.clock().timestamp())
     gateway = auth.runtime.gateway
     if call.request.stream:

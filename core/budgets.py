@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ColumnElement, Executable
 
 from core import audit
 from core.chat import Caller, micros_to_usd
@@ -238,6 +238,23 @@ def _amount_for(row: Budget, amounts: Mapping[str, int | None]) -> int | None:
     return None if None in values else max((v for v in values if v is not None), default=0)
 
 
+def _scopes(caller: Caller, providers: Collection[str]) -> list[ColumnElement[bool]]:
+    scopes: list[ColumnElement[bool]] = [
+        (Budget.scope == "user") & (Budget.scope_key == str(caller.user_id))
+    ]
+    if caller.team_id is not None:
+        scopes.append((Budget.scope == "team") & (Budget.scope_key == str(caller.team_id)))
+    if providers:
+        scopes.append((Budget.scope == "provider") & Budget.scope_key.in_(list(providers)))
+    return scopes
+
+
+def any_apply(session: Session, caller: Caller, providers: Collection[str]) -> bool:
+    """Does any budget cover this caller or these providers? (Lets callers skip reserve.)"""
+    query = select(Budget.id).where(or_(*_scopes(caller, providers))).limit(1)
+    return session.scalar(query) is not None
+
+
 def reserve(
     session_factory: sessionmaker[Session],
     *,
@@ -257,11 +274,7 @@ def reserve(
         raise ValueError("reservation amounts must be non-negative")
     _expire_if_due(session_factory, now)
     period = period_of(now)
-    scopes = [(Budget.scope == "user") & (Budget.scope_key == str(caller.user_id))]
-    if caller.team_id is not None:
-        scopes.append((Budget.scope == "team") & (Budget.scope_key == str(caller.team_id)))
-    if amounts:
-        scopes.append((Budget.scope == "provider") & Budget.scope_key.in_(list(amounts)))
+    scopes = _scopes(caller, list(amounts))
     with session_factory.begin() as session:
         # This read only finds the budgets; every decision below is a conditional UPDATE.
         # (On SQLite the first UPDATE takes the write lock, waiting up to busy_timeout.)

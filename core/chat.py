@@ -62,6 +62,7 @@ class ChatRequest:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     conversation_id: str | None = None
     profile: str | None = None
+    request_id: str | None = None  # the ledger id; the gateway makes one when not given
 
 
 @dataclass(frozen=True)

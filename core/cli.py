@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from core.clock import Clock, utc_now
+from core.commands import api as api_commands
 from core.commands import basics, keys, routes, usage
 from core.commands import budgets as budget_commands
 from core.commands import tokens as token_commands
@@ -27,6 +28,7 @@ REGISTRARS = (
     budget_commands.register,
     usage.register,
     token_commands.register,
+    api_commands.register,
 )
 
 

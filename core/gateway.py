@@ -13,10 +13,11 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,7 @@ from core.routes import ResolvedRoute
 from core.run import Candidate, Run, spend_by_provider, summarise
 from core.secrets import Cipher
 from core.targets import Target, TargetResolver
+from core.ttlcache import TtlCache
 from core.upstream import CompletionFn, Upstream
 
 
@@ -52,6 +54,9 @@ class GatewaySettings:
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 15.0
     refresh_s: float = 30.0  # how long endpoints, prices and stats are reused
+    # How long per-caller policy (routes, key lookups, limits, which budgets apply) is
+    # reused. Another replica's change takes at most this long to apply here.
+    policy_ttl_s: float = 2.0
     default_rpm: int | None = None
     default_tpm: int | None = None
 
@@ -93,7 +98,7 @@ class Gateway:
         self._catalog = catalog
         self._cipher = cipher
         self._clock = clock
-        self._environ = os.environ if environ is None else environ
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.breakers = Breakers(
             self.settings.breaker_threshold,
             timedelta(seconds=self.settings.breaker_cooldown_s),
@@ -108,13 +113,14 @@ class Gateway:
             sleep=sleep,
             rng=rng or random.Random(),
         )
+        self._policy: TtlCache[Any] = TtlCache(self.settings.policy_ttl_s)
         self._snapshot: _Snapshot | None = None
         self._stats: tuple[float, dict[str, ledger.ModelStats]] | None = None
         self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
 
     # --- public -----------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 
         Refusals before any work (bad input, unknown model, rate limit) raise
@@ -196,6 +202,7 @@ class Gateway:
         """Forget cached endpoints, prices and stats (after an admin changes them)."""
         self._snapshot = None
         self._stats = None
+        self._policy.clear()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         return self._writer.flush(timeout_s)
@@ -209,7 +216,7 @@ class Gateway:
     async def _admit(self, request: ChatRequest) -> Run:
         if not request.messages:
             raise InvalidInput("`messages` is empty; send at least one message.")
-        request_id = uuid.uuid4().hex
+        request_id = request.request_id or uuid.uuid4().hex
         at = self._clock()
         started = time.monotonic()
         try:
@@ -234,8 +241,22 @@ class Gateway:
     ) -> Run:
         caller = request.caller
         with self._sessions() as session:
-            route = routes.resolve(
-                session, caller, model=request.model, fallbacks=request.fallbacks, task=request.task
+            route = self._policy.get_or_load(
+                (
+                    "route",
+                    caller.user_id,
+                    caller.team_id,
+                    request.model,
+                    request.fallbacks,
+                    request.task,
+                ),
+                lambda: routes.resolve(
+                    session,
+                    caller,
+                    model=request.model,
+                    fallbacks=request.fallbacks,
+                    task=request.task,
+                ),
             )
             snap = self._snapshot_for(session)
             targets: list[Target] = []
@@ -251,12 +272,29 @@ class Gateway:
                 by_id = {t.model_id: t for t in targets}
                 targets = [by_id[m] for m in route.chain if m in by_id]
             found = {
-                provider: keys.resolve_key(session, self._cipher, caller, provider, self._environ)
+                provider: self._policy.get_or_load(
+                    ("key", caller.user_id, caller.team_id, provider),
+                    lambda p=provider: keys.resolve_key(  # type: ignore[misc]
+                        session, self._cipher, caller, p, self.environ
+                    ),
+                )
                 for provider in dict.fromkeys(t.provider for t in targets)
             }
+            limits = self._policy.get_or_load(
+                ("limits", caller.user_id),
+                lambda: ratelimits.effective_limits(
+                    session, caller.user_id, self.settings.default_rpm, self.settings.default_tpm
+                ),
+            )
         prompt = pricing.estimate_prompt_tokens(request.messages)
         ratelimits.check_and_count(
-            self._sessions, caller, prompt, at, self.settings.default_rpm, self.settings.default_tpm
+            self._sessions,
+            caller,
+            prompt,
+            at,
+            self.settings.default_rpm,
+            self.settings.default_tpm,
+            limits=limits,
         )
         candidates = [Candidate(t, found[t.provider]) for t in targets]
         return Run(request, request_id, at, started, route, candidates, prompt, snap.book)
@@ -296,15 +334,31 @@ class Gateway:
         return replace(route, chain=chain, order_reason=reason)
 
     async def _reserve(self, run: Run, cand: Candidate) -> budgets.ReservationHandle:
-        target = cand.target
+        caller, provider = run.request.caller, cand.target.provider
+        key = ("budgets", caller.user_id, caller.team_id, provider)
+        known, applies = self._policy.peek(key)
+        if known and not applies:
+            return budgets.ReservationHandle(run.request_id, ())  # no thread hop, no query
+        return await asyncio.to_thread(self._reserve_sync, run, cand, key)
+
+    def _reserve_sync(
+        self, run: Run, cand: Candidate, key: tuple[object, ...]
+    ) -> budgets.ReservationHandle:
+        target, caller = cand.target, run.request.caller
+
+        def load() -> bool:
+            with self._sessions() as session:
+                return budgets.any_apply(session, caller, (target.provider,))
+
+        if not self._policy.get_or_load(key, load):
+            return budgets.ReservationHandle(run.request_id, ())
         max_out = max_tokens_for(run.request, run.route, target)
         prompt = run.prompt_tokens + len(run.sent) // 4 + 1  # a continuation re-sends the text
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
-        return await asyncio.to_thread(
-            budgets.reserve,
+        return budgets.reserve(
             self._sessions,
             request_id=run.request_id,
-            caller=run.request.caller,
+            caller=caller,
             amounts={target.provider: worst},
             now=self._clock(),
             unpriced_models=(target.model_id,) if worst is None else (),

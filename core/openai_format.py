@@ -271,7 +271,7 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in checked.items() if v is not None}
 
 
-def parse_chat(body: Mapping[str, Any], caller: Caller) -> ChatCall:
+def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None = None) -> ChatCall:
     """A chat-completions body as a ChatRequest for ``caller``; InvalidInput if malformed."""
     messages = _messages(body)
     model = _opt_str(body, "model") or AUTO
@@ -300,6 +300,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller) -> ChatCall:
         temperature=_opt_number(body, "temperature", 0, 2),
         params=_params(body),
         metadata=metadata or {},
+        request_id=request_id,
     )
     return ChatCall(request, include_usage=stream and include_usage)
 

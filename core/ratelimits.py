@@ -72,12 +72,17 @@ def check_and_count(
     now: datetime,
     default_rpm: int | None,
     default_tpm: int | None,
+    limits: Limits | None = None,
 ) -> None:
-    """Count one request of about ``tokens`` tokens, or raise RateLimited (counting nothing)."""
+    """Count one request of about ``tokens`` tokens, or raise RateLimited (counting nothing).
+
+    ``limits`` may be passed by a caller that already knows them (the gateway caches them).
+    """
     if tokens < 0:
         raise ValueError("tokens must be non-negative")
-    with session_factory() as session:
-        limits = effective_limits(session, caller.user_id, default_rpm, default_tpm)
+    if limits is None:
+        with session_factory() as session:
+            limits = effective_limits(session, caller.user_id, default_rpm, default_tpm)
     rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
     if rpm is None and tpm is None:
         return  # unlimited: no write on the hot path

@@ -429,8 +429,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def budget_cli(monkeypatch: pytest.MonkeyPatch, sessions: Factory) -> None:
-    # Until core/cli.py lists this area among its REGISTRARS.
-    monkeypatch.setattr(cli, "REGISTRARS", (basics.register, budget_commands.register))
+    """The real `switchboard` parser, with every area registered."""
 
 
 def test_cli_budget_set_and_list(budget_cli, sessions, alice):

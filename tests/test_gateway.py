@@ -107,7 +107,7 @@ async def test_content_refusal_can_fail_over_when_the_route_says_so(rig):
 
 
 async def test_no_key_skips_the_provider_and_says_where_to_add_one(rig):
-    rig.gateway._environ = {}  # no env keys at all
+    rig.gateway.environ = {}  # no env keys at all
     with pytest.raises(NoKey, match="Providers & keys"):
         await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     assert rig.openai.count() == 0 and rig.anthropic.count() == 0

@@ -151,3 +151,21 @@ async def test_flapping_outage_recovers_without_losing_requests(rig):
     assert len(rig.rows()) == 5 and rig.openai.count("gpt-4o") == 10
     with rig.sessions() as s:
         assert s.scalar(select(RequestRow.id).where(RequestRow.status != "success")) is None
+
+
+async def test_policy_is_cached_briefly_and_refresh_applies_changes_at_once(rig):
+    rig.gateway = rig.gateway.__class__(
+        sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher, clock=rig.clock,
+        sleep=rig.sleeps, environ={"OPENAI_API_KEY": OPENAI_KEY},
+        settings=rig.gateway.settings.__class__(policy_ttl_s=60.0),
+    )
+    try:
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+        _set_key(rig, "user", rig.user.id, OWN_KEY)
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+        assert rig.openai.requests("gpt-4o")[-1].key_last4 == OPENAI_KEY[-4:]  # cached
+        rig.gateway.refresh()
+        await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+        assert rig.openai.requests("gpt-4o")[-1].key_last4 == OWN_KEY[-4:]
+    finally:
+        rig.gateway.close()

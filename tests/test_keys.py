@@ -254,8 +254,6 @@ class FakeStdin(io.StringIO):
 
 @pytest.fixture
 def run(monkeypatch):
-    monkeypatch.setattr(cli, "REGISTRARS", (*cli.REGISTRARS, key_commands.register))
-
     def invoke(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
         code = cli.main(list(argv), stdin=FakeStdin(stdin), stdout=out, stderr=err)

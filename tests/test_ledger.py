@@ -245,7 +245,6 @@ def test_recent_stats_aggregates_calls_per_model(sessions):
 # ---- `switchboard usage export` ---------------------------------------------------------
 
 def run(monkeypatch, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "REGISTRARS", (basics.register, usage.register))
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()

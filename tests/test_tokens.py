@@ -172,7 +172,6 @@ def test_list_and_revoke_errors(sessions):
 # ---- `switchboard token` ----------------------------------------------------------------
 
 def run(monkeypatch, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "REGISTRARS", (basics.register, token_commands.register))
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), stdout=out, stderr=err, clock=lambda: T0)
     return code, out.getvalue(), err.getvalue()

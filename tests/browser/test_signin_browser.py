@@ -9,6 +9,7 @@ fresh, signed-out browser context.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +21,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 PASSWORD = "correct-horse-battery"
 ADMIN = ("alice", "Alice Admin")
 MEMBER = ("bob", "Bob Member")
+AUTH_COOKIE = "switchboard_auth"  # Settings.cookie_name's default
 SEED_USERS = [  # read by the shared_app fixture
     (ADMIN[0], PASSWORD, "admin", ADMIN[1]),
     (MEMBER[0], PASSWORD, "member", MEMBER[1]),
 ]
+
+
+def settled(page: Page) -> None:
+    """Wait until no script run is in progress.
+
+    While Streamlit reruns, elements of the previous run stay on screen until the new
+    run replaces them, so a locator can briefly match two copies; Playwright's
+    assertions fail at once on such a "strict mode violation" instead of waiting.
+    Positive checks below therefore use ``.first`` and most steps start from a
+    settled page.
+    """
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning"
+    )
 
 
 def hello(page: Page, name: str | None = None) -> Locator:
@@ -40,12 +56,23 @@ def sign_in(page: Page, base: str, username: str, password: str) -> None:
     page.goto(base + "/")
     form = page.get_by_test_id("stForm")
     expect(form.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
+    settled(page)
     form.get_by_label("Username", exact=True).fill(username)
     form.get_by_label("Password", exact=True).fill(password)
     form.get_by_role("button", name="Sign in", exact=True).click()
     dropped = page.locator('input[aria-label="Username"][value=""]')
     outcome = hello(page).or_(page.get_by_test_id("stAlert")).or_(dropped)
     expect(outcome.first).to_be_visible()
+    settled(page)
+
+
+def wait_for_cookie(page: Page, name: str = AUTH_COOKIE, timeout_s: float = 10.0) -> None:
+    """The sign-in cookie is written by a component iframe a moment after the home page."""
+    deadline = time.monotonic() + timeout_s
+    while not any(c["name"] == name for c in page.context.cookies()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {name!r} cookie {timeout_s:.0f}s after signing in", pytrace=False)
+        page.wait_for_timeout(100)
 
 
 def nav(page: Page) -> Locator:
@@ -59,21 +86,23 @@ def test_admin_signs_in_and_browses_models(
 
     sign_in(page, base, ADMIN[0], PASSWORD)
 
-    expect(hello(page, ADMIN[1])).to_be_visible()
+    expect(hello(page, ADMIN[1]).first).to_be_visible()
     expect(nav(page).get_by_role("link", name="Home")).to_be_visible()
     expect(nav(page).get_by_role("link", name="Models")).to_be_visible()
     expect(nav(page).get_by_role("link", name="Users")).to_be_visible()
-    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as").first).to_be_visible()
     expect(page.get_by_test_id("stMetric").first).to_be_visible()
+    settled(page)
     page.screenshot(path=str(artifacts / "signin-home.png"), full_page=True)
 
     nav(page).get_by_role("link", name="Models").click()
     expect(page).to_have_url(re.compile(r"/models/?$"))
-    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
-    table = page.get_by_test_id("stDataFrame")
+    expect(page.get_by_role("heading", name="Models", exact=True).first).to_be_visible()
+    table = page.get_by_test_id("stDataFrame").first
     expect(table).to_be_visible()
     expect(table.locator("canvas").first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^\d+ shown\."))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^\d+ shown\.")).first).to_be_visible()
+    settled(page)
     page.wait_for_timeout(500)  # let the canvas grid finish painting before the picture
     page.screenshot(path=str(artifacts / "models.png"), full_page=True)
 
@@ -85,9 +114,9 @@ def test_wrong_password_stays_on_the_form(
 
     sign_in(page, base, ADMIN[0], "not-the-password")
 
-    expect(page.get_by_text("Wrong username or password.")).to_be_visible()
-    expect(page.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
-    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    expect(page.get_by_text("Wrong username or password.").first).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Switchboard").first).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in", exact=True).first).to_be_visible()
     expect(hello(page)).to_have_count(0)
     expect(nav(page)).to_have_count(0)
     page.screenshot(path=str(artifacts / "signin-wrong-password.png"), full_page=True)
@@ -99,15 +128,17 @@ def test_member_cannot_open_users_page_by_url(
     base = shared_app
 
     sign_in(page, base, MEMBER[0], PASSWORD)
-    expect(hello(page, MEMBER[1])).to_be_visible()
+    expect(hello(page, MEMBER[1]).first).to_be_visible()
     expect(nav(page).get_by_role("link", name="Models")).to_be_visible()
     expect(nav(page).get_by_role("link", name="Users")).to_have_count(0)
+    wait_for_cookie(page)
 
     page.goto(base + "/users")
     # A new session: the sign-in cookie brings the member back, and /users is not
     # routable for them, so Streamlit falls back to the default (home) page.
-    expect(hello(page, MEMBER[1])).to_be_visible()
+    expect(hello(page, MEMBER[1]).first).to_be_visible()
     expect(page).not_to_have_url(re.compile(r"/users/?$"))
+    settled(page)
     expect(page.get_by_role("heading", name="Users", exact=True)).to_have_count(0)
     expect(page.get_by_text("Manage users and teams")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame")).to_have_count(0)

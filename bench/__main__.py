@@ -1,0 +1,17 @@
+"""`make bench`: every benchmark, each printing ratios against a baseline from the same run."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import gateway_overhead
+
+
+def main() -> int:
+    print("Switchboard benchmarks (machine noise applies to both sides of each ratio)")
+    gateway_overhead.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
