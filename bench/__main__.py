@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead
+from bench import api_http, gateway_overhead
 
 
 def main() -> int:
     print("Switchboard benchmarks (machine noise applies to both sides of each ratio)")
     gateway_overhead.run()
+    api_http.run()
     return 0
 
 

@@ -29,7 +29,7 @@ class BatchWriter(Generic[T]):
         sessions: sessionmaker[Session],
         write: Callable[[Session, list[T]], None],
         *,
-        max_batch: int = 500,
+        max_batch: int = 64,
         max_delay_s: float = 0.02,
         name: str = "switchboard-ledger",
     ) -> None:
