@@ -1,7 +1,10 @@
 """The dashboard script's body: page config, first run, sign-in, navigation by role.
 
 st.navigation is called on every run, even signed out, so Streamlit never falls
-back to listing every file in pages/.
+back to listing every file in pages/. Widgets (the sign-in form) render only inside
+a navigation page: before st.navigation runs, Streamlit's first run in a process is
+still in pages-folder mode and would give the form widget ids that the next run no
+longer recognises, silently dropping the first sign-in after a restart.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import streamlit as st
 
 from core import auth
 from core.errors import SwitchboardError
-from ui import navigation, resources, signin
+from ui import navigation, resources, signin, state
 
 
 def _setup_page() -> None:
@@ -18,6 +21,8 @@ def _setup_page() -> None:
 
 
 def _signed_out_page() -> None:
+    if signin.sign_in(resources.services()) is not None:
+        st.rerun()  # signed in (form or cookie): draw the pages for this role
     st.caption("Switchboard · a self-hosted LLM gateway for teams")
 
 
@@ -35,7 +40,8 @@ def render() -> None:
         page = st.Page(_setup_page, title="Set up", url_path="setup")
         st.navigation([page], position="hidden").run()
         return
-    user = signin.sign_in(svc)
+    # Signed in already: sign_in draws no form, only re-checks the account and the sidebar.
+    user = signin.sign_in(svc) if st.session_state.get(state.AUTH_STATUS) is True else None
     if user is None:
         page = st.Page(_signed_out_page, title="Sign in", url_path="signin")
         st.navigation([page], position="hidden").run()

@@ -61,12 +61,16 @@ def _on_success(svc: Services) -> Any:
     def callback(event: dict[str, Any]) -> None:
         with svc.sessions.begin() as session:
             auth.record_login_success(session, event["username"], utc_now())
+        # The shell reruns at once to draw this role's pages, which would discard the
+        # cookie component the library renders now; set it again on that next run.
+        st.session_state[state.COOKIE_PENDING] = True
 
     return callback
 
 
 def sign_in(svc: Services) -> UserInfo | None:
     """Render the sign-in form when needed; return the signed-in, still-active user."""
+    already_signed_in = st.session_state.get(state.AUTH_STATUS) is True
     creds = _credentials(svc)
     before = {n: e["failed_login_attempts"] for n, e in creds["usernames"].items()}
     authenticator = stauth.Authenticate(
@@ -108,6 +112,8 @@ def sign_in(svc: Services) -> UserInfo | None:
         st.error("This account is deactivated. Ask an admin to reactivate it.")
         return None
     st.session_state[state.CURRENT_USER] = user
+    if already_signed_in and st.session_state.pop(state.COOKIE_PENDING, False):
+        authenticator.cookie_controller.set_cookie()
     with st.sidebar:
         st.caption(f"Signed in as **{user.display_name}** · {user.role}")
         authenticator.logout("Sign out", location="sidebar", key="sb_logout")

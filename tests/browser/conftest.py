@@ -6,7 +6,7 @@ Two ways to get a running app, both on a throwaway data folder and SQLite file:
   SWITCHBOARD_* values the autouse ``isolated_env`` fixture (tests/conftest.py) put in
   os.environ. Seed users first with ``cli_add_user``.
 * ``shared_app`` (per module): one server for a whole test module, seeded through the
-  CLI with the module's ``SEED_USERS`` and primed (see ``prime_app``). Starting
+  CLI with the module's ``SEED_USERS``. Starting
   Streamlit and importing litellm costs several seconds, so tests that only need
   "a signed-out browser against a known set of users" share it.
 
@@ -160,29 +160,6 @@ def _new_context(browser: Browser) -> BrowserContext:
     return context
 
 
-def _prime(browser: Browser, base: str) -> None:
-    """Run the app's script once in a throwaway session, past its st.navigation call.
-
-    Works around an app bug (see test_first_sign_in_after_server_start): the repo has
-    a ``pages/`` folder next to app.py, so a fresh Streamlit process runs its first
-    script run(s) in legacy "pages directory" mode until ``st.navigation`` is called.
-    The sign-in widgets of those runs get other widget IDs than later runs, so a
-    sign-in submitted from them is silently dropped.
-    """
-    from playwright.sync_api import expect
-
-    context = _new_context(browser)
-    try:
-        page = context.new_page()
-        page.goto(base + "/")
-        # Rendered by the page that st.navigation runs, so navigation has happened.
-        expect(page.get_by_text("a self-hosted LLM gateway for teams")).to_be_visible(
-            timeout=UI_TIMEOUT_MS
-        )
-    finally:
-        context.close()
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, launched once for the session."""
@@ -214,12 +191,6 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
-
-
-@pytest.fixture
-def prime_app(browser: Browser) -> Callable[[str], None]:
-    """``prime_app(base)``: get a freshly started server past its first-run bug."""
-    return lambda base: _prime(browser, base)
 
 
 # --- the app -----------------------------------------------------------------------
@@ -258,7 +229,7 @@ def start_app(isolated_env: Path, tmp_path: Path) -> Iterator[Callable[[], str]]
 def shared_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> Iterator[str]:
-    """One primed server per module, seeded with the module's ``SEED_USERS``.
+    """One server per module, seeded with the module's ``SEED_USERS``.
 
     ``SEED_USERS`` is a sequence of (username, password, role, display name). Users are
     created through the CLI before the server starts. Yields the base URL.
@@ -273,14 +244,6 @@ def shared_app(
     log_path = root / "streamlit.log"
     proc, base = _launch(env, log_path)
     try:
-        try:
-            _prime(browser, base)
-        except AssertionError as exc:
-            pytest.fail(
-                f"the app never rendered its signed-out page: {exc}\n"
-                f"--- server output ---\n{_tail(log_path)}",
-                pytrace=False,
-            )
         yield base
     finally:
         _stop(proc)

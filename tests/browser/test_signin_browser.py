@@ -146,22 +146,13 @@ def test_member_cannot_open_users_page_by_url(
     page.screenshot(path=str(artifacts / "member-users-url.png"), full_page=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "app bug: a fresh server's first script runs use Streamlit's legacy pages/ mode "
-        "(pages/ sits next to app.py) until st.navigation is called, so the sign-in "
-        "widgets change IDs and the first sign-in after a restart is dropped"
-    ),
-)
 def test_first_sign_in_after_server_start(
     page: Page,
     start_app: Callable[[], str],
     cli_add_user: Callable[..., None],
 ) -> None:
     cli_add_user(ADMIN[0], PASSWORD, role="admin", name=ADMIN[1])
-    base = start_app()  # not primed: this browser session is the process's first
+    base = start_app()  # this browser session is the server process's first
 
     sign_in(page, base, ADMIN[0], PASSWORD)
 
