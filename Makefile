@@ -40,7 +40,7 @@ bench: $(STAMP)
 # Maintainers: re-resolve the pinned, hashed lock file from pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet "pip-tools>=7.4"
-	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--extra libsql --extra dev -o requirements.lock pyproject.toml
 	@! grep -E '^litellm==1\.82\.(7|8)\b' requirements.lock || (echo "refusing a malicious litellm release" && exit 1)
 
