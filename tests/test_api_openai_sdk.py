@@ -56,7 +56,9 @@ class ServerThread:
 
     def __init__(self, app: Any) -> None:
         self.sock = free_socket()
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        # The stdlib loop: uvloop would replace the process-wide event-loop policy and
+        # break every later asyncio test in this process.
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
 
