@@ -160,9 +160,13 @@ def _new_context(browser: Browser) -> BrowserContext:
     return context
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, launched once for the session."""
+    """Debian's Chromium, headless, launched once per module.
+
+    Not per session: Playwright's sync API keeps an event loop marked as running in
+    this thread while it is open, which would break every asyncio test after it.
+    """
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing; install it with .ci/install-system-deps"
         if os.environ.get("CI", "").strip().lower() == "true":
