@@ -27,7 +27,7 @@ run: init
 api: init
 	$(BIN)/switchboard api --port $(or $(API_PORT),8600)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -129,7 +129,9 @@ def rig(sessions: sessionmaker[Session]) -> Iterator[Rig]:
         gateway = Gateway(
             sessions=sessions, catalog=catalog, cipher=cipher, clock=clock, sleep=sleeps,
             environ={"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
-            settings=GatewaySettings(retry=RetryPolicy(max_retries=2), refresh_s=0.0, policy_ttl_s=0.0),
+            settings=GatewaySettings(
+                retry=RetryPolicy(max_retries=2), refresh_s=0.0, policy_ttl_s=0.0
+            ),
         )
         try:
             yield Rig(gateway, sessions, fake_openai, fake_anthropic, user, clock, sleeps,

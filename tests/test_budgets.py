@@ -33,8 +33,6 @@ from core.budgets import (
     usd,
 )
 from core.chat import Caller
-from core.commands import basics
-from core.commands import budgets as budget_commands
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.models import Alert, Budget, Reservation, User
 from tests.conftest import add_user

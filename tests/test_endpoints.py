@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from core import audit, cli, endpoints, keys
-from core.commands import keys as key_commands
 from core.endpoints import EndpointInfo
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import ORG_OWNER_ID, ApiKey

@@ -11,7 +11,6 @@ from sqlalchemy import event, select
 
 from core import audit, auth, cli, keys, secrets
 from core.chat import Caller
-from core.commands import keys as key_commands
 from core.config import load_settings
 from core.errors import InvalidInput, NotFound
 from core.models import ORG_OWNER_ID, ApiKey, Team

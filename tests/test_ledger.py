@@ -22,7 +22,7 @@ from core.chat import (
     Summary,
     Usage,
 )
-from core.commands import basics, usage
+from core.commands import usage
 from core.errors import AllModelsFailed
 from core.models import AttemptRow, RequestRow
 

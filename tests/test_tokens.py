@@ -12,8 +12,6 @@ from sqlalchemy import event, select, update
 
 from core import audit, cli, tokens
 from core.chat import Caller
-from core.commands import basics
-from core.commands import tokens as token_commands
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from core.models import AuditEntry, GatewayToken, User
 from tests.conftest import add_user
