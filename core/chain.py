@@ -231,6 +231,7 @@ class ChainWalker:
                     api_base=target.api_base,
                     params=params,
                     timeouts=timeouts,
+                    deadline=deadline,
                 )
                 self._mark_first_text(run, call)
                 run.sent += call.text

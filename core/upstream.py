@@ -191,13 +191,17 @@ class Upstream:
         api_base: str | None,
         params: Mapping[str, Any],
         timeouts: Timeouts,
+        deadline: float,
     ) -> tuple[str, str | None, Usage | None]:
-        """A non-streaming call bounded by the total timeout. Returns (text, finish, usage)."""
+        """A non-streaming call bounded by the request's deadline. Returns (text, finish, usage).
+
+        ``deadline`` is a time.monotonic() value for the whole request, retries included.
+        """
         kwargs = self._kwargs(
             litellm_model, messages, api_key, api_base, params, timeouts, stream=False
         )
         try:
-            response = await asyncio.wait_for(self.completion(**kwargs), timeouts.total_s)
+            response = await asyncio.wait_for(self.completion(**kwargs), _left(deadline))
         except TimeoutError:
             raise UpstreamError(
                 TIMEOUT, f"no response within {timeouts.total_s:g}s", error_class="TotalTimeout"
