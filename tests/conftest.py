@@ -17,7 +17,12 @@ from core.auth import UserInfo
 from core.clock import utc_now
 
 # One PostgreSQL server and the provider fakes, shared by every test module.
-pytest_plugins = ["tests.support.postgres", "tests.fakes.fixtures", "tests.gateway_support"]
+pytest_plugins = [
+    "tests.support.postgres",
+    "tests.support.data",
+    "tests.fakes.fixtures",
+    "tests.gateway_support",
+]
 
 TEST_ROUNDS = 4  # bcrypt cost for tests only; production uses auth.BCRYPT_ROUNDS
 PASSWORD = "correct-horse-battery"

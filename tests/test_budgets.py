@@ -7,18 +7,16 @@ standing in for two replicas.
 
 from __future__ import annotations
 
-import io
-import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, cli, db
+from core import audit
 from core.budgets import (
     TOMBSTONE_GRACE,
     estimate_remaining,
@@ -36,6 +34,7 @@ from core.chat import Caller
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.models import Alert, Budget, Reservation, User
 from tests.conftest import add_user
+from tests.support.cli import run_cli
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)
 Factory = sessionmaker[Session]
@@ -308,18 +307,7 @@ def test_estimate_remaining_is_the_tightest_hard_budget(sessions, alice):
 # --- concurrency: many threads, one or two engines, SQLite and PostgreSQL ----------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def replicas(request: pytest.FixtureRequest, isolated_env: object) -> Iterator[list[Factory]]:
-    """Two engines on one database; a test uses one of them or both ("two replicas")."""
-    if request.param == "sqlite":
-        url = os.environ["SWITCHBOARD_DB_URL"]
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engines = [db.make_engine(url, pool_size=16, max_overflow=4) for _ in range(2)]
-    db.upgrade_database(engines[0])
-    yield [db.make_session_factory(e) for e in engines]
-    for engine in engines:
-        engine.dispose()
+
 
 
 def hammer(factories: list[Factory], attempt: Callable[[Factory, str], None],
@@ -414,15 +402,8 @@ def test_concurrent_reserve_and_settle_keep_the_counters_exact(replicas, engines
 # --- the `switchboard budget` command ------------------------------------------------------
 
 
-class FakeStdin(io.StringIO):
-    def isatty(self) -> bool:
-        return False
-
-
 def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), stdin=FakeStdin(), stdout=out, stderr=err, clock=lambda: NOW)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(*argv, clock=lambda: NOW)
 
 
 @pytest.fixture

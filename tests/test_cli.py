@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,22 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
 from core.db import head_revision
 from tests.conftest import PASSWORD
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class FakeStdin(io.StringIO):
-    def isatty(self) -> bool:
-        return False
-
-
-def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdin=FakeStdin(stdin), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def test_init_is_idempotent(isolated_env):

@@ -39,11 +39,9 @@ from core.errors import (
     InvalidInput,
     LoginLocked,
 )
-from core.models import AuditEntry, Base, LoginFailure, Team, User
+from core.models import Base, LoginFailure, User
+from tests.support.data import PASSWORD, ROUNDS, T0, create_user, row_counts
 
-ROUNDS = 4  # cheap bcrypt: these tests are about storage, not hashing cost
-PASSWORD = "correct-horse-battery"
-T0 = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 APP_TABLES = {"users", "teams", "login_failures", "audit_log"}
 
 
@@ -73,25 +71,6 @@ def db_sessions(db_engine: Engine) -> sessionmaker[Session]:
     return db.make_session_factory(db_engine)
 
 
-def _create(
-    sessions: sessionmaker[Session], username: str, *, now: datetime = T0, **kwargs: Any
-) -> auth.UserInfo:
-    kwargs.setdefault("role", "member")
-    kwargs.setdefault("password", PASSWORD)
-    with sessions.begin() as s:
-        return auth.create_user(s, username=username, actor="test", now=now, rounds=ROUNDS,
-                                **kwargs)
-
-
-def _counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
-    with sessions() as s:
-        return (
-            s.scalar(select(func.count(User.id))) or 0,
-            s.scalar(select(func.count(Team.id))) or 0,
-            s.scalar(select(func.count(AuditEntry.id))) or 0,
-        )
-
-
 def _fail_login(sessions: sessionmaker[Session], username: str, now: datetime) -> None:
     # verify_login commits the failure itself before raising.
     with pytest.raises(AuthenticationFailed):
@@ -107,11 +86,11 @@ def test_upgrade_creates_schema_and_is_idempotent(db_url: str) -> None:
         assert db.current_revision(engine) is None
         assert db.upgrade_database(engine) == db.head_revision()
         assert set(inspect(engine).get_table_names()) >= APP_TABLES
-        _create(db.make_session_factory(engine), "alice")
+        create_user(db.make_session_factory(engine), "alice")
         # A second run (every start-up does one) must be a no-op: no error, no data lost.
         assert db.upgrade_database(engine) == db.head_revision()
         assert db.current_revision(engine) == db.head_revision()
-        assert _counts(db.make_session_factory(engine)) == (1, 0, 1)
+        assert row_counts(db.make_session_factory(engine)) == (1, 0, 1)
     finally:
         engine.dispose()
 
@@ -127,9 +106,9 @@ def test_models_and_migrations_agree(db_engine: Engine) -> None:
 
 
 def test_users_round_trip(db_sessions: sessionmaker[Session]) -> None:
-    created = _create(db_sessions, "alice", role="admin", team="Research",
+    created = create_user(db_sessions, "alice", role="admin", team="Research",
                       display_name="Alice A.", email="alice@example.com")
-    _create(db_sessions, "bob", team="Research")
+    create_user(db_sessions, "bob", team="Research")
 
     with db_sessions() as s:
         alice = auth.get_user(s, "alice")
@@ -149,15 +128,15 @@ def test_users_round_trip(db_sessions: sessionmaker[Session]) -> None:
 
 
 def test_duplicate_username_is_conflict(db_sessions: sessionmaker[Session]) -> None:
-    _create(db_sessions, "alice")
+    create_user(db_sessions, "alice")
     with pytest.raises(Conflict, match="already exists"):
-        _create(db_sessions, "alice", role="admin")
-    assert _counts(db_sessions)[0] == 1
+        create_user(db_sessions, "alice", role="admin")
+    assert row_counts(db_sessions)[0] == 1
 
 
 def test_unknown_role_is_invalid_input(db_sessions: sessionmaker[Session]) -> None:
     with pytest.raises(InvalidInput, match="Unknown role 'owner'"):
-        _create(db_sessions, "alice", role="owner")
+        create_user(db_sessions, "alice", role="owner")
 
 
 def test_check_constraint_rejects_bad_role(db_engine: Engine) -> None:
@@ -172,7 +151,7 @@ def test_check_constraint_rejects_bad_role(db_engine: Engine) -> None:
 
 def test_lockout_holds_across_replicas(db_url: str, db_sessions: sessionmaker[Session]) -> None:
     """Failures seen by one app process lock the account for every other process."""
-    _create(db_sessions, "alice")
+    create_user(db_sessions, "alice")
     replica = db.make_engine(db_url)  # a second process's engine on the same database
     try:
         other = db.make_session_factory(replica)
@@ -197,7 +176,7 @@ def test_lockout_holds_across_replicas(db_url: str, db_sessions: sessionmaker[Se
 
 
 def test_four_failures_do_not_lock(db_sessions: sessionmaker[Session]) -> None:
-    _create(db_sessions, "alice")
+    create_user(db_sessions, "alice")
     for minute in range(auth.LOCKOUT_THRESHOLD - 1):
         _fail_login(db_sessions, "alice", T0 + timedelta(minutes=minute))
     with db_sessions() as s:
@@ -212,7 +191,7 @@ def test_timestamps_come_back_aware_utc(
 ) -> None:
     # An aware non-UTC input must be converted, not stored as its wall-clock time.
     local = T0.astimezone(timezone(timedelta(hours=2)))
-    _create(db_sessions, "alice", now=local)
+    create_user(db_sessions, "alice", now=local)
     with db_sessions.begin() as s:
         auth.record_login_failure(s, "alice", local)
 
@@ -236,8 +215,8 @@ def test_timestamps_come_back_aware_utc(
 def test_naive_timestamps_are_refused(db_sessions: sessionmaker[Session]) -> None:
     """A naive datetime could be local time; the column refuses it rather than guess."""
     with pytest.raises(StatementError, match="naive datetime"):
-        _create(db_sessions, "alice", now=T0.replace(tzinfo=None))
-    assert _counts(db_sessions) == (0, 0, 0)
+        create_user(db_sessions, "alice", now=T0.replace(tzinfo=None))
+    assert row_counts(db_sessions) == (0, 0, 0)
 
 
 # --------------------------------------------------------------------------- atomicity
@@ -260,16 +239,16 @@ def test_failed_create_user_leaves_nothing_behind(
 ) -> None:
     args: dict[str, Any] = {"username": "carol", "team": "NewTeam", **overrides}
     with pytest.raises(InvalidInput, match=message):
-        _create(db_sessions, **args)
-    assert _counts(db_sessions) == (0, 0, 0)
+        create_user(db_sessions, **args)
+    assert row_counts(db_sessions) == (0, 0, 0)
 
 
 def test_conflict_does_not_create_the_team(db_sessions: sessionmaker[Session]) -> None:
-    _create(db_sessions, "carol")
-    before = _counts(db_sessions)
+    create_user(db_sessions, "carol")
+    before = row_counts(db_sessions)
     with pytest.raises(Conflict):
-        _create(db_sessions, "carol", team="NewTeam")
-    assert _counts(db_sessions) == before
+        create_user(db_sessions, "carol", team="NewTeam")
+    assert row_counts(db_sessions) == before
 
 
 def test_failure_later_in_the_transaction_rolls_everything_back(
@@ -280,7 +259,7 @@ def test_failure_later_in_the_transaction_rolls_everything_back(
         auth.create_user(s, username="carol", password=PASSWORD, role="member", team="NewTeam",
                          actor="test", now=T0, rounds=ROUNDS)
         raise RuntimeError("the caller's next step failed")
-    assert _counts(db_sessions) == (0, 0, 0)
+    assert row_counts(db_sessions) == (0, 0, 0)
 
 
 # --------------------------------------------------------------------------- SQLite

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from core import audit, cli, endpoints, keys
+from core import audit, endpoints, keys
 from core.endpoints import EndpointInfo
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import ORG_OWNER_ID, ApiKey
 from core.secrets import Cipher
+from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 BUILTIN = ("openai", "anthropic", "together_ai")
@@ -119,19 +119,9 @@ def test_delete_drops_the_endpoints_keys_but_not_a_builtins(sessions):
 # --- CLI -----------------------------------------------------------------------------
 
 
-class FakeStdin(io.StringIO):
-    def isatty(self) -> bool:
-        return False
-
-
 @pytest.fixture
-def run(monkeypatch):
-    def invoke(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = cli.main(list(argv), stdin=FakeStdin(stdin), stdout=out, stderr=err)
-        return code, out.getvalue(), err.getvalue()
-
-    return invoke
+def run():
+    return run_cli
 
 
 def test_cli_provider_add_list_and_key_for_the_endpoint(run):

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select
 
-from core import audit, auth, cli, keys, secrets
+from core import audit, auth, keys, secrets
 from core.chat import Caller
 from core.config import load_settings
 from core.errors import InvalidInput, NotFound
 from core.models import ORG_OWNER_ID, ApiKey, Team
 from core.secrets import Cipher, UndecryptableSecret
 from tests.conftest import add_user
+from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 KNOWN = ("openai", "anthropic", "gemini", "corp-vllm")
@@ -246,19 +246,9 @@ def test_secret_never_in_db_files_audit_or_reprs(isolated_env, sessions, cipher)
 # --- CLI -----------------------------------------------------------------------------
 
 
-class FakeStdin(io.StringIO):
-    def isatty(self) -> bool:
-        return False
-
-
 @pytest.fixture
-def run(monkeypatch):
-    def invoke(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = cli.main(list(argv), stdin=FakeStdin(stdin), stdout=out, stderr=err)
-        return code, out.getvalue(), err.getvalue()
-
-    return invoke
+def run():
+    return run_cli
 
 
 def test_cli_key_set_list_delete_for_org_user_and_team(run, sessions):

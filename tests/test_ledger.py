@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select, text
 
-from core import cli, ledger
+from core import ledger
 from core.chat import (
     STATUS_FALLBACK,
     STATUS_NO_KEY,
@@ -25,6 +25,7 @@ from core.chat import (
 from core.commands import usage
 from core.errors import AllModelsFailed
 from core.models import AttemptRow, RequestRow
+from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ALICE = Caller(user_id=7, username="alice", role="member", team_id=3, token_name="ci")
@@ -244,10 +245,8 @@ def test_recent_stats_aggregates_calls_per_model(sessions):
 
 # ---- `switchboard usage export` ---------------------------------------------------------
 
-def run(monkeypatch, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+def run(*argv: str) -> tuple[int, str, str]:
+    return run_cli(*argv)
 
 
 @pytest.fixture
@@ -266,7 +265,7 @@ def exportable(sessions):
 
 
 def test_usage_export_csv(monkeypatch, exportable):
-    code, out, err = run(monkeypatch, "usage", "export")
+    code, out, err = run("usage", "export")
     assert (code, err) == (0, "")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == [name for name, _ in usage.EXPORT_COLUMNS]
@@ -284,7 +283,7 @@ def test_usage_export_csv(monkeypatch, exportable):
 
 
 def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
-    code, out, _ = run(monkeypatch, "usage", "export", "--format", "json",
+    code, out, _ = run("usage", "export", "--format", "json",
                        "--since", "2026-11-01", "--until", "2026-11-01")
     assert code == 0
     lines = out.splitlines()
@@ -293,14 +292,14 @@ def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
     assert [o["cost_usd"] for o in objs] == ["0.001234", "2.500000"]
     assert objs[0]["priced"] is True and objs[0]["error_class"] is None
     assert objs[0]["time"] == "2026-11-01T12:00:00.250000Z"
-    code, out, _ = run(monkeypatch, "usage", "export", "--format", "json",
+    code, out, _ = run("usage", "export", "--format", "json",
                        "--since", "2026-11-02")
     (only,) = [json.loads(line) for line in out.splitlines()]
     assert (only["request_id"], only["cost_usd"], only["priced"]) == ("r-unpriced", None, False)
 
 
 def test_usage_export_of_empty_range_is_just_the_header(monkeypatch, exportable):
-    code, out, _ = run(monkeypatch, "usage", "export", "--until", "2020-01-01")
+    code, out, _ = run("usage", "export", "--until", "2020-01-01")
     assert code == 0 and out.splitlines() == [",".join(n for n, _ in usage.EXPORT_COLUMNS)]
 
 
@@ -315,6 +314,6 @@ def test_usage_export_of_empty_range_is_just_the_header(monkeypatch, exportable)
     ],
 )
 def test_usage_export_bad_dates_get_one_clear_line(monkeypatch, isolated_env, argv, fragment):
-    code, out, err = run(monkeypatch, "usage", "export", *argv)
+    code, out, err = run("usage", "export", *argv)
     assert (code, out) == (2, "")
     assert fragment in err and err.count("\n") == 1

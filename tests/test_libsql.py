@@ -10,12 +10,11 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, insert, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,14 +26,12 @@ from core.errors import (
     InvalidInput,
     LoginLocked,
 )
-from core.models import AuditEntry, Base, LoginFailure, Team, User
+from core.models import Base, LoginFailure, User
+from tests.support.data import PASSWORD, ROUNDS, T0, create_user, row_counts
 
 pytestmark = pytest.mark.libsql
 pytest.importorskip("sqlalchemy_libsql", reason="optional libSQL dialect not installed")
 
-ROUNDS = 4
-PASSWORD = "correct-horse-battery"
-T0 = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -54,25 +51,6 @@ def libsql_engine(libsql_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def libsql_sessions(libsql_engine: Engine) -> sessionmaker[Session]:
     return db.make_session_factory(libsql_engine)
-
-
-def _create(
-    sessions: sessionmaker[Session], username: str, *, now: datetime = T0, **kwargs: Any
-) -> auth.UserInfo:
-    kwargs.setdefault("role", "member")
-    kwargs.setdefault("password", PASSWORD)
-    with sessions.begin() as s:
-        return auth.create_user(s, username=username, actor="test", now=now, rounds=ROUNDS,
-                                **kwargs)
-
-
-def _counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
-    with sessions() as s:
-        return (
-            s.scalar(select(func.count(User.id))) or 0,
-            s.scalar(select(func.count(Team.id))) or 0,
-            s.scalar(select(func.count(AuditEntry.id))) or 0,
-        )
 
 
 def test_libsql_upgrade_creates_schema_and_is_idempotent(libsql_url: str) -> None:
@@ -109,18 +87,18 @@ def test_libsql_connections_get_foreign_keys_and_busy_timeout(libsql_engine: Eng
 
 
 def test_libsql_users_round_trip(libsql_sessions: sessionmaker[Session]) -> None:
-    created = _create(libsql_sessions, "alice", role="admin", team="Research",
+    created = create_user(libsql_sessions, "alice", role="admin", team="Research",
                       email="alice@example.com")
-    _create(libsql_sessions, "bob", team="Research")
+    create_user(libsql_sessions, "bob", team="Research")
     with libsql_sessions() as s:
         assert auth.get_user(s, "alice") == created
         assert [(u.username, u.role, u.team) for u in auth.list_users(s)] == [
             ("alice", "admin", "Research"), ("bob", "member", "Research"),
         ]
     with pytest.raises(Conflict):
-        _create(libsql_sessions, "alice")
+        create_user(libsql_sessions, "alice")
     with pytest.raises(InvalidInput):
-        _create(libsql_sessions, "carol", role="owner")
+        create_user(libsql_sessions, "carol", role="owner")
     assert auth.verify_login(libsql_sessions, "alice", PASSWORD, T0).role == "admin"
 
 
@@ -133,7 +111,7 @@ def test_libsql_check_constraint_rejects_bad_role(libsql_engine: Engine) -> None
 
 
 def test_libsql_lockout(libsql_sessions: sessionmaker[Session]) -> None:
-    _create(libsql_sessions, "alice")
+    create_user(libsql_sessions, "alice")
     for minute in range(auth.LOCKOUT_THRESHOLD):
         with pytest.raises(AuthenticationFailed):
             auth.verify_login(libsql_sessions, "alice", "wrong-password-123",
@@ -148,7 +126,7 @@ def test_libsql_lockout(libsql_sessions: sessionmaker[Session]) -> None:
 def test_libsql_timestamps_come_back_aware_utc(
     libsql_engine: Engine, libsql_sessions: sessionmaker[Session]
 ) -> None:
-    _create(libsql_sessions, "alice", now=T0.astimezone(timezone(timedelta(hours=-5))))
+    create_user(libsql_sessions, "alice", now=T0.astimezone(timezone(timedelta(hours=-5))))
     with libsql_sessions.begin() as s:
         auth.record_login_failure(s, "alice", T0)
     with libsql_sessions() as s:
@@ -171,12 +149,12 @@ def test_libsql_failed_transaction_leaves_nothing_behind(
 ) -> None:
     """libSQL's driver manages transactions itself; a rollback must still undo everything."""
     with pytest.raises(InvalidInput):
-        _create(libsql_sessions, "carol", team="NewTeam", password="short")
+        create_user(libsql_sessions, "carol", team="NewTeam", password="short")
     with pytest.raises(RuntimeError), libsql_sessions.begin() as s:
         auth.create_user(s, username="carol", password=PASSWORD, role="member", team="NewTeam",
                          actor="test", now=T0, rounds=ROUNDS)
         raise RuntimeError("the caller's next step failed")
-    assert _counts(libsql_sessions) == (0, 0, 0)
+    assert row_counts(libsql_sessions) == (0, 0, 0)
 
 
 def test_unreachable_libsql_server_is_database_unavailable() -> None:

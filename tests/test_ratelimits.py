@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, db
+from core import audit
 from core.chat import Caller
 from core.errors import InvalidInput, NotFound, RateLimited
 from core.models import RateWindow
@@ -135,20 +133,6 @@ def test_old_windows_are_pruned(sessions, alice):
 
 
 # --- concurrency ---------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def replicas(request: pytest.FixtureRequest, isolated_env: object) -> Iterator[list[Factory]]:
-    """Two engines on one database (SQLite WAL file or PostgreSQL), as two replicas would."""
-    if request.param == "sqlite":
-        url = os.environ["SWITCHBOARD_DB_URL"]
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engines = [db.make_engine(url, pool_size=16, max_overflow=4) for _ in range(2)]
-    db.upgrade_database(engines[0])
-    yield [db.make_session_factory(e) for e in engines]
-    for engine in engines:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("engines", [1, 2], ids=["one-engine", "two-replicas"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select, update
 
-from core import audit, cli, tokens
+from core import audit, tokens
 from core.chat import Caller
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from core.models import AuditEntry, GatewayToken, User
 from tests.conftest import add_user
+from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TOKEN_RE = re.compile(r"sb-[A-Za-z0-9_-]{43}")
@@ -169,21 +169,19 @@ def test_list_and_revoke_errors(sessions):
 
 # ---- `switchboard token` ----------------------------------------------------------------
 
-def run(monkeypatch, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), stdout=out, stderr=err, clock=lambda: T0)
-    return code, out.getvalue(), err.getvalue()
+def run(*argv: str) -> tuple[int, str, str]:
+    return run_cli(*argv, clock=lambda: T0)
 
 
 def test_cli_create_shows_token_once_and_never_stores_it(monkeypatch, sessions, isolated_env):
     add_user(sessions, "alice")
-    code, out, err = run(monkeypatch, "token", "create", "alice", "--name", "ci")
+    code, out, err = run("token", "create", "alice", "--name", "ci")
     assert (code, err) == (0, "")
     (token,) = TOKEN_RE.findall(out)
     assert out.count(token) == 1 and "will not be shown again" in out
     assert authenticate(sessions, token).username == "alice"
 
-    code, out, _ = run(monkeypatch, "token", "list")
+    code, out, _ = run("token", "list")
     assert code == 0 and token not in out
     line = next(ln for ln in out.splitlines() if ln.startswith("alice"))
     assert "ci" in line and token[:8] in line and "active" in line
@@ -200,18 +198,18 @@ def test_cli_create_shows_token_once_and_never_stores_it(monkeypatch, sessions, 
 def test_cli_list_filters_and_revoke(monkeypatch, sessions):
     add_user(sessions, "alice")
     add_user(sessions, "bob")
-    run(monkeypatch, "token", "create", "alice")
-    run(monkeypatch, "token", "create", "bob", "--name", "ci")
-    code, out, _ = run(monkeypatch, "token", "list", "--user", "bob")
+    run("token", "create", "alice")
+    run("token", "create", "bob", "--name", "ci")
+    code, out, _ = run("token", "list", "--user", "bob")
     assert code == 0 and "bob" in out and "alice" not in out
-    code, out, _ = run(monkeypatch, "token", "revoke", "bob", "ci")
+    code, out, _ = run("token", "revoke", "bob", "ci")
     assert code == 0 and "Revoked token 'ci' of bob" in out
-    code, out, _ = run(monkeypatch, "token", "list", "--user", "bob")
+    code, out, _ = run("token", "list", "--user", "bob")
     assert "revoked 2026-11-02 09:00" in out
 
 
 def test_cli_list_when_empty_says_how_to_start(monkeypatch, isolated_env):
-    code, out, _ = run(monkeypatch, "token", "list")
+    code, out, _ = run("token", "list")
     assert code == 0 and "switchboard token create USERNAME" in out
 
 
@@ -228,13 +226,13 @@ def test_cli_list_when_empty_says_how_to_start(monkeypatch, isolated_env):
 )
 def test_cli_bad_input_gets_one_clear_line(monkeypatch, sessions, argv, fragment):
     add_user(sessions, "alice")
-    code, out, err = run(monkeypatch, *argv)
+    code, out, err = run(*argv)
     assert code == 2 and out == ""
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_cli_duplicate_name_is_refused(monkeypatch, sessions):
     add_user(sessions, "alice")
-    assert run(monkeypatch, "token", "create", "alice")[0] == 0
-    code, _, err = run(monkeypatch, "token", "create", "alice")
+    assert run("token", "create", "alice")[0] == 0
+    code, _, err = run("token", "create", "alice")
     assert code == 2 and "already has an active token named 'default'" in err
