@@ -230,6 +230,15 @@ def find_active_user(session: Session, username: str) -> UserInfo | None:
     return _info(user) if user else None
 
 
+def _lock_end(recent_desc: list[datetime], now: datetime) -> datetime | None:
+    """From one account's newest failures (newest first): when its lock ends, if locked."""
+    recent = recent_desc[:LOCKOUT_THRESHOLD]
+    if len(recent) < LOCKOUT_THRESHOLD or recent[0] - recent[-1] > LOCKOUT_WINDOW:
+        return None
+    until = recent[0] + LOCKOUT_DURATION
+    return until if until > now else None
+
+
 def locked_until(session: Session, username: str, now: datetime) -> datetime | None:
     """When the account's lock ends, or None if it is not locked."""
     recent = list(
@@ -240,10 +249,20 @@ def locked_until(session: Session, username: str, now: datetime) -> datetime | N
             .limit(LOCKOUT_THRESHOLD)
         )
     )
-    if len(recent) < LOCKOUT_THRESHOLD or recent[0] - recent[-1] > LOCKOUT_WINDOW:
-        return None
-    until = recent[0] + LOCKOUT_DURATION
-    return until if until > now else None
+    return _lock_end(recent, now)
+
+
+def locked_usernames(session: Session, now: datetime) -> set[str]:
+    """Every account locked right now, in one query (the sign-in page asks on each run)."""
+    by_user: dict[str, list[datetime]] = {}
+    rows = session.execute(
+        select(LoginFailure.username, LoginFailure.at)
+        .where(LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
+        .order_by(LoginFailure.at.desc())
+    )
+    for username, at in rows:
+        by_user.setdefault(username, []).append(at)
+    return {name for name, times in by_user.items() if _lock_end(times, now) is not None}
 
 
 def lock_message(until: datetime, now: datetime) -> LoginLocked:

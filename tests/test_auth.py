@@ -117,3 +117,19 @@ def test_inactive_user_cannot_sign_in(sessions):
         s.scalar(select(User).where(User.username == "alice")).active = False
     with pytest.raises(AuthenticationFailed):
         auth.verify_login(sessions, "alice", PASSWORD, T0)
+
+
+def test_locked_usernames_matches_locked_until(sessions):
+    for name in ("alice", "bob", "carol"):
+        add_user(sessions, name)
+    for _ in range(5):
+        _fail(sessions, "alice", T0)
+    for i in range(5):
+        _fail(sessions, "bob", T0 + timedelta(minutes=4 * i))  # spread over 16 minutes
+    _fail(sessions, "carol", T0)
+    at = T0 + timedelta(minutes=17)
+    with sessions() as s:
+        assert auth.locked_usernames(s, T0 + timedelta(minutes=1)) == {"alice"}
+        assert auth.locked_usernames(s, at) == {
+            n for n in ("alice", "bob", "carol") if auth.locked_until(s, n, at)
+        }

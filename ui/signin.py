@@ -27,8 +27,9 @@ def _credentials(svc: Services) -> dict[str, Any]:
     now = utc_now()
     users: dict[str, Any] = {}
     with svc.sessions() as session:
+        locked_names = auth.locked_usernames(session, now)
         for u in session.query(User).filter(User.active.is_(True)):
-            locked = auth.locked_until(session, u.username, now) is not None
+            locked = u.username in locked_names
             users[u.username] = {
                 "name": u.display_name,
                 "email": u.email or "",
