@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from core import db, endpoints, errors, keys
+from core import db, errors, keys
 from core import openai_format as fmt
 from core.chat import Caller, Done, StreamEvent, Summary, TextDelta
 from core.clock import Clock, utc_now
@@ -39,7 +39,7 @@ from core.errors import SwitchboardError
 from core.gateway import Gateway
 from core.runtime import Runtime, build_runtime
 from core.secrets import redact
-from core.targets import KEYLESS_PROVIDERS, TargetResolver
+from core.targets import KEYLESS_PROVIDERS
 from core.tokens import authenticate_token
 
 log = logging.getLogger("switchboard.api")
@@ -333,7 +333,6 @@ def list_models(
     """Catalog models whose provider has a key for ``caller`` (or needs none), then endpoints."""
     catalog = runtime.catalog
     with runtime.sessions() as session:
-        specs = endpoints.list_endpoints(session)
         status = keys.key_status(session, caller, catalog.providers(), environ)
     usable = {s.provider for s in status if s.source is not None} | KEYLESS_PROVIDERS
     rows = []
@@ -341,8 +340,8 @@ def list_models(
         ok = info.provider in usable
         if ok or show_all:
             rows.append(_model(info.id, info.provider, **({"available": ok} if show_all else {})))
-    resolver = TargetResolver(catalog, specs)
-    for model_id in resolver.endpoint_models():
+    # The gateway's own view of the endpoints, so /v1/models lists what it will accept.
+    for model_id in runtime.gateway.resolver().endpoint_models():
         # Endpoint models need no key: the gateway sends a placeholder when none is stored.
         extra = {"available": True} if show_all else {}
         rows.append(_model(model_id, model_id.partition("/")[0], **extra))
@@ -350,9 +349,7 @@ def list_models(
 
 
 def find_model(runtime: Runtime, model_id: str) -> dict[str, Any]:
-    with runtime.sessions() as session:
-        specs = endpoints.list_endpoints(session)
-    target = TargetResolver(runtime.catalog, specs).resolve(model_id)  # NotFound if unknown
+    target = runtime.gateway.resolver().resolve(model_id)  # NotFound if unknown
     return _model(target.model_id, target.provider)
 
 

@@ -80,10 +80,6 @@ class Breakers:
         with self._lock:
             return [self._state(name, e, now) for name, e in sorted(self._entries.items())]
 
-    def state(self, deployment: str) -> BreakerState:
-        with self._lock:
-            return self._state(deployment, self._entries.get(deployment) or _Entry(), self._clock())
-
     def _state(self, name: str, entry: _Entry, now: datetime) -> BreakerState:
         if entry.opened_at is None:
             return BreakerState(name, "closed", entry.failures, None, None)

@@ -57,9 +57,6 @@ class TargetResolver:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def endpoint_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self._endpoints))
-
     def endpoint_models(self) -> tuple[str, ...]:
         return tuple(f"{e.name}/{m}" for e in self._endpoints.values() for m in e.models)
 

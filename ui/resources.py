@@ -52,7 +52,6 @@ def _announce_generated_key(path: Path) -> None:
         "Set SWITCHBOARD_COOKIE_KEY in production."
     )
     print(message, flush=True)
-    log.warning(message)
 
 
 @st.cache_resource(show_spinner="Loading the model catalog…")

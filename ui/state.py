@@ -8,5 +8,4 @@ AUTH_USERNAME = "username"
 
 # Ours.
 CURRENT_USER = "sb_current_user"
-LOGIN_NOTICE = "sb_login_notice"
 COOKIE_PENDING = "sb_cookie_pending"  # signed in by form; set the cookie on the next run
