@@ -406,12 +406,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     return run_cli(*argv, clock=lambda: NOW)
 
 
-@pytest.fixture
-def budget_cli(monkeypatch: pytest.MonkeyPatch, sessions: Factory) -> None:
-    """The real `switchboard` parser, with every area registered."""
-
-
-def test_cli_budget_set_and_list(budget_cli, sessions, alice):
+def test_cli_budget_set_and_list(sessions, alice):
     assert run("budget", "list") == (
         0, "No budgets yet. Set one with: switchboard budget set --user NAME --monthly 25\n", "")
     code, out, err = run("budget", "set", "--user", "alice", "--monthly", "25")
@@ -442,7 +437,7 @@ def test_cli_budget_set_and_list(budget_cli, sessions, alice):
         (("--provider", "openia", "--monthly", "5"), "Unknown provider 'openia'"),
     ],
 )
-def test_cli_budget_set_bad_input_gets_one_clear_line(budget_cli, sessions, alice, argv,
+def test_cli_budget_set_bad_input_gets_one_clear_line(sessions, alice, argv,
                                                       fragment):
     code, out, err = run("budget", "set", *argv)
     assert (code, out) == (2, "")
@@ -451,7 +446,7 @@ def test_cli_budget_set_bad_input_gets_one_clear_line(budget_cli, sessions, alic
         assert list_budgets(s, NOW) == []
 
 
-def test_cli_budget_set_needs_exactly_one_scope(budget_cli, capsys):
+def test_cli_budget_set_needs_exactly_one_scope(capsys):
     with pytest.raises(SystemExit) as exited:
         run("budget", "set", "--monthly", "5")
     assert exited.value.code == 2 and "one of the arguments" in capsys.readouterr().err
