@@ -7,18 +7,15 @@ need no server at all.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
 import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -349,55 +346,22 @@ def test_describe_url_hides_secrets_in_the_query(raw: str, secret: str) -> None:
 # --------------------------------------------------------------------------- read-only data
 
 
-@dataclass(frozen=True)
-class _Python:
-    """An interpreter the unprivileged user can run, plus code that finds the venv's packages."""
-
-    exe: str
-    setup: str = ""
-
-    def core_cli(self, *args: str) -> list[str]:
-        if not self.setup:
-            return [self.exe, "-m", "core", *args]
-        run = "import runpy; runpy.run_module('core', run_name='__main__', alter_sys=True)"
-        return [self.exe, "-s", "-c", self.setup + run, *args]
-
-
+ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
 
 
-def _as_unprivileged() -> dict[str, Any]:
-    # As root, os.access says every folder is writable; only another user sees the truth.
-    if os.geteuid() != 0:
-        return {}
-    return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+def _core_cli_as_unprivileged(*args: str) -> list[str]:
+    """`python -m core ARGS`, run as `nobody` when we are root.
 
-
-@functools.cache
-def _unprivileged_python() -> _Python | None:
-    """The venv's python if `nobody` can run it, else a same-version system python.
-
-    The venv's interpreter may live under /root (pyenv), which `nobody` cannot enter; a
-    system python3.11 pointed at the venv's site-packages runs the same code.
+    As root, every folder is writable, so only another user sees a read-only folder.
+    setpriv keeps CAP_DAC_READ_SEARCH (read and traverse anything, write nothing extra),
+    so the venv and the checkout are readable wherever they live, even under 0700 dirs.
     """
-    purelib = sysconfig.get_paths()["purelib"]
-    setup = f"import site, sys; sys.path[:0] = [{purelib!r}]; site.addsitedir({purelib!r}); "
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [_Python(sys.executable)] + [
-        _Python(str(p), setup)
-        for p in (Path("/usr/bin") / version, Path("/usr/local/bin") / version)
-        if p.exists() and p.resolve() != Path(sys.executable).resolve()
-    ]
-    for candidate in candidates:
-        probe = candidate.core_cli("--help")
-        try:
-            done = subprocess.run(probe, cwd="/", capture_output=True, timeout=60,
-                                  env=_clean_env(Path("/")), **_as_unprivileged())
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if done.returncode == 0:
-            return candidate
-    return None
+    command = [sys.executable, "-m", "core", *args]
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--", *command]
 
 
 def _clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -433,14 +397,11 @@ def unwritable_dir() -> Iterator[Path]:
 def test_init_on_read_only_data_folder_fails_cleanly(
     unwritable_dir: Path, relative: str, expected: str
 ) -> None:
-    python = _unprivileged_python()
-    if python is None:
-        pytest.skip("no Python interpreter that the unprivileged 'nobody' user may run")
     target = unwritable_dir / relative
     env = _clean_env(unwritable_dir, SWITCHBOARD_DB_URL=f"sqlite:///{target}",
                      SWITCHBOARD_DATA_DIR=str(unwritable_dir), SWITCHBOARD_MODE="development")
-    done = subprocess.run(python.core_cli("init"), cwd=unwritable_dir, env=env, text=True,
-                          capture_output=True, timeout=60, **_as_unprivileged())
+    done = subprocess.run(_core_cli_as_unprivileged("init"), cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output
