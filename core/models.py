@@ -357,3 +357,27 @@ class Alert(Base):
     period: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# ----------------------------------------------------------------------------------
+# Profiles, user preferences and settings (migration 0003).
+
+# (end of 0003 tables)
+
+
+# ----------------------------------------------------------------------------------
+# Chat conversations and messages (migration 0004).
+
+# (end of 0004 tables)
+
+
+# ----------------------------------------------------------------------------------
+# Comparison sessions, rounds, answers and votes (migration 0005).
+
+# (end of 0005 tables)
+
+
+# ----------------------------------------------------------------------------------
+# Daily usage rollups and analytics settings (migration 0006).
+
+# (end of 0006 tables)

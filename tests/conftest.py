@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.data",
     "tests.fakes.fixtures",
     "tests.gateway_support",
+    "tests.support.pages",
 ]
 
 TEST_ROUNDS = 4  # bcrypt cost for tests only; production uses auth.BCRYPT_ROUNDS

@@ -8,21 +8,16 @@ from streamlit.testing.v1 import AppTest
 
 from core.models import AuditEntry, User
 from tests.conftest import PASSWORD, add_user
+from tests.support.pages import signed_in
 
 APP = "../app.py"
-ROLE_PAGES = {
-    "member": ["pages/home.py", "pages/models.py"],
-    "manager": ["pages/home.py", "pages/models.py"],
-    "admin": ["pages/home.py", "pages/models.py", "pages/users.py"],
-}
-ADMIN_ONLY = ["pages/users.py"]
-
-
-def signed_in(username: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    return at.run()
+EVERYONE = [
+    "pages/home.py", "pages/chat.py", "pages/compare.py", "pages/leaderboard.py",
+    "pages/analytics.py", "pages/models.py", "pages/providers.py", "pages/preferences.py",
+    "pages/account.py",
+]
+ADMIN_ONLY = ["pages/admin.py", "pages/users.py"]
+ROLE_PAGES = {"member": EVERYONE, "manager": EVERYONE, "admin": EVERYONE + ADMIN_ONLY}
 
 
 def test_first_run_creates_admin_through_the_form(engine, sessions):

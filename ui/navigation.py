@@ -9,15 +9,29 @@ from core.auth import UserInfo
 PAGES_DIR = "pages"
 
 
+def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page:
+    return st.Page(f"{PAGES_DIR}/{file}", title=title, icon=f":material/{icon}:", default=default)
+
+
 def pages_for(user: UserInfo) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Workspace": [
-            st.Page(f"{PAGES_DIR}/home.py", title="Home", icon=":material/home:", default=True),
-            st.Page(f"{PAGES_DIR}/models.py", title="Models", icon=":material/list:"),
+            _page("home.py", "Home", "home", default=True),
+            _page("chat.py", "Chat", "chat"),
+            _page("compare.py", "Compare", "compare"),
+            _page("leaderboard.py", "Leaderboard", "leaderboard"),
+            _page("analytics.py", "Analytics", "monitoring"),
+            _page("models.py", "Models", "list"),
+        ],
+        "Settings": [
+            _page("providers.py", "Providers & keys", "key"),
+            _page("preferences.py", "Model preferences", "tune"),
+            _page("account.py", "My account", "person"),
         ],
     }
     if user.is_admin:
         sections["Admin"] = [
-            st.Page(f"{PAGES_DIR}/users.py", title="Users", icon=":material/group:"),
+            _page("admin.py", "Admin", "admin_panel_settings"),
+            _page("users.py", "Users", "group"),
         ]
     return sections

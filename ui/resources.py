@@ -13,9 +13,10 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import db
-from core.catalog import Catalog, load_catalog
+from core.catalog import Catalog
 from core.config import Settings, load_settings, resolve_cookie_key
+from core.runtime import Runtime, build_runtime
+from core.syncgateway import SyncGateway
 
 log = logging.getLogger("switchboard")
 
@@ -26,6 +27,12 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     cookie_key: str
+    runtime: Runtime
+    gateway: SyncGateway  # the process's one gateway, driven from page scripts
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.runtime.catalog
 
 
 def services() -> Services:
@@ -38,12 +45,14 @@ def services() -> Services:
 def _services_for(fingerprint: str) -> Services:
     # The fingerprint only keys the cache (secrets in it are masked); read the real values.
     settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    db.upgrade_database(engine)
+    runtime = build_runtime(settings)
     cookie_key, generated = resolve_cookie_key(settings)
     if generated is not None:
         _announce_generated_key(generated)
-    return Services(settings, engine, db.make_session_factory(engine), cookie_key)
+    return Services(
+        settings, runtime.engine, runtime.sessions, cookie_key, runtime,
+        SyncGateway(runtime.gateway),
+    )
 
 
 def _announce_generated_key(path: Path) -> None:
@@ -54,6 +63,5 @@ def _announce_generated_key(path: Path) -> None:
     print(message, flush=True)
 
 
-@st.cache_resource(show_spinner="Loading the model catalog…")
 def catalog() -> Catalog:
-    return load_catalog()
+    return services().catalog

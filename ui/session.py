@@ -25,3 +25,9 @@ def require_role(minimum: str) -> UserInfo:
         st.error(f"This page is for {minimum}s only. Ask an admin if you need access.")
         st.stop()
     return user
+
+
+def active_profile() -> str | None:
+    """The profile chosen in the sidebar switch; None means the user's default settings."""
+    value = st.session_state.get(state.ACTIVE_PROFILE)
+    return value if isinstance(value, str) and value else None

@@ -9,3 +9,4 @@ AUTH_USERNAME = "username"
 # Ours.
 CURRENT_USER = "sb_current_user"
 COOKIE_PENDING = "sb_cookie_pending"  # signed in by form; set the cookie on the next run
+ACTIVE_PROFILE = "sb_active_profile"  # name of the profile chosen in the sidebar; None: default
