@@ -362,6 +362,21 @@ class Alert(Base):
 # ----------------------------------------------------------------------------------
 # Profiles, user preferences and settings (migration 0003).
 
+
+class PreferenceRefusal(Base):
+    """A refused choice of preferred provider (no usable key); analytics raises alerts on these."""
+
+    __tablename__ = "preference_refusals"
+    __table_args__ = (Index("ix_preference_refusals_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+
+
 # (end of 0003 tables)
 
 
