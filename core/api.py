@@ -104,6 +104,9 @@ class ApiContext:
         try:
             yield None
         finally:
+            runtime = self._runtime
+            if runtime is not None:
+                await runtime.gateway.aclose()  # on this loop, where its clients live
             await asyncio.to_thread(self.close)
 
 

@@ -104,8 +104,9 @@ class Gateway:
             timedelta(seconds=self.settings.breaker_cooldown_s),
             clock,
         )
+        self._upstream = Upstream(completion)
         self._walker = ChainWalker(
-            upstream=Upstream(completion),
+            upstream=self._upstream,
             breakers=self.breakers,
             retry=self.settings.retry,
             reserve=self._reserve,
@@ -210,6 +211,10 @@ class Gateway:
     def close(self) -> None:
         """Write everything still queued; call on shutdown so no ledger row is lost."""
         self._writer.close()
+
+    async def aclose(self) -> None:
+        """Close the upstream HTTP clients of the running loop; call before that loop ends."""
+        await self._upstream.aclose()
 
     # --- admission --------------------------------------------------------------
 

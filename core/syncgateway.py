@@ -122,7 +122,12 @@ class SyncGateway:
                 finished.wait(_CANCEL_WAIT_S)
 
     def close(self) -> None:
-        """Stop the loop, then flush the ledger."""
+        """Close upstream clients, stop the loop, then flush the ledger."""
+        closing = asyncio.run_coroutine_threadsafe(self.gateway.aclose(), self._loop)
+        try:
+            closing.result(5)
+        except Exception:
+            log.debug("closing upstream clients failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self.gateway.close()

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from core.chat import Message, Usage
+from core.sse_filter import SanitizedClients
 
 CompletionFn = Callable[..., Awaitable[Any]]
 
@@ -146,6 +147,13 @@ class Upstream:
 
     def __init__(self, completion: CompletionFn | None = None) -> None:
         self._completion = completion
+        # Our own clients only under real litellm; an injected function gets plain kwargs.
+        self._clients = SanitizedClients() if completion is None else None
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this loop made; call before the loop ends."""
+        if self._clients is not None:
+            await self._clients.aclose_current_loop()
 
     @property
     def completion(self) -> CompletionFn:
@@ -180,6 +188,10 @@ class Upstream:
             kwargs["api_key"] = api_key
         if api_base is not None:
             kwargs["api_base"] = api_base
+        if self._clients is not None and stream:
+            client = self._clients.client_for(litellm_model, api_key, api_base)
+            if client is not None:
+                kwargs["client"] = client
         return kwargs
 
     async def complete(
@@ -197,11 +209,12 @@ class Upstream:
 
         ``deadline`` is a time.monotonic() value for the whole request, retries included.
         """
+        call = self.completion  # import litellm (first call only) before any timer runs
         kwargs = self._kwargs(
             litellm_model, messages, api_key, api_base, params, timeouts, stream=False
         )
         try:
-            response = await asyncio.wait_for(self.completion(**kwargs), _left(deadline))
+            response = await asyncio.wait_for(call(**kwargs), _left(deadline))
         except TimeoutError:
             raise UpstreamError(
                 TIMEOUT, f"no response within {timeouts.total_s:g}s", error_class="TotalTimeout"
@@ -227,6 +240,7 @@ class Upstream:
 
         ``deadline`` is a time.monotonic() value for the whole request.
         """
+        call = self.completion  # import litellm (first call only) before any timer runs
         kwargs = self._kwargs(
             litellm_model, messages, api_key, api_base, params, timeouts, stream=True
         )
@@ -235,7 +249,7 @@ class Upstream:
         response: Any = None
         got_text = False
         try:
-            response = await asyncio.wait_for(self.completion(**kwargs), _left(first_by))
+            response = await asyncio.wait_for(call(**kwargs), _left(first_by))
             iterator = response.__aiter__()
             upstream_finish: str | None = None
             while True:

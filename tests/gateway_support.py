@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -112,7 +112,7 @@ async def collect(gateway: Gateway, request: ChatRequest) -> tuple[str, Summary]
 
 
 @pytest.fixture
-def rig(sessions: sessionmaker[Session]) -> Iterator[Rig]:
+async def rig(sessions: sessionmaker[Session]) -> AsyncIterator[Rig]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     user = add_user(sessions, "dana", "member")
     catalog = load_catalog()
@@ -137,4 +137,5 @@ def rig(sessions: sessionmaker[Session]) -> Iterator[Rig]:
             yield Rig(gateway, sessions, fake_openai, fake_anthropic, user, clock, sleeps,
                       catalog, cipher)
         finally:
+            await gateway.aclose()  # the test's loop is still running here
             gateway.close()

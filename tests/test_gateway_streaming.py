@@ -103,14 +103,16 @@ async def test_missing_done_is_finalised_promptly_with_usage(rig):
     assert time.monotonic() - started < 2
 
 
-async def test_malformed_chunk_does_not_lose_or_repeat_text(rig):
-    rig.set_route([GPT, MINI], **FAST)
-    for model in ("gpt-4o", "gpt-4o-mini"):
-        rig.openai.configure(model, tokens=WORDS)
-    rig.openai.script("gpt-4o", Reply(malformed_after=3, token_delay=0.02))
-    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
-    assert text == "".join(WORDS)
-    assert s.error is None
+@pytest.mark.parametrize(("model", "fake_name"), [(GPT, "openai"), (HAIKU, "anthropic")])
+async def test_one_malformed_event_is_skipped_on_the_same_model(rig, model, fake_name):
+    fake = getattr(rig, fake_name)
+    name = model.split("/", 1)[1]
+    fake.configure(name, tokens=WORDS)
+    fake.script(name, Reply(malformed_after=3, token_delay=0.02))
+    text, s = await collect(rig.gateway, rig.request(model, stream=True, fallbacks=()))
+    assert text == "".join(WORDS)  # nothing lost, nothing repeated
+    assert (s.status, s.model, s.finish_reason) == (STATUS_SUCCESS, model, "stop")
+    assert [a.outcome for a in s.attempts] == ["ok"] and fake.count(name) == 1
 
 
 async def test_hung_upstream_never_hangs_the_request(rig):
