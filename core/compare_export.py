@@ -1,0 +1,134 @@
+"""A comparison session as Markdown, CSV or JSON, exactly as its viewer may see it.
+
+Blind rounds the viewer has not voted on keep their labels ("Model A"), so an export
+never reveals what the page hides.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from core.chat import micros_to_usd
+from core.comparisons import AnswerView, RoundView, SessionView
+
+CSV_COLUMNS = (
+    "round", "kind", "prompt", "label", "model", "status", "error", "prompt_tokens",
+    "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "length", "my_vote",
+)
+
+
+def _cost(micros: int | None, priced: bool = True) -> str:
+    if micros is None or not priced:
+        return "unpriced"
+    return f"{micros_to_usd(micros):f}"
+
+
+def _vote_text(r: RoundView) -> str:
+    vote = r.my_vote
+    if vote is None:
+        return ""
+    if vote.choice == "best":
+        label = r.label_of(vote.winner or "")
+        return f"best: {vote.winner} ({label})" if label else "best"
+    return "tie" if vote.choice == "tie" else "all bad"
+
+
+def _answer_dict(r: RoundView, a: AnswerView) -> dict[str, Any]:
+    return {
+        "label": a.label,
+        "model": a.model if r.revealed else None,
+        "status": a.status,
+        "error": a.error,
+        "text": a.text,
+        "prompt_tokens": a.prompt_tokens,
+        "completion_tokens": a.completion_tokens,
+        "cost_usd": _cost(a.cost_micros, a.priced),
+        "latency_ms": a.latency_ms,
+        "ttft_ms": a.ttft_ms,
+        "length": a.length,
+    }
+
+
+def to_json(view: SessionView) -> str:
+    data = {
+        "id": view.id,
+        "title": view.title,
+        "owner": view.owner,
+        "task": view.task,
+        "system_prompt": view.system_prompt,
+        "models": list(view.models) if view.all_revealed else None,
+        "blind": view.blind,
+        "fallbacks": view.fallbacks,
+        "temperature": view.temperature,
+        "max_tokens": view.max_tokens,
+        "created_at": view.created_at.isoformat(),
+        "cost_usd": _cost(view.cost_micros),
+        "rounds": [
+            {
+                "seq": r.seq,
+                "kind": r.kind,
+                "prompt": r.prompt,
+                "created_at": r.created_at.isoformat(),
+                "cost_usd": _cost(r.cost_micros),
+                "votes": r.votes,
+                "my_vote": _vote_text(r) or None,
+                "my_comment": r.my_vote.comment if r.my_vote else None,
+                "answers": [_answer_dict(r, a) for a in r.answers],
+            }
+            for r in view.rounds
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def to_csv(view: SessionView) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in view.rounds:
+        for a in r.answers:
+            writer.writerow([
+                r.seq, r.kind, r.prompt, a.label, a.model if r.revealed else "", a.status,
+                a.error or "", a.prompt_tokens, a.completion_tokens,
+                _cost(a.cost_micros, a.priced), a.latency_ms,
+                "" if a.ttft_ms is None else a.ttft_ms, a.length, _vote_text(r),
+            ])
+    return out.getvalue()
+
+
+def to_markdown(view: SessionView) -> str:
+    lines = [f"# {view.title}", ""]
+    facts = [f"owner {view.owner}", f"task {view.task or '(none)'}",
+             "blind" if view.blind else "names shown",
+             f"total cost {_cost(view.cost_micros)}"]
+    if view.all_revealed:
+        facts.insert(0, "models " + ", ".join(view.models))
+    lines += ["- " + " · ".join(facts), ""]
+    if view.system_prompt:
+        lines += ["**System prompt**", "", _quote(view.system_prompt), ""]
+    for r in view.rounds:
+        lines += [f"## Round {r.seq}" + (" (batch)" if r.kind == "batch" else ""), "",
+                  _quote(r.prompt), ""]
+        for a in r.answers:
+            lines.append(f"### {r.name(a)}")
+            lines.append("")
+            lines.append(
+                f"*{a.prompt_tokens} tokens in, {a.completion_tokens} out · "
+                f"cost {_cost(a.cost_micros, a.priced)} · {a.latency_ms} ms*"
+            )
+            lines.append("")
+            lines.append(f"> Error: {a.error}" if a.error else (a.text or "*(empty)*"))
+            lines.append("")
+        vote = _vote_text(r)
+        if vote:
+            lines += [f"**Your vote:** {vote}"
+                      + (f" — {r.my_vote.comment}" if r.my_vote and r.my_vote.comment else ""),
+                      ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line for line in text.splitlines())
