@@ -132,3 +132,50 @@ def to_markdown(view: SessionView) -> str:
 
 def _quote(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines())
+
+
+def result_rows(view: SessionView) -> list[dict[str, Any]]:
+    """One row per prompt and answer, for the batch results table."""
+    return [
+        {
+            "round": r.seq,
+            "prompt": r.prompt,
+            "model": r.name(a),
+            "status": "error" if a.error else a.status,
+            "tokens in": a.prompt_tokens,
+            "tokens out": a.completion_tokens,
+            "cost $": _cost(a.cost_micros, a.priced) if r.revealed else "after your vote",
+            "latency ms": a.latency_ms,
+            "answer": a.error or a.text,
+        }
+        for r in view.rounds
+        for a in r.answers
+    ]
+
+
+def model_totals(view: SessionView) -> list[dict[str, Any]]:
+    """Per model over every round the viewer may see by name: answers, failures, tokens, cost."""
+    totals: dict[str, dict[str, Any]] = {}
+    for r in view.rounds:
+        if not r.revealed:
+            continue
+        for a in r.answers:
+            t = totals.setdefault(a.model, {"model": a.model, "answers": 0, "failed": 0,
+                                            "tokens in": 0, "tokens out": 0, "_cost": 0,
+                                            "_latencies": []})
+            t["answers"] += 1
+            t["failed"] += 0 if a.ok else 1
+            t["tokens in"] += a.prompt_tokens
+            t["tokens out"] += a.completion_tokens
+            if t["_cost"] is not None:
+                t["_cost"] = None if a.cost_micros is None or not a.priced else (
+                    t["_cost"] + a.cost_micros)
+            if a.ok:
+                t["_latencies"].append(a.latency_ms)
+    rows = []
+    for t in totals.values():
+        latencies = sorted(t.pop("_latencies"))
+        t["cost $"] = _cost(t.pop("_cost"))
+        t["median latency ms"] = latencies[(len(latencies) - 1) // 2] if latencies else None
+        rows.append(t)
+    return rows

@@ -8,6 +8,8 @@ and the benchmark use ``run_round``.
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -329,3 +331,24 @@ def round_cost(answers: Iterable[AnswerData]) -> int | None:
             return None
         total += a.cost_micros
     return total
+
+
+def prompts_from_text(text: str) -> list[str]:
+    """Pasted prompts: one per line, blank lines skipped."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def prompts_from_csv(data: bytes) -> list[str]:
+    """Prompts from a CSV file's ``prompt`` column (any case), empty cells skipped."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("The CSV file is not UTF-8 text. Save it as UTF-8 CSV.") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    column = next((f for f in reader.fieldnames or () if f.strip().lower() == "prompt"), None)
+    if column is None:
+        raise InvalidInput("The CSV file needs a column named `prompt`, one prompt per row.")
+    try:
+        return [row[column].strip() for row in reader if (row.get(column) or "").strip()]
+    except csv.Error as exc:
+        raise InvalidInput(f"The CSV file could not be read: {exc}.") from exc
