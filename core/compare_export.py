@@ -16,7 +16,7 @@ from core.comparisons import AnswerView, RoundView, SessionView
 
 CSV_COLUMNS = (
     "round", "kind", "prompt", "label", "model", "status", "error", "prompt_tokens",
-    "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "length", "my_vote",
+    "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "length", "my_vote", "answer",
 )
 
 
@@ -24,6 +24,11 @@ def _cost(micros: int | None, priced: bool = True) -> str:
     if micros is None or not priced:
         return "unpriced"
     return f"{micros_to_usd(micros):f}"
+
+
+def _answer_cost(r: RoundView, a: AnswerView) -> str:
+    # A price can give a blind answer away, so it stays hidden like the name.
+    return _cost(a.cost_micros, a.priced) if r.revealed else "after your vote"
 
 
 def _vote_text(r: RoundView) -> str:
@@ -45,7 +50,7 @@ def _answer_dict(r: RoundView, a: AnswerView) -> dict[str, Any]:
         "text": a.text,
         "prompt_tokens": a.prompt_tokens,
         "completion_tokens": a.completion_tokens,
-        "cost_usd": _cost(a.cost_micros, a.priced),
+        "cost_usd": _answer_cost(r, a),
         "latency_ms": a.latency_ms,
         "ttft_ms": a.ttft_ms,
         "length": a.length,
@@ -93,8 +98,8 @@ def to_csv(view: SessionView) -> str:
             writer.writerow([
                 r.seq, r.kind, r.prompt, a.label, a.model if r.revealed else "", a.status,
                 a.error or "", a.prompt_tokens, a.completion_tokens,
-                _cost(a.cost_micros, a.priced), a.latency_ms,
-                "" if a.ttft_ms is None else a.ttft_ms, a.length, _vote_text(r),
+                _answer_cost(r, a), a.latency_ms,
+                "" if a.ttft_ms is None else a.ttft_ms, a.length, _vote_text(r), a.text,
             ])
     return out.getvalue()
 
@@ -117,7 +122,7 @@ def to_markdown(view: SessionView) -> str:
             lines.append("")
             lines.append(
                 f"*{a.prompt_tokens} tokens in, {a.completion_tokens} out · "
-                f"cost {_cost(a.cost_micros, a.priced)} · {a.latency_ms} ms*"
+                f"cost {_answer_cost(r, a)} · {a.latency_ms} ms*"
             )
             lines.append("")
             lines.append(f"> Error: {a.error}" if a.error else (a.text or "*(empty)*"))
@@ -144,7 +149,7 @@ def result_rows(view: SessionView) -> list[dict[str, Any]]:
             "status": "error" if a.error else a.status,
             "tokens in": a.prompt_tokens,
             "tokens out": a.completion_tokens,
-            "cost $": _cost(a.cost_micros, a.priced) if r.revealed else "after your vote",
+            "cost $": _answer_cost(r, a),
             "latency ms": a.latency_ms,
             "answer": a.error or a.text,
         }

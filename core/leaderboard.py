@@ -145,7 +145,9 @@ def _filtered(
     query: _Query, task: str | None, team_id: int | None, since: datetime | None,
     until: datetime | None,
 ) -> _Query:
-    query = query.join(CompareRound, CompareRound.id == CompareVote.round_id).join(
+    query = query.select_from(CompareVote).join(
+        CompareRound, CompareRound.id == CompareVote.round_id
+    ).join(
         CompareSession, CompareSession.id == CompareRound.session_id
     )
     if task is not None:
