@@ -105,7 +105,7 @@ def send_round(settings: RoundSettings, prompt: str, *, session_id: str | None, 
     order = list(labels.values())  # columns in label order: A, B, ...
     requests = build_requests(who, settings, order, text, history)
     headings = [f"Model {lbl}" if settings.blind else f"{lbl} · {m}" for lbl, m in labels.items()]
-    answers = stream_round(svc.gateway, requests, headings)
+    answers = stream_round(svc.gateway, requests, headings, blind=settings.blind)
     try:
         with svc.sessions.begin() as s:
             if session_id is None:

@@ -53,7 +53,8 @@ def _facts(tokens_in: int, tokens_out: int, cost: str | None, latency_ms: int,
 
 
 def stream_round(
-    gateway: SyncGateway, requests: Sequence[ChatRequest], headings: Sequence[str]
+    gateway: SyncGateway, requests: Sequence[ChatRequest], headings: Sequence[str],
+    *, blind: bool,
 ) -> list[AnswerData]:
     """Stream every request at once into its own column; returns the answers in order."""
     slots = []
@@ -68,14 +69,15 @@ def stream_round(
         now = time.monotonic()
         if column.done or now - shown[index] >= UPDATE_EVERY_S:
             shown[index] = now
-            _draw_live(column, *slots[index])
-    for filled, (body, foot) in zip(collector.columns, slots, strict=True):
-        _draw_live(filled, body, foot)
+            _draw_live(column, *slots[index], heading=headings[index] if blind else None)
+    for filled, (body, foot), heading in zip(collector.columns, slots, headings, strict=True):
+        _draw_live(filled, body, foot, heading=heading if blind else None)
     return collector.answers()
 
 
 def _draw_live(column: Column, body: st.delta_generator.DeltaGenerator,
-               foot: st.delta_generator.DeltaGenerator) -> None:
+               foot: st.delta_generator.DeltaGenerator, *, heading: str | None) -> None:
+    """Draw one column; with ``heading`` (blind) its error names the label, not the model."""
     if not column.done:
         body.markdown(column.text + " ▌")
         return
@@ -84,7 +86,8 @@ def _draw_live(column: Column, body: st.delta_generator.DeltaGenerator,
         with body.container():
             if answer.text:
                 st.markdown(answer.text)
-            st.error(answer.error)
+            st.error(answer.error if heading is None
+                     else answer.error.replace(column.model, heading))
     else:
         body.markdown(answer.text or "*(empty answer)*")
     foot.caption(_facts(answer.prompt_tokens, answer.completion_tokens, None,
@@ -106,7 +109,7 @@ def draw_round(r: RoundView, *, on_vote: Callable[[int, str, str | None, str], N
             if a.text:
                 st.markdown(a.text)
             if a.error:
-                st.error(a.error)
+                st.error(a.error if r.revealed else a.error.replace(a.model, r.name(a)))
             elif not a.text:
                 st.markdown("*(empty answer)*")
             cost = usd(a.cost_micros, a.priced) if r.revealed else None
