@@ -129,3 +129,25 @@ async def test_a_better_rated_model_moves_up_in_cost_optimised_routing(rig):
     assert after.summary.model == GPT
     assert after.summary.order_reason is not None
     assert after.summary.order_reason.index(GPT) < after.summary.order_reason.index(MINI)
+
+
+def test_leaderboard_page_shows_ratings_and_the_cost_scatter(sessions):
+    from tests.support.pages import signed_in, texts
+
+    dana = add_user(sessions, "dana", "member", team="red")
+    voted_rounds(sessions, caller(sessions, dana.id),
+                 [([GPT, MINI], "best", GPT)] * 3 + [([GPT, HAIKU], "tie", None)],
+                 task="summarise", costs={GPT: 900, MINI: 100, HAIKU: None})
+    at = signed_in("dana", "pages/leaderboard.py")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["model"].iloc[0] == GPT
+    assert set(table["model"]) == {GPT, MINI, HAIKU}
+    assert dict(zip(table["model"], table["median cost / answer"], strict=True))[HAIKU] == \
+        "unpriced"
+    assert any("Unpriced" in w.value and HAIKU in w.value for w in at.warning)
+    assert "Quality per dollar" in texts(at)
+    assert len(at.get("plotly_chart")) == 1
+    assert at.selectbox[1].options == ["Overall (every task)", "summarise"]
+    at.selectbox[1].select("summarise").run()
+    assert len(at.dataframe[0].value) == 3
