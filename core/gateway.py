@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import budgets, endpoints, keys, ledger, pricing, ratelimits, routes
+from core import budgets, endpoints, keys, leaderboard, ledger, pricing, ratelimits, routes
 from core.breaker import Breakers, BreakerState
 from core.catalog import Catalog
 from core.chain import ChainWalker, max_tokens_for
@@ -117,6 +117,8 @@ class Gateway:
         self._policy: TtlCache[Any] = TtlCache(self.settings.policy_ttl_s)
         self._snapshot: _Snapshot | None = None
         self._stats: tuple[float, dict[str, ledger.ModelStats]] | None = None
+        # Comparison ratings per task ("" = every task), taken like _stats.
+        self._ratings: dict[str, tuple[float, dict[str, float]]] = {}
         self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
 
     # --- public -----------------------------------------------------------------
@@ -203,6 +205,7 @@ class Gateway:
         """Forget cached endpoints, prices and stats (after an admin changes them)."""
         self._snapshot = None
         self._stats = None
+        self._ratings = {}
         self._policy.clear()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
@@ -273,7 +276,7 @@ class Gateway:
                     if model == request.model or len(route.chain) == 1:
                         raise
             if route.options.cost_optimised and len(targets) > 1:
-                route = self._reorder(session, route, targets, snap.book, at)
+                route = self._reorder(session, route, targets, snap.book, at, request.task)
                 by_id = {t.model_id: t for t in targets}
                 targets = [by_id[m] for m in route.chain if m in by_id]
             found = {
@@ -312,6 +315,18 @@ class Gateway:
             snap = self._snapshot = _Snapshot(time.monotonic(), resolver, book)
         return snap
 
+    def _ratings_for(self, session: Session, task: str, now: float) -> dict[str, float]:
+        """Team votes from comparisons: the task's ratings when it has any, else overall."""
+        task = task.strip().lower()
+        for key in dict.fromkeys((task, "")):
+            cached = self._ratings.get(key)
+            if cached is None or now - cached[0] > self.settings.refresh_s:
+                scores = leaderboard.quality_scores(session, task=key or None)
+                cached = self._ratings[key] = (now, scores)
+            if cached[1]:
+                return cached[1]
+        return {}
+
     def _reorder(
         self,
         session: Session,
@@ -319,6 +334,7 @@ class Gateway:
         targets: list[Target],
         book: pricing.PriceBook,
         at: datetime,
+        task: str = "",
     ) -> ResolvedRoute:
         now = time.monotonic()
         if self._stats is None or now - self._stats[0] > self.settings.refresh_s:
@@ -335,6 +351,7 @@ class Gateway:
             weights=route.options.weights,
             prices=prices,
             stats=self._stats[1],
+            ratings=self._ratings_for(session, task, now),
         )
         return replace(route, chain=chain, order_reason=reason)
 

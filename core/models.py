@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -388,6 +389,114 @@ class PreferenceRefusal(Base):
 
 # ----------------------------------------------------------------------------------
 # Comparison sessions, rounds, answers and votes (migration 0005).
+
+
+class CompareSession(Base):
+    """One comparison: a fixed set of 2-4 models, its rounds, and everyone's votes.
+
+    ``shared``: the owner's team (``team_id``, taken when the session is created) may
+    open it read-only and vote. Nobody else may, whatever the URL says.
+    """
+
+    __tablename__ = "compare_sessions"
+    __table_args__ = (Index("ix_compare_sessions_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: links don't enumerate
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(64), default="")
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    models: Mapped[list[str]] = mapped_column(JSON)
+    blind: Mapped[bool] = mapped_column(Boolean, default=True)
+    fallbacks: Mapped[bool] = mapped_column(Boolean, default=False)
+    shared: Mapped[bool] = mapped_column(Boolean, default=True)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CompareRound(Base):
+    """One prompt sent to every model of a session. ``labels`` maps "A".. to model ids."""
+
+    __tablename__ = "compare_rounds"
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq", name="session_seq"),
+        CheckConstraint("kind IN ('turn', 'batch')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("compare_sessions.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # turn: continues the columns; batch: alone
+    prompt: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    label_seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CompareAnswer(Base):
+    """One model's answer in a round, with the facts the gateway reported for it."""
+
+    __tablename__ = "compare_answers"
+    __table_args__ = (
+        UniqueConstraint("round_id", "model", name="round_model"),
+        Index("ix_compare_answers_model_at", "model", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("compare_rounds.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(1))
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(32))
+    served_model: Mapped[str | None] = mapped_column(String(200))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger)  # NULL when unpriced
+    priced: Mapped[bool] = mapped_column(Boolean, default=True)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CompareVote(Base):
+    """A user's verdict on a round; one per user per round, a new vote replaces it."""
+
+    __tablename__ = "compare_votes"
+    __table_args__ = (
+        UniqueConstraint("round_id", "user_id", name="round_user"),
+        CheckConstraint("choice IN ('best', 'tie', 'all_bad')", name="choice"),
+        Index("ix_compare_votes_team_at", "team_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("compare_rounds.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(Integer)  # the voter's team when voting
+    choice: Mapped[str] = mapped_column(String(8))
+    winner: Mapped[str | None] = mapped_column(String(200))  # the best model, for "best"
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CompareModelSet(Base):
+    """A user's named set of models to compare again."""
+
+    __tablename__ = "compare_model_sets"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    models: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
 
 # (end of 0005 tables)
 

@@ -10,3 +10,36 @@ AUTH_USERNAME = "username"
 CURRENT_USER = "sb_current_user"
 COOKIE_PENDING = "sb_cookie_pending"  # signed in by form; set the cookie on the next run
 ACTIVE_PROFILE = "sb_active_profile"  # name of the profile chosen in the sidebar; None: default
+
+# Compare page (issue 6). Widget keys too, so tests and callbacks share one spelling.
+COMPARE_SESSION = "sb_compare_session"  # id of the open comparison session
+COMPARE_NOTICE = "sb_compare_notice"  # one message to show after a rerun
+COMPARE_MODELS = "cmp_models"
+COMPARE_SET = "cmp_set"
+COMPARE_SET_NAME = "cmp_set_name"
+COMPARE_TITLE = "cmp_title"
+COMPARE_TASK = "cmp_task"
+COMPARE_SYSTEM = "cmp_system"
+COMPARE_TEMPERATURE = "cmp_temperature"
+COMPARE_MAX_TOKENS = "cmp_max_tokens"
+COMPARE_BLIND = "cmp_blind"
+COMPARE_FALLBACKS = "cmp_fallbacks"
+COMPARE_SHARED = "cmp_shared"
+COMPARE_PROMPT = "cmp_prompt"
+COMPARE_FOLLOWUP = "cmp_followup"
+COMPARE_BATCH_TEXT = "cmp_batch_text"
+COMPARE_BATCH_FILE = "cmp_batch_file"
+COMPARE_OPEN = "cmp_open"
+COMPARE_DELETE_CONFIRM = "cmp_delete_confirm"
+
+
+def compare_vote_key(round_id: int) -> str:
+    return f"cmp_vote_{round_id}"
+
+
+def compare_comment_key(round_id: int) -> str:
+    return f"cmp_comment_{round_id}"
+
+
+def compare_share_key(session_id: str) -> str:
+    return f"cmp_share_{session_id}"
