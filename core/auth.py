@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
+from core.chat import Caller
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked, NotFound
 from core.models import ROLES, LoginFailure, Team, User
 
@@ -400,3 +401,11 @@ def change_password(
 
 def list_teams(session: Session) -> list[tuple[int, str]]:
     return [(i, n) for i, n in session.execute(select(Team.id, Team.name).order_by(Team.name))]
+
+
+def caller_for(session: Session, user_id: int, token_name: str | None = None) -> Caller:
+    """The gateway's view of a user: id, name, role and team id."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user #{user_id}.")
+    return Caller(user.id, user.username, user.role, user.team_id, token_name)

@@ -8,7 +8,7 @@ circuit breakers right now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit, profiles, routes
 from core.breaker import BreakerState
+from core.catalog import ModelInfo
 from core.chat import Caller
 from core.errors import InvalidInput, NotFound
 from core.ledger import ModelStats
@@ -260,3 +261,31 @@ def blended_price(input_price: Decimal | None, output_price: Decimal | None) -> 
     if input_price is None or output_price is None:
         return None
     return (3 * input_price + output_price) / 4
+
+
+_BADGES: Final = (("vision", "vision"), ("tools", "tools"), ("json_mode", "JSON"))
+
+
+def model_label(model_id: str, catalog_get: Callable[[str], ModelInfo | None]) -> str:
+    """One picker line: provider · name · tier · $in/$out per 1M · context · capabilities."""
+    m = catalog_get(model_id)
+    if m is None:
+        return f"{model_id} · endpoint model · unpriced"
+    price = (f"${m.input_price:.2f} / ${m.output_price:.2f} per 1M"
+             if m.input_price is not None and m.output_price is not None else "unpriced")
+    context = f"{m.context_window // 1000}k ctx" if m.context_window else "ctx ?"
+    badges = " ".join(f"[{label}]" for attr, label in _BADGES if getattr(m, attr))
+    return f"{m.provider} · {m.name} · {m.cost_tier} · {price} · {context} {badges}".rstrip()
+
+
+def picker_options(
+    models: Sequence[ModelInfo], endpoint_models: Sequence[str], *, providers: Collection[str]
+    | None, query: str = "",
+) -> list[str]:
+    """Model ids for a picker, grouped by provider (sorted), filtered by providers and text."""
+    needle = query.strip().lower()
+    ids = [m.id for m in models if providers is None or m.provider in providers]
+    ids += [e for e in endpoint_models if providers is None or e.partition("/")[0] in providers]
+    if needle:
+        ids = [i for i in ids if needle in i.lower()]
+    return sorted(dict.fromkeys(ids), key=lambda i: (i.partition("/")[0], i.lower()))

@@ -97,7 +97,12 @@ def recommend(
     """The best ``limit`` models for ``task`` among ``providers`` (None: every provider)."""
     needs = TASK_NEEDS.get(task.strip().lower(), _GENERIC)
     ratings = ratings or {}
-    pool = [m for m in models if _fits(m, needs) and (providers is None or m.provider in providers)]
+    # Free models are local ones (ollama): only when their provider is named explicitly.
+    pool = [
+        m for m in models
+        if _fits(m, needs)
+        and (m.provider in providers if providers is not None else m.cost_tier != "free")
+    ]
     if not pool:
         return []
     # Prices span orders of magnitude; compare them on a log scale.
