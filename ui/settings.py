@@ -45,17 +45,19 @@ def when(at: datetime | None) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M") if at else "never"
 
 
-def confirm(what: str, question: str, on_yes: Callable[[], None], *, key: str) -> None:
+def confirm(
+    what: str, question: str, on_yes: Callable[[], None], *, key: str, label: str = "Delete"
+) -> None:
     """A destructive button: the first click asks, "Yes" runs ``on_yes``, "Cancel" forgets it."""
     pending = st.session_state.get(state.CONFIRM_DELETE)
     if pending != what:
-        if st.button("Delete", key=f"del_{key}"):
+        if st.button(label, key=f"del_{key}"):
             st.session_state[state.CONFIRM_DELETE] = what
             st.rerun()
         return
     st.warning(question)
     yes, no = st.columns(2)
-    if yes.button("Yes, delete", key=f"yes_{key}", type="primary"):
+    if yes.button(f"Yes, {label.lower()}", key=f"yes_{key}", type="primary"):
         st.session_state.pop(state.CONFIRM_DELETE, None)
         on_yes()
     if no.button("Cancel", key=f"no_{key}"):
