@@ -85,6 +85,10 @@ def explain(summary: Summary, provider: str) -> str:
                 "the pause ends (about a quarter of a minute).")
     if attempt.outcome == "refused-budget":
         return f"A budget refused even this tiny call: {attempt.error_message}"
+    # litellm reports a refused connection as a 500 "Connection error": words beat the code.
+    if "connection error" in text or "connecterror" in text or "name resolution" in text:
+        return (f"No network: could not reach {provider}. Check the server's internet access, "
+                "or the endpoint's base URL.")
     if code in (401, 403) or "api key" in text or "authentication" in text:
         return (f"Invalid key: {provider} refused it (HTTP {code or 'auth error'}). Check that "
                 "you pasted the whole key, and that it has not been revoked.")
@@ -96,9 +100,6 @@ def explain(summary: Summary, provider: str) -> str:
                 "(HTTP 429).")
     if attempt.outcome == "timeout":
         return f"No answer from {provider} in time: the network or the provider is slow or down."
-    if code is None and ("connect" in text or "connection" in text or "resolve" in text):
-        return (f"No network: could not reach {provider}. Check the server's internet access, "
-                "or the endpoint's base URL.")
     detail = attempt.error_message or attempt.outcome
     return f"{provider} answered with an error{f' (HTTP {code})' if code else ''}: {detail}"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -153,8 +153,8 @@ def delete_profile(session: Session, *, user_id: int, name: str, actor: str, now
     row = _row(session, user_id, name)
     if row is None:
         raise NotFound(f"You have no profile named {name!r}.")
-    for route in session.scalars(select(ProfileRoute).where(ProfileRoute.profile_id == row.id)):
-        session.delete(route)
+    # Explicitly, not only by the FK cascade: SQLite enforces foreign keys per connection.
+    session.execute(delete(ProfileRoute).where(ProfileRoute.profile_id == row.id))
     session.delete(row)
     audit.record(session, actor=actor, action="profile.delete", target=f"{user_id}/{name}",
                  now=now)

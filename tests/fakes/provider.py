@@ -357,10 +357,9 @@ class FakeProvider(ABC):
             record.prefill = content_text(msgs[-1].get("content"))
 
         problem = self.validate(req, body)
-        if problem is None and self.accepted_keys is not None:
-            if self.presented_key(req) not in self.accepted_keys:
-                record.outcome = "rejected:401"
-                problem = self.status_error(Status(401), model)
+        keys = self.accepted_keys
+        if problem is None and keys is not None and self.presented_key(req) not in keys:
+            problem = self.status_error(Status(401), model)
         if problem is not None:
             record.outcome = f"rejected:{problem.status}"
             self._log.append(record)
