@@ -195,7 +195,7 @@ steps, reason = preferences.preview_chain(
     breakers=gw.breaker_states(), prices=prices, stats=stats)
 st.markdown("**Preview: what a request would try, in order**")
 if steps:
-    st.dataframe([{"Order": s.position or "–", "Model": s.model, "What happens": s.reason}
+    st.dataframe([{"Order": str(s.position or "–"), "Model": s.model, "What happens": s.reason}
                   for s in steps], hide_index=True, width="stretch")
     if reason:
         st.caption(reason)
