@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
+from core.chat import Caller
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked, NotFound
 from core.models import ROLES, LoginFailure, Team, User
 
@@ -300,3 +301,111 @@ def verify_login(
             return _info(user)
         record_login_failure(session, name, now)
     raise AuthenticationFailed("Wrong username or password.")
+
+
+# --- user administration (the Admin page and `switchboard user ...`) -------------------
+
+
+def _user_row(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user named {username!r}. `switchboard user list` shows who exists.")
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    query = select(func.count(User.id)).where(User.role == "admin", User.active.is_(True))
+    return session.scalar(query) or 0
+
+
+def _guard_last_admin(session: Session, user: User, what: str) -> None:
+    """Refuse a change that would leave no active admin (checked after the change is flushed,
+    so two admins demoting each other at once cannot both succeed on one database)."""
+    session.flush()
+    if _active_admins(session) == 0:
+        raise Conflict(
+            f"Cannot {what} {user.username!r}: they are the last active admin. "
+            "Make another user an admin first."
+        )
+
+
+def set_active(
+    session: Session, *, username: str, active: bool, actor: str, now: datetime
+) -> UserInfo:
+    """Deactivate (sign-in refused, live sessions end on their next action) or reactivate."""
+    user = _user_row(session, username)
+    if user.active == active:
+        return _info(user)
+    user.active = active
+    if not active:
+        _guard_last_admin(session, user, "deactivate")
+    audit.record(session, actor=actor, action="user.activate" if active else "user.deactivate",
+                 target=username, now=now)
+    return _info(user)
+
+
+def set_role(session: Session, *, username: str, role: str, actor: str, now: datetime) -> UserInfo:
+    user = _user_row(session, username)
+    validate_role(role)
+    previous = user.role
+    if previous == role:
+        return _info(user)
+    user.role = role
+    if previous == "admin":
+        _guard_last_admin(session, user, "demote")
+    audit.record(session, actor=actor, action="user.role", target=username, now=now,
+                 details={"from": previous, "to": role})
+    return _info(user)
+
+
+def set_team(
+    session: Session, *, username: str, team: str | None, actor: str, now: datetime
+) -> UserInfo:
+    """Move a user to a team (created if new), or out of any team with None or ""."""
+    user = _user_row(session, username)
+    previous = user.team.name if user.team else None
+    user.team = ensure_team(session, team, actor=actor, now=now) if team and team.strip() else None
+    session.flush()
+    audit.record(session, actor=actor, action="user.team", target=username, now=now,
+                 details={"from": previous, "to": user.team.name if user.team else None})
+    return _info(user)
+
+
+def reset_password(
+    session: Session, *, username: str, new_password: str, actor: str, now: datetime,
+    rounds: int = BCRYPT_ROUNDS,
+) -> None:
+    """An admin sets a new password; failed sign-ins are forgotten so the user can sign in."""
+    user = _user_row(session, username)
+    check_password_strength(new_password, username)
+    user.password_hash = hash_password(new_password, rounds)
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    audit.record(session, actor=actor, action="user.password_reset", target=username, now=now)
+
+
+def change_password(
+    session: Session, *, username: str, current: str, new_password: str, now: datetime,
+    rounds: int = BCRYPT_ROUNDS,
+) -> None:
+    """A user changes their own password; the current one must match."""
+    user = _user_row(session, username)
+    if not password_matches(current, user.password_hash):
+        raise AuthenticationFailed("The current password is wrong. Nothing was changed.")
+    if current == new_password:
+        raise InvalidInput("The new password is the same as the current one. Choose another.")
+    check_password_strength(new_password, username)
+    user.password_hash = hash_password(new_password, rounds)
+    audit.record(session, actor=username, action="user.password_change", target=username,
+                 now=now)
+
+
+def list_teams(session: Session) -> list[tuple[int, str]]:
+    return [(i, n) for i, n in session.execute(select(Team.id, Team.name).order_by(Team.name))]
+
+
+def caller_for(session: Session, user_id: int, token_name: str | None = None) -> Caller:
+    """The gateway's view of a user: id, name, role and team id."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user #{user_id}.")
+    return Caller(user.id, user.username, user.role, user.team_id, token_name)

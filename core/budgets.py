@@ -455,3 +455,15 @@ def estimate_remaining(session: Session, caller: Caller, now: datetime) -> int |
         keys.append(("team", str(caller.team_id)))
     rows = [row for scope, key in keys if (row := _find(session, scope, key)) and row.hard]
     return min((_info(row, "", now).remaining_micros for row in rows), default=None)
+
+
+def budgets_for_team(session: Session, team_id: int, now: datetime) -> list[BudgetInfo]:
+    """A team's budget and its members' budgets, with spend and holds (what managers see)."""
+    member_ids = [str(i) for i in session.scalars(select(User.id).where(User.team_id == team_id))]
+    wanted = (Budget.scope == "team") & (Budget.scope_key == str(team_id))
+    if member_ids:
+        wanted = wanted | ((Budget.scope == "user") & Budget.scope_key.in_(member_ids))
+    rows = list(session.scalars(select(Budget).where(wanted)))
+    labels = _labels(session, [(r.scope, r.scope_key) for r in rows])
+    infos = [_info(r, labels[(r.scope, r.scope_key)], now) for r in rows]
+    return sorted(infos, key=lambda b: (SCOPES.index(b.scope), b.label.lower()))

@@ -62,6 +62,9 @@ class ChatRequest:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     conversation_id: str | None = None
     profile: str | None = None
+    # Narrow which keys may pay, in order ("own", "team", "org", "env"); None: the
+    # profile's keys choice. A key's Test button sends only that key's source.
+    key_sources: tuple[str, ...] | None = None
     request_id: str | None = None  # the ledger id; the gateway makes one when not given
 
 

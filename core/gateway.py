@@ -170,6 +170,7 @@ class Gateway:
                 model=request.model,
                 fallbacks=request.fallbacks,
                 task=request.task,
+                profile=request.profile,
             )
             snap = self._snapshot_for(session)
         prompt = pricing.estimate_prompt_tokens(request.messages)
@@ -257,6 +258,7 @@ class Gateway:
                     request.model,
                     request.fallbacks,
                     request.task,
+                    request.profile,
                 ),
                 lambda: routes.resolve(
                     session,
@@ -264,6 +266,7 @@ class Gateway:
                     model=request.model,
                     fallbacks=request.fallbacks,
                     task=request.task,
+                    profile=request.profile,
                 ),
             )
             snap = self._snapshot_for(session)
@@ -279,11 +282,12 @@ class Gateway:
                 route = self._reorder(session, route, targets, snap.book, at, request.task)
                 by_id = {t.model_id: t for t in targets}
                 targets = [by_id[m] for m in route.chain if m in by_id]
+            sources = request.key_sources or route.key_sources
             found = {
                 provider: self._policy.get_or_load(
-                    ("key", caller.user_id, caller.team_id, provider),
+                    ("key", caller.user_id, caller.team_id, provider, sources),
                     lambda p=provider: keys.resolve_key(  # type: ignore[misc]
-                        session, self._cipher, caller, p, self.environ
+                        session, self._cipher, caller, p, self.environ, sources
                     ),
                 )
                 for provider in dict.fromkeys(t.provider for t in targets)
@@ -352,6 +356,7 @@ class Gateway:
             prices=prices,
             stats=self._stats[1],
             ratings=self._ratings_for(session, task, now),
+            preference=route.options.preference_for([t.model_id for t in targets]),
         )
         return replace(route, chain=chain, order_reason=reason)
 

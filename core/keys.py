@@ -7,7 +7,7 @@ encrypted (core.secrets) and leave this module only inside a ``ResolvedKey``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, cast, get_args
@@ -237,23 +237,38 @@ def _env_key(provider: str, environ: Mapping[str, str]) -> str | None:
     return value or None
 
 
+ALL_SOURCES: tuple[KeySource, ...] = ("own", "team", "org", "env")
+
+
 def resolve_key(
-    session: Session, cipher: Cipher, caller: Caller, provider: str, environ: Mapping[str, str]
+    session: Session,
+    cipher: Cipher,
+    caller: Caller,
+    provider: str,
+    environ: Mapping[str, str],
+    sources: Sequence[str] = ALL_SOURCES,
 ) -> ResolvedKey | None:
     """The key a request by ``caller`` to ``provider`` uses: own > team > org > env, or None.
 
+    ``sources`` narrows and orders where to look (a profile's keys choice, or a key test).
     A stored key that no longer decrypts raises rather than silently falling back to a
     key someone else pays for.
     """
     rows = _caller_rows(session, caller, (provider,))
-    if rows:
-        best = rows[0]
-        secret = cipher.decrypt(
-            best.ciphertext, api_key_aad(best.owner_kind, best.owner_id, best.provider)
-        )
-        return ResolvedKey(secret, _SOURCE_OF[best.owner_kind], best.id, best.masked)
-    env = _env_key(provider, environ)
-    return ResolvedKey(env, "env", None, mask_secret(env)) if env else None
+    by_source = {_SOURCE_OF[r.owner_kind]: r for r in reversed(rows)}  # best row per source
+    for source in sources:
+        if source == "env":
+            env = _env_key(provider, environ)
+            if env:
+                return ResolvedKey(env, "env", None, mask_secret(env))
+            continue
+        best = by_source.get(cast(KeySource, source))
+        if best is not None:
+            secret = cipher.decrypt(
+                best.ciphertext, api_key_aad(best.owner_kind, best.owner_id, best.provider)
+            )
+            return ResolvedKey(secret, _SOURCE_OF[best.owner_kind], best.id, best.masked)
+    return None
 
 
 def mark_key_used(session: Session, key_id: int, now: datetime) -> None:
@@ -272,17 +287,26 @@ def mark_key_auth_failed(session: Session, key_id: int, now: datetime) -> None:
 
 
 def key_status(
-    session: Session, caller: Caller, providers: Iterable[str], environ: Mapping[str, str]
+    session: Session,
+    caller: Caller,
+    providers: Iterable[str],
+    environ: Mapping[str, str],
+    sources: Sequence[str] = ALL_SOURCES,
 ) -> list[ProviderKeyStatus]:
     """For each provider, which key source the caller would use (no decryption needed)."""
     wanted = list(dict.fromkeys(providers))
+    allowed_rows = {k for k, v in _SOURCE_OF.items() if v in sources}
+    rank = {s: i for i, s in enumerate(sources)}
     best: dict[str, ApiKey] = {}
-    for found in _caller_rows(session, caller, wanted):
-        best.setdefault(found.provider, found)  # rows come best first
+    rows = [r for r in _caller_rows(session, caller, wanted) if r.owner_kind in allowed_rows]
+    for found in sorted(rows, key=lambda r: rank[_SOURCE_OF[r.owner_kind]]):
+        best.setdefault(found.provider, found)  # best first, in the order asked for
     result = []
     for provider in wanted:
         row = best.get(provider)
-        env = _env_key(provider, environ)
+        env = _env_key(provider, environ) if "env" in sources else None
+        if row is not None and env and rank["env"] < rank[_SOURCE_OF[row.owner_kind]]:
+            row = None  # the environment comes first in this order
         source: KeySource | None = _SOURCE_OF[row.owner_kind] if row else ("env" if env else None)
         result.append(
             ProviderKeyStatus(

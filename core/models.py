@@ -378,6 +378,41 @@ class PreferenceRefusal(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+KEY_CHOICES = ("auto", "own", "shared")
+
+
+class Profile(Base):
+    """A named set of preferences (e.g. Personal, Work): its routes and which keys it uses."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="profile_user_name"),
+        CheckConstraint("keys_choice IN ('auto', 'own', 'shared')", name="keys_choice"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    keys_choice: Mapped[str] = mapped_column(String(16), default="auto")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProfileRoute(Base):
+    """A profile's chain for a task ("" is its default route); wins over the user's routes."""
+
+    __tablename__ = "profile_routes"
+    __table_args__ = (UniqueConstraint("profile_id", "task", name="profile_task"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(64), default="")
+    models: Mapped[list[str]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
 # (end of 0003 tables)
 
 

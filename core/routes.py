@@ -1,7 +1,9 @@
 """Which chain of models a request uses, and in what order.
 
-Precedence: the request's explicit ``fallbacks`` > the route for its task (user,
-then team, then org) > the user's default > the team's default > the org default.
+Precedence: the request's explicit ``fallbacks`` > the route for its task (the
+active profile's, then user, team, org) > the profile's default > the user's default >
+the team's default > the org default. A profile also chooses which keys the request
+may use (``ResolvedRoute.key_sources``, see core.profiles).
 A requested model that is not in the chain is tried first, with the route's
 fallbacks after it, unless the request says ``"fallbacks": []``.
 """
@@ -22,10 +24,17 @@ from core import audit
 from core.chat import Caller
 from core.errors import InvalidInput
 from core.ledger import ModelStats
-from core.models import ORG_OWNER_ID, RouteRow
+from core.models import ORG_OWNER_ID, Profile, ProfileRoute, RouteRow
 
 SCOPES = ("user", "team", "org")
 MAX_CHAIN = 8
+# Which key sources a request may use, in order, per profile keys choice.
+DEFAULT_KEY_ORDER: tuple[str, ...] = ("own", "team", "org", "env")
+KEY_ORDER: Mapping[str, tuple[str, ...]] = {
+    "auto": DEFAULT_KEY_ORDER,
+    "own": ("own",),
+    "shared": ("team", "org", "env"),
+}
 
 
 @dataclass(frozen=True)
@@ -49,18 +58,31 @@ class RouteOptions:
     content_refusal_failover: bool = False
     temperature: float | None = None
     max_tokens: int | None = None
+    # Preferred providers, best first: the "preference" part of cost-optimised scores.
+    provider_order: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> RouteOptions:
         data = dict(raw)
         weights = Weights(**data.pop("weights", {}))
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "provider_order" in known:
+            known["provider_order"] = tuple(known["provider_order"] or ())
         return replace(cls(**known), weights=weights)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "weights"}
         out["weights"] = vars(self.weights).copy()
+        out["provider_order"] = list(self.provider_order)
         return out
+
+    def preference_for(self, chain: Sequence[str]) -> tuple[str, ...]:
+        """The chain's models ordered by provider preference (stable), for order_by_score."""
+        if not self.provider_order:
+            return ()
+        rank = {p: i for i, p in enumerate(self.provider_order)}
+        last = len(rank)
+        return tuple(sorted(chain, key=lambda m: rank.get(m.partition("/")[0], last)))
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,8 @@ class ResolvedRoute:
     source: str  # request | task:<scope> | user | team | org
     options: RouteOptions
     order_reason: str | None = None
+    key_sources: tuple[str, ...] = DEFAULT_KEY_ORDER  # from the profile's keys choice
+    profile: str | None = None
 
 
 def validate_chain(models: Sequence[str], known_model: Callable[[str], bool]) -> tuple[str, ...]:
@@ -147,48 +171,95 @@ def resolve(
     model: str,
     fallbacks: Sequence[str] | None,
     task: str,
+    profile: str | None = None,
 ) -> ResolvedRoute:
-    """The chain for one request (not yet reordered for cost)."""
+    """The chain for one request (not yet reordered for cost).
+
+    ``profile`` names one of the caller's profiles; its routes win over the user's
+    and its keys choice sets ``key_sources``. An unknown profile is InvalidInput.
+    """
+    found_profile = _find_profile(session, caller, profile)
+    key_sources = KEY_ORDER[found_profile.keys_choice] if found_profile else DEFAULT_KEY_ORDER
+    profile_name = found_profile.name if found_profile else None
     explicit = model not in ("", "auto")
     if fallbacks is not None:
         chain = ((model,) if explicit else ()) + tuple(f for f in fallbacks if f != model)
         if not chain:
             raise InvalidInput("Give a model, or a non-empty `fallbacks` list, or omit both.")
-        return ResolvedRoute(chain, "request", RouteOptions())
-    row, source = _find_route(session, caller, task.strip().lower())
-    if row is None:
+        return ResolvedRoute(chain, "request", RouteOptions(), None, key_sources, profile_name)
+    found = _find_route(session, caller, task.strip().lower(), found_profile)
+    if found is None:
         if not explicit:
             raise InvalidInput(
                 "No route is configured for you, so `auto` has nothing to pick. Name a model, "
                 "or ask an admin to set a default (`switchboard route set --org --model M`)."
             )
-        return ResolvedRoute((model,), "request", RouteOptions())
-    options = RouteOptions.from_json(row.options)
-    chain = tuple(row.models)
+        return ResolvedRoute((model,), "request", RouteOptions(), None, key_sources, profile_name)
+    models, raw_options, source = found
+    options = RouteOptions.from_json(raw_options)
+    chain = tuple(models)
     if explicit:
         chain = (model, *(m for m in chain if m != model))
     if not options.auto_fallback:
         chain = chain[:1]
-    return ResolvedRoute(chain, source, options)
+    return ResolvedRoute(chain, source, options, None, key_sources, profile_name)
 
 
-def _find_route(session: Session, caller: Caller, task: str) -> tuple[RouteRow | None, str]:
+def _find_profile(session: Session, caller: Caller, name: str | None) -> Profile | None:
+    if name is None or not name.strip():
+        return None
+    row = session.scalar(
+        select(Profile).where(Profile.user_id == caller.user_id, Profile.name == name.strip())
+    )
+    if row is None:
+        raise InvalidInput(
+            f"You have no profile named {name.strip()!r}. Pick one of your profiles (the "
+            "sidebar switch, or the Model preferences page lists them), or send no profile."
+        )
+    return row
+
+
+def _find_route(
+    session: Session, caller: Caller, task: str, profile: Profile | None
+) -> tuple[list[str], dict[str, Any], str] | None:
+    tasks = [task, ""] if task else [""]
+    profile_rows: dict[str, ProfileRoute] = {}
+    if profile is not None:
+        profile_rows = {
+            r.task: r
+            for r in session.scalars(
+                select(ProfileRoute).where(
+                    ProfileRoute.profile_id == profile.id, ProfileRoute.task.in_(tasks)
+                )
+            )
+        }
+    for t in tasks:
+        # The profile's route for this task beats every scope's route for it.
+        if t in profile_rows:
+            row = profile_rows[t]
+            return list(row.models), dict(row.options), ("task:profile" if t else "profile")
+        scoped = _find_scoped(session, caller, t)
+        if scoped is not None:
+            return list(scoped[0].models), dict(scoped[0].options), scoped[1]
+    return None
+
+
+def _find_scoped(session: Session, caller: Caller, task: str) -> tuple[RouteRow, str] | None:
+    """The user's, team's or org's route for exactly this task ("" = default)."""
     scopes = [("user", caller.user_id), ("org", ORG_OWNER_ID)]
     if caller.team_id is not None:
         scopes.insert(1, ("team", caller.team_id))
-    tasks = [task, ""] if task else [""]
     rows = session.scalars(
         select(RouteRow).where(
             or_(*((RouteRow.scope == s) & (RouteRow.scope_id == i) for s, i in scopes)),
-            RouteRow.task.in_(tasks),
+            RouteRow.task == task,
         )
     ).all()
-    found = {(r.scope, r.task): r for r in rows}
-    for t in tasks:
-        for s, _ in scopes:
-            if (s, t) in found:
-                return found[(s, t)], (f"task:{s}" if t else s)
-    return None, "none"
+    found = {r.scope: r for r in rows}
+    for s, _ in scopes:
+        if s in found:
+            return found[s], (f"task:{s}" if task else s)
+    return None
 
 
 def order_by_score(
@@ -246,3 +317,30 @@ def order_by_score(
     ordered = tuple(sorted(chain, key=lambda m: -scores[m][0]))
     reason = "cost-optimised: " + "; ".join(scores[m][1] for m in ordered)
     return ordered, reason
+
+
+def delete_route(
+    session: Session, *, scope: str, scope_id: int, task: str, actor: str, now: datetime
+) -> bool:
+    """Remove one route (e.g. a user's task route); False when there was none."""
+    if scope == "org":
+        scope_id = ORG_OWNER_ID
+    row = session.scalar(
+        select(RouteRow).where(
+            RouteRow.scope == scope, RouteRow.scope_id == scope_id, RouteRow.task == task
+        )
+    )
+    if row is None:
+        return False
+    session.delete(row)
+    audit.record(session, actor=actor, action="route.delete",
+                 target=f"{scope}:{scope_id}:{task or '*'}", now=now)
+    return True
+
+
+def get_route(session: Session, *, scope: str, scope_id: int, task: str = "") -> RouteRow | None:
+    return session.scalar(
+        select(RouteRow).where(
+            RouteRow.scope == scope, RouteRow.scope_id == scope_id, RouteRow.task == task
+        )
+    )

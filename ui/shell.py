@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import auth
+from core import auth, profiles
+from core.auth import UserInfo
 from core.errors import SwitchboardError
 from ui import navigation, resources, signin, state
 
@@ -46,4 +47,27 @@ def render() -> None:
         page = st.Page(_signed_out_page, title="Sign in", url_path="signin")
         st.navigation([page], position="hidden").run()
         return
-    st.navigation(navigation.pages_for(user)).run()
+    pages = st.navigation(navigation.pages_for(user))
+    profile_switch(svc, user)
+    pages.run()
+
+
+def profile_switch(svc: resources.Services, user: UserInfo) -> None:
+    """The sidebar switch: the active profile for every page (None: the user's own settings)."""
+    with svc.sessions() as session:
+        names = [p.name for p in profiles.list_profiles(session, user.id)]
+    options = ["", *names]
+    if st.session_state.get(state.PROFILE_SWITCH) not in options:
+        # First run, or the profile was deleted or renamed: start from the active one if any.
+        active = st.session_state.get(state.ACTIVE_PROFILE)
+        st.session_state[state.PROFILE_SWITCH] = active if active in options else ""
+    if names:
+        st.sidebar.selectbox(
+            "Profile",
+            options,
+            key=state.PROFILE_SWITCH,
+            format_func=lambda n: n or "Default (my own settings)",
+            help="Routes and keys choice used by chat and compare. Manage profiles on the "
+            "Model preferences page.",
+        )
+    st.session_state[state.ACTIVE_PROFILE] = st.session_state[state.PROFILE_SWITCH] or None

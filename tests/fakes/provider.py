@@ -62,6 +62,8 @@ class FakeProvider(ABC):
     listed_models: ClassVar[Sequence[str]] = ()
     #: Reject chat requests that carry no API key (401), as the real API does.
     require_key = True
+    #: When set, chat requests whose key is not in it get the provider's 401 (invalid key).
+    accepted_keys: frozenset[str] | None = None
 
     def __init__(self, *, token_count: int = DEFAULT_TOKEN_COUNT) -> None:
         self.default: Behaviour = Reply()
@@ -210,6 +212,13 @@ class FakeProvider(ABC):
     def reset_log(self) -> None:
         self._log.clear()
 
+    def presented_key(self, req: HttpRequest) -> str | None:
+        """The API key a request carries (Bearer token, x-api-key or api-key header)."""
+        auth = req.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return req.headers.get("x-api-key") or req.headers.get("api-key")
+
     # --- wire format hooks -----------------------------------------------------------
 
     @abstractmethod
@@ -348,6 +357,9 @@ class FakeProvider(ABC):
             record.prefill = content_text(msgs[-1].get("content"))
 
         problem = self.validate(req, body)
+        keys = self.accepted_keys
+        if problem is None and keys is not None and self.presented_key(req) not in keys:
+            problem = self.status_error(Status(401), model)
         if problem is not None:
             record.outcome = f"rejected:{problem.status}"
             self._log.append(record)
