@@ -176,6 +176,8 @@ def build_requests(
     models: Sequence[str],
     prompt: str,
     histories: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    *,
+    profile: str | None = None,
 ) -> list[ChatRequest]:
     histories = histories or {}
     return [
@@ -189,6 +191,7 @@ def build_requests(
             stream=True,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
+            profile=profile,  # its keys choice decides whose key pays for each column
         )
         for m in models
     ]

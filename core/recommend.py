@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from sqlalchemy.orm import Session
+
+from core import leaderboard
 from core.catalog import ModelInfo
 from core.ledger import ModelStats
 
@@ -133,3 +136,14 @@ def _reason(
     else:
         why = "no team ratings or history yet, so judged by its price tier"
     return f"Good for {needs.description}: has {' and '.join(fit)}; {price}; {why}."
+
+
+def team_ratings(
+    session: Session, tasks: Sequence[str], team_id: int | None
+) -> dict[str, dict[str, float]]:
+    """task -> the team's comparison ratings for it, or its overall ratings when the task has
+    no votes yet (the same fallback the gateway's cost-optimised ordering uses)."""
+    overall = leaderboard.quality_scores(session, team_id=team_id)
+    return {
+        t: leaderboard.quality_scores(session, task=t, team_id=team_id) or overall for t in tasks
+    }

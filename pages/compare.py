@@ -29,7 +29,7 @@ from core.errors import SwitchboardError
 from ui import state
 from ui.compare_view import draw_round, model_label, stream_round, usd
 from ui.resources import services
-from ui.session import current_user
+from ui.session import active_profile, current_user
 
 user = current_user()
 svc = services()
@@ -77,7 +77,8 @@ def show_estimate(settings: RoundSettings, prompt: str,
         st.caption("Estimated cost appears once the models and the prompt are set.")
         return
     try:
-        requests = build_requests(caller(), settings, settings.models, prompt.strip(), history)
+        requests = build_requests(caller(), settings, settings.models, prompt.strip(), history,
+                                  profile=active_profile())
         found = estimate_round(svc.runtime.gateway.estimate, requests)
     except SwitchboardError:
         st.caption("No estimate: check the models first.")
@@ -103,7 +104,7 @@ def send_round(settings: RoundSettings, prompt: str, *, session_id: str | None, 
         return
     labels, seed = draw_labels(models, random.Random())
     order = list(labels.values())  # columns in label order: A, B, ...
-    requests = build_requests(who, settings, order, text, history)
+    requests = build_requests(who, settings, order, text, history, profile=active_profile())
     headings = [f"Model {lbl}" if settings.blind else f"{lbl} · {m}" for lbl, m in labels.items()]
     answers = stream_round(svc.gateway, requests, headings, blind=settings.blind)
     try:
@@ -137,7 +138,8 @@ def run_batch(settings: RoundSettings, prompts: list[str], *, title: str, shared
     session_id: str | None = None
     for i, text in enumerate(cleaned, start=1):
         labels, seed = draw_labels(models, rng)
-        answers = run_round(svc.gateway, build_requests(who, settings, list(labels.values()), text))
+        answers = run_round(svc.gateway, build_requests(who, settings, list(labels.values()), text,
+                                                          profile=active_profile()))
         with svc.sessions.begin() as s:
             if session_id is None:
                 session_id = comparisons.create_session(

@@ -304,3 +304,18 @@ def test_recorded_requests_keep_their_profile_in_estimate_cache_keys(rig):
     base = rig.request("auto")
     assert rig.gateway.estimate(replace(base, profile="A")).high_micros != \
         rig.gateway.estimate(base).high_micros
+
+
+def test_team_votes_become_per_task_ratings_for_recommendations(sessions):
+    from tests.support import compare as cmp
+
+    owner = add_user(sessions, "rater", "member", team="writers")
+    who = cmp.caller(sessions, owner.id)
+    sid = cmp.new_session(sessions, who, [MINI, HAIKU], task="outline")
+    for _ in range(3):
+        rid = cmp.add_round(sessions, who, sid, [cmp.answer(MINI), cmp.answer(HAIKU)])
+        cmp.vote(sessions, who, rid, "best", MINI)
+    with sessions() as s:
+        ratings = recommend.team_ratings(s, ["outline", "code"], who.team_id)
+    assert ratings["outline"][MINI] > ratings["outline"][HAIKU]
+    assert ratings["code"] == ratings["outline"]  # no code votes: the team's overall ratings
