@@ -15,7 +15,7 @@ from typing import TextIO
 
 from core.clock import Clock, utc_now
 from core.commands import api as api_commands
-from core.commands import basics, keys, routes, usage
+from core.commands import basics, demo, keys, routes, usage
 from core.commands import budgets as budget_commands
 from core.commands import tokens as token_commands
 from core.commands.context import CliContext, Handler
@@ -29,6 +29,7 @@ REGISTRARS = (
     usage.register,
     token_commands.register,
     api_commands.register,
+    demo.register,
 )
 
 
