@@ -54,6 +54,7 @@ class Persona:
     model_weights: tuple[float, ...]
     tasks: tuple[str, ...]
     task_weights: tuple[float, ...]
+    source: str  # the usual source; the others are occasional
 
 
 def real_usage(session: Session) -> int:
@@ -105,8 +106,9 @@ def ensure_people(session: Session, rng: random.Random, now: datetime) -> list[P
                 session.flush()
             models = tuple(m for m, _ in rng.sample(MODELS, 3))
             tasks = tuple(rng.sample(TASKS, 3))
+            usual = rng.choices([s for s, _ in SOURCES], [w for _, w in SOURCES])[0]
             people.append(Persona(user.id, name, team.id, models, (0.7, 0.2, 0.1),
-                                  tasks, (0.6, 0.3, 0.1)))
+                                  tasks, (0.6, 0.3, 0.1), usual))
     return people
 
 
@@ -133,7 +135,7 @@ class _Generator:
         person = rng.choice(self.people)
         model = rng.choices(person.models, person.model_weights)[0]
         task = rng.choices(person.tasks, person.task_weights)[0]
-        source = rng.choices([s for s, _ in SOURCES], [w for _, w in SOURCES])[0]
+        source = person.source if rng.random() < 0.9 else rng.choice(SOURCES)[0]
         provider = model.split("/", 1)[0]
         prompt = _lognormal(rng, 900, 1.1, 190_000)
         completion = _lognormal(rng, 280, 0.8, 8_000)
