@@ -288,7 +288,7 @@ def _budgets_and_refusals(sessions: sessionmaker[Session], people: list[Persona]
         for i, team_id in enumerate(sorted({p.team_id for p in people})):
             spent = int(spend.get(team_id) or 0)
             factor = (Decimal("0.9"), Decimal("1.6"), Decimal("3"), Decimal("1.1"))[i % 4]
-            limit = max(1_000_000, int(spent * factor) // 1_000_000 * 1_000_000)
+            limit = max(1_000_000, -(-int(spent * factor) // 1_000_000) * 1_000_000)
             row = s.scalar(select(Budget).where(Budget.scope == "team",
                                                 Budget.scope_key == str(team_id)))
             if row is None:

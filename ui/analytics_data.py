@@ -12,7 +12,7 @@ from typing import Literal
 import httpx
 import pandas as pd
 import streamlit as st
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from core.analytics import charts_data, figures, webhook
 from core.analytics.alerts import AlertItem, current_alerts
@@ -41,7 +41,7 @@ def filter_options(scope: Scope, start: date, end: date) -> dict[str, list[str]]
     with services().sessions() as s:
         for name in ("provider", "model", "task", "source", "status"):
             column = c[name]
-            rows = s.scalars(select(distinct(column)).where(*rollup_terms(base, scope)))
+            rows = s.scalars(select(column).distinct().where(*rollup_terms(base, scope)))
             out[name] = sorted(v for v in rows if v)
     return out
 

@@ -21,12 +21,12 @@ def cmd_demo_data(args: argparse.Namespace, ctx: CliContext) -> int:
         engine = None
         sessions = ctx.sessions()
     started = time.monotonic()
-    last = [0.0]
+    last = {"at": 0.0, "done": -1.0}
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
-        if done >= total or now - last[0] >= 1.0:
-            last[0] = now
+        if done != last["done"] and (done >= total or now - last["at"] >= 1.0):
+            last["at"], last["done"] = now, done
             ctx.out(f"  {done:,} / {total:,} requests ({done * 100 // max(total, 1)}%)")
 
     try:
