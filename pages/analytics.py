@@ -29,6 +29,7 @@ from ui.session import current_user
 
 F = state.ANALYTICS_FILTER_PREFIX
 DIMENSIONS = ("provider", "model", "task", "source", "status")
+VIEWS = ("Overview", "Models", "Budgets & alerts", "What-if", "Requests", "Export")
 
 user = current_user()
 svc = services()
@@ -41,9 +42,14 @@ with svc.sessions() as session:
     asked, notes = flt.from_query_params(st.query_params.to_dict(), today)
     filters, scope_notes = flt.within_scope(session, asked, scope)
 notes += scope_notes
+view = st.query_params.get("view", VIEWS[0])
+if view not in VIEWS:
+    notes.append(f"Unknown view {view!r}; showing {VIEWS[0]}.")
+    view = VIEWS[0]
 # Keep the URL honest: it always shows the filters actually applied.
-if flt.to_query_params(filters) != st.query_params.to_dict():
-    st.query_params.from_dict(flt.to_query_params(filters))
+shown_params = flt.to_query_params(filters) | ({} if view == VIEWS[0] else {"view": view})
+if shown_params != st.query_params.to_dict():
+    st.query_params.from_dict(shown_params)
 
 st.title("Analytics")
 st.caption(f"Showing usage for {scope.label} · {filters.start:%d %b %Y} to "
@@ -74,6 +80,8 @@ def _to_url() -> None:
         value = ss.get(F + field)
         if value is not None:
             params[param] = str(value)
+    if ss.get(F + "view", VIEWS[0]) != VIEWS[0]:
+        params["view"] = ss[F + "view"]
     st.query_params.from_dict(params)
     st.session_state.pop(state.ANALYTICS_CURSORS, None)
 
@@ -180,13 +188,16 @@ if current.requests == 0:
     st.info("No requests match these filters in this period. Widen the date range or clear "
             "a filter.")
 
-overview, models_tab, budgets_tab, whatif_tab, requests_tab, export_tab = st.tabs(
-    ["Overview", "Models", "Budgets & alerts", "What-if", "Requests", "Export"])
+# One view at a time: a run computes the key figures and the chosen view only, which keeps
+# every rerun fast on a large ledger. The view is in the URL like the filters.
+_seed("view", view)
+view = st.radio("View", VIEWS, key=F + "view", on_change=_to_url, horizontal=True,
+                label_visibility="collapsed")
 
 
 # --- overview charts --------------------------------------------------------------------
 
-with overview:
+if view == "Overview":
     c1, c2 = st.columns([3, 1])
     by = c2.radio("Stack by", ["provider", "model"], horizontal=True)
     hourly_ok = filters.days <= 14
@@ -228,7 +239,7 @@ with overview:
 
 # --- models ------------------------------------------------------------------------------
 
-with models_tab:
+if view == "Models":
     st.plotly_chart(charts.latency_distribution(data.latency_histograms(scope, filters)),
                     key="chart_latency")
     st.subheader("Model performance")
@@ -247,7 +258,7 @@ with models_tab:
 
 # --- budgets and alerts ----------------------------------------------------------------
 
-with budgets_tab:
+if view == "Budgets & alerts":
     st.subheader("Alerts")
     alert_list = data.alerts(scope, minute)
     if not alert_list:
@@ -298,7 +309,7 @@ with budgets_tab:
 
 # --- what-if ---------------------------------------------------------------------------
 
-with whatif_tab:
+if view == "What-if":
     st.caption("What would this period have cost if some traffic had gone to another model? "
                "Recorded tokens are repriced at that model's current prices.")
     with st.form("whatif"):
@@ -352,7 +363,7 @@ with whatif_tab:
 
 # --- recent requests -------------------------------------------------------------------
 
-with requests_tab:
+if view == "Requests":
     cursors: list[Any] = st.session_state.setdefault(state.ANALYTICS_CURSORS, [None])
     with svc.sessions() as session:
         page = recent.recent_requests(session, filters, scope, before=cursors[-1])
@@ -392,7 +403,7 @@ def _today_tag(day: date) -> str:
     return day.strftime("%Y%m%d")
 
 
-with export_tab:
+if view == "Export":
     st.caption("CSV files of exactly what the filters above select, costs in exact dollars.")
     with svc.sessions() as session:
         summary = "".join(exports.summary_csv(session, filters, scope))
