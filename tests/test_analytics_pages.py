@@ -132,7 +132,7 @@ def test_bad_url_values_get_a_note_and_defaults(people):
 def test_what_if_form_reprices(people):
     at = open_view(signed_in("boss", PAGE), "What-if")
     assert at.query_params["view"] == "What-if"
-    form_select = [s for s in at.selectbox if s.label == "Reprice at"][0]
+    form_select = next(s for s in at.selectbox if s.label == "Reprice at")
     form_select.set_value("openai/gpt-4o-mini")
     at.button(key="FormSubmitter:whatif-Reprice").click().run()
     assert not at.exception

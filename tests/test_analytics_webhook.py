@@ -31,7 +31,7 @@ def hook() -> Iterator[tuple[Hook, str]]:
     state = Hook()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if state.fail:
                 self.send_response(503)

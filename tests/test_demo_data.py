@@ -45,11 +45,11 @@ def test_demo_data_is_labelled_varied_and_rolled_up(sessions):
 
 def test_demo_data_refuses_a_database_with_real_usage_unless_forced(sessions):
     insert(sessions, request_row(_now()))
-    code, out, err = run_cli("demo-data", "--rows", "10", "--days", "2")
+    code, _, err = run_cli("demo-data", "--rows", "10", "--days", "2")
     assert code == 2 and "already holds 1 real requests" in err and "--force" in err
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(RequestRow)) == 1
-    code, out, err = run_cli("demo-data", "--rows", "10", "--days", "2", "--force")
+    code, _, err = run_cli("demo-data", "--rows", "10", "--days", "2", "--force")
     assert code == 0, err
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(RequestRow)) == 11
