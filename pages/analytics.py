@@ -95,6 +95,7 @@ def _choice(column: Any, label: str, field: str, options: list[Any],
     if st.session_state[F + field] not in [None, *options]:
         st.session_state[F + field] = None
     column.selectbox(label, [None, *options], key=F + field, on_change=_to_url,
+                     placeholder="All",
                      format_func=lambda v: "All" if v is None else (names or {}).get(v, str(v)))
 
 
@@ -126,6 +127,11 @@ def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
+def money(micros: int) -> str:
+    """Cents from a dollar up (a metric has little room); every digit below that."""
+    return f"${micros / 1_000_000:,.2f}" if micros >= 1_000_000 else usd(micros)
+
+
 def _ms(value: float | None) -> str:
     if value is None:
         return "—"
@@ -144,30 +150,35 @@ def _pts(now_value: float | None, before: float | None) -> str | None:
 
 
 def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
-    cost = usd(cur.cost_micros)
+    cost = money(cur.cost_micros)
     if cur.unpriced_requests:
         cost += " + unpriced"
-    cells: list[tuple[str, str, str | None, str]] = [
+    rows: list[list[tuple[str, str, str | None, str]]] = [[
         ("Total cost", cost, _rel(cur.cost_micros, prev.cost_micros), "inverse"),
         ("Requests", f"{cur.requests:,}", _rel(cur.requests, prev.requests), "off"),
         ("Tokens in", f"{cur.prompt_tokens:,}", _rel(cur.prompt_tokens, prev.prompt_tokens),
          "off"),
         ("Tokens out", f"{cur.completion_tokens:,}",
          _rel(cur.completion_tokens, prev.completion_tokens), "off"),
+    ], [
         ("Success rate", _pct(cur.success_rate), _pts(cur.success_rate, prev.success_rate),
          "normal"),
         ("Fallback rate", _pct(cur.fallback_rate), _pts(cur.fallback_rate, prev.fallback_rate),
          "inverse"),
         ("Error rate", _pct(cur.error_rate), _pts(cur.error_rate, prev.error_rate), "inverse"),
-        ("Latency P50 / P95", f"{_ms(cur.latency_p50_ms)} / {_ms(cur.latency_p95_ms)}",
-         _rel(cur.latency_p95_ms, prev.latency_p95_ms), "inverse"),
-        ("First token P50 / P95", f"{_ms(cur.ttft_p50_ms)} / {_ms(cur.ttft_p95_ms)}",
-         _rel(cur.ttft_p95_ms, prev.ttft_p95_ms), "inverse"),
-    ]
-    for start in range(0, len(cells), 5):
-        cols = st.columns(5)
-        for col, (label, value, delta, color) in zip(cols, cells[start:start + 5],
-                                                     strict=False):
+    ], [
+        ("Latency P50", _ms(cur.latency_p50_ms), _rel(cur.latency_p50_ms, prev.latency_p50_ms),
+         "inverse"),
+        ("Latency P95", _ms(cur.latency_p95_ms), _rel(cur.latency_p95_ms, prev.latency_p95_ms),
+         "inverse"),
+        ("First token P50", _ms(cur.ttft_p50_ms), _rel(cur.ttft_p50_ms, prev.ttft_p50_ms),
+         "inverse"),
+        ("First token P95", _ms(cur.ttft_p95_ms), _rel(cur.ttft_p95_ms, prev.ttft_p95_ms),
+         "inverse"),
+    ]]
+    for row in rows:
+        cols = st.columns(4)
+        for col, (label, value, delta, color) in zip(cols, row, strict=False):
             col.metric(label, value, delta, delta_color=color)  # type: ignore[arg-type]
     notes = ["Changes compare with the previous period of equal length.",
              "Percentiles come from latency histograms (within one bucket, ≤ a third of "
