@@ -126,6 +126,8 @@ def _measure(name: str, url: str, rows: int) -> list[object]:
     page = json.loads(_run(["-m", "bench.analytics", "page"], url).strip().splitlines()[-1])
     naive = json.loads(_run(["-m", "bench.analytics", "naive"], url).strip().splitlines()[-1])
     change_med = statistics.median(page["changes"])
+    steps = ", ".join(f"{s:.2f}" for s in page["changes"])
+    print(f"  {name}: filter changes (provider, task, provider cleared, 7 days, status): {steps} s")
     return [
         name, f"{rows:,}", f"{fill:.0f} s", f"{page['first']:.2f} s", f"{page['cold']:.2f} s",
         f"{change_med:.2f} / {max(page['changes']):.2f} s", f"{page['rss']:.0f} MB",

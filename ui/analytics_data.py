@@ -34,16 +34,19 @@ def key_figures(scope: Scope, filters: Filters) -> tuple[figures.KeyFigures, fig
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def filter_options(scope: Scope, start: date, end: date) -> dict[str, list[str]]:
-    """Values seen in the period within the scope, for the filter dropdowns."""
+    """Values seen in the period within the scope, for the filter dropdowns (one scan)."""
     c = usage_daily.c
-    base = Filters(start, end, "custom")
-    out: dict[str, list[str]] = {}
+    names = ("provider", "model", "task", "source", "status")
+    seen: dict[str, set[str]] = {name: set() for name in names}
     with services().sessions() as s:
-        for name in ("provider", "model", "task", "source", "status"):
-            column = c[name]
-            rows = s.scalars(select(column).distinct().where(*rollup_terms(base, scope)))
-            out[name] = sorted(v for v in rows if v)
-    return out
+        rows = s.execute(select(*(c[n] for n in names))
+                         .where(*rollup_terms(Filters(start, end, "custom"), scope))
+                         .group_by(*(c[n] for n in names)))
+        for row in rows:
+            for name, value in zip(names, row, strict=True):
+                if value:
+                    seen[name].add(value)
+    return {name: sorted(values) for name, values in seen.items()}
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
