@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -99,3 +99,20 @@ def test_bad_webhook_urls_are_refused_and_change_nothing(sessions):
     with sessions() as s:
         assert webhook.get_webhook_url(s) is None
     assert webhook.mask_url("https://hooks.example.com/T0/B1/xyz") == "https://hooks.example.com/…"
+
+
+def test_usage_alerts_command_sends_new_alerts_once(sessions, hook):
+    from tests.support.cli import run_cli
+    from tests.support.ledger_rows import insert, request_row
+
+    server, url = hook
+    now = datetime.now(UTC)
+    insert(sessions, *(request_row(now - timedelta(minutes=i + 1), served_model="local/x",
+                                   provider="local", cost_micros=None) for i in range(3)))
+    with sessions.begin() as s:
+        webhook.set_webhook_url(s, url, actor="boss", now=NOW)
+    code, out, err = run_cli("usage", "alerts", "--send")
+    assert code == 0, err
+    assert "local/x answered 3 request(s)" in out and "Sent 1 new alert(s)" in out
+    assert run_cli("usage", "alerts", "--send")[1].count("Sent 0 new alert(s)") == 1
+    assert [b["kind"] for b in server.bodies] == ["unpriced-model"]

@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from core import ledger
+from core.analytics import webhook
+from core.analytics.alerts import current_alerts
 from core.analytics.exports import (
     EXPORT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -111,6 +114,23 @@ def _write_csv(ctx: CliContext, records: Iterator[dict[str, Any]]) -> None:
         writer.writerow([csv_cell(value) for value in record.values()])
 
 
+def cmd_usage_alerts(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Print the current org-wide alerts; with --send, post new ones to the webhook."""
+    now = ctx.clock()
+    sessions = ctx.sessions()
+    with sessions() as session:
+        found = current_alerts(session, _EVERYTHING, now)
+    for alert in found:
+        ctx.out(f"{alert.severity:7}  {alert.kind:18}  {alert.message}")
+    if not found:
+        ctx.out("No alerts right now.")
+    if args.send:
+        with httpx.Client() as client:
+            sent = webhook.dispatch(sessions, found, now=now, client=client)
+        ctx.out(f"Sent {sent} new alert(s) to the webhook.")
+    return 0
+
+
 def register(sub: Any) -> None:
     usage = sub.add_parser("usage", help="read the usage ledger").add_subparsers(
         dest="usage_command", required=True, metavar="ACTION"
@@ -131,3 +151,7 @@ def register(sub: Any) -> None:
     p.add_argument("--summary", action="store_true",
                    help="write cost per user and per team (CSV) instead of requests")
     p.set_defaults(handler=cmd_usage_export)
+    p = usage.add_parser("alerts", help="list current alerts; --send posts new ones to the "
+                         "webhook (run it from cron so alerts go out without a page visit)")
+    p.add_argument("--send", action="store_true", help="send new alerts to the webhook")
+    p.set_defaults(handler=cmd_usage_alerts)
