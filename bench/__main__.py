@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_http, compare_round, gateway_overhead
+from bench import analytics, api_http, compare_round, gateway_overhead
 
 
 def main() -> int:
@@ -12,6 +12,7 @@ def main() -> int:
     gateway_overhead.run()
     api_http.run()
     compare_round.run()
+    analytics.run()
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from core.clock import Clock, utc_now
 from core.commands import api as api_commands
-from core.commands import basics, importenv, keys, routes, usage
+from core.commands import basics, demo, importenv, keys, routes, usage
 from core.commands import budgets as budget_commands
 from core.commands import tokens as token_commands
 from core.commands.context import CliContext, Handler
@@ -30,6 +30,7 @@ REGISTRARS = (
     token_commands.register,
     api_commands.register,
     importenv.register,
+    demo.register,
 )
 
 

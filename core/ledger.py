@@ -24,6 +24,7 @@ from sqlalchemy import and_, case, func, insert, not_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core import rollups
 from core.chat import Attempt, ChatRequest, Summary
 from core.models import AttemptRow, RequestRow
 
@@ -145,11 +146,25 @@ def record_many(
         for _, summ in items
         for seq, attempt in enumerate(summ.attempts, start=1)
     ]
+    insert_rows(session, requests, attempts)
+
+
+def insert_rows(
+    session: Session, requests: Sequence[dict[str, Any]], attempts: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ledger rows and add them to the daily rollups, in the caller's transaction.
+
+    The one write path for ``requests``: the gateway and ``switchboard demo-data`` both
+    come through here, so the rollups always match the raw rows.
+    """
+    if not requests:
+        return
     # Core table inserts skip the ORM's per-row bookkeeping; the rows are plain facts
     # nobody holds as objects in this session, so there is nothing to keep in sync.
-    session.execute(insert(_REQUESTS), requests)
+    session.execute(insert(_REQUESTS), list(requests))
     if attempts:
-        session.execute(insert(_ATTEMPTS), attempts)
+        session.execute(insert(_ATTEMPTS), list(attempts))
+    rollups.apply(session, requests)
 
 
 def _day_start(day: date) -> datetime:

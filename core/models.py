@@ -14,6 +14,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -22,12 +24,15 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.histogram import LATENCY_COLUMNS, TTFT_COLUMNS
 
 ROLES = ("admin", "manager", "member")
 
@@ -538,5 +543,65 @@ class CompareModelSet(Base):
 
 # ----------------------------------------------------------------------------------
 # Daily usage rollups and analytics settings (migration 0006).
+
+# One row per UTC day and combination of the analytics filters; core/rollups.py keeps it
+# current in the same transaction as the ledger rows. NULL dimensions are stored as 0 or
+# "" so the unique key matches them (NULLs never collide in UNIQUE). The latency and TTFT
+# histograms (core/histogram.py) are one integer column per bucket, so a filter's
+# percentiles are one SUM per column.
+USAGE_DAILY_DIMENSIONS = (
+    "day", "user_id", "team_id", "provider", "model", "task", "source", "status"
+)
+USAGE_DAILY_MEASURES = (
+    "requests", "fallbacks", "prompt_tokens", "completion_tokens", "cost_micros",
+    "priced_requests", "priced_tokens", "unpriced_requests", "latency_sum_ms", "latency_n",
+    "ttft_sum_ms", "ttft_n",
+)
+
+usage_daily = Table(
+    "usage_daily",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("day", Date(), nullable=False),
+    Column("user_id", Integer(), nullable=False),
+    Column("team_id", Integer(), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("task", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("username", String(64), nullable=False),
+    *(Column(name, BigInteger(), nullable=False) for name in USAGE_DAILY_MEASURES),
+    Column("max_prompt_tokens", Integer(), nullable=False),
+    *(Column(name, Integer(), nullable=False) for name in LATENCY_COLUMNS + TTFT_COLUMNS),
+    UniqueConstraint(*USAGE_DAILY_DIMENSIONS, name="usage_daily_key"),
+    Index("ix_usage_daily_user_day", "user_id", "day"),
+    Index("ix_usage_daily_team_day", "team_id", "day"),
+)
+
+
+class AnalyticsSetting(Base):
+    """Admin-set analytics options (e.g. the alert webhook URL), one row per key."""
+
+    __tablename__ = "analytics_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class AlertDelivery(Base):
+    """An alert sent to the webhook; the unique alert_id makes each alert go out once."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), unique=True
+    )
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int] = mapped_column(Integer)
+
 
 # (end of 0006 tables)

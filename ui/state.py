@@ -49,3 +49,9 @@ def compare_comment_key(round_id: int) -> str:
 
 def compare_share_key(session_id: str) -> str:
     return f"cmp_share_{session_id}"
+
+# Analytics page.
+ANALYTICS_CURSORS = "sb_analytics_cursors"  # keyset cursors of the request pages seen so far
+ANALYTICS_FILTER_PREFIX = "sb_analytics_f_"  # + field name: the filter widgets
+ANALYTICS_WHATIF = "sb_analytics_whatif"  # the last what-if result
+ANALYTICS_EXPORT = "sb_analytics_export"  # the prepared requests CSV and its filters

@@ -1,4 +1,8 @@
-"""Usage commands: `switchboard usage export` streams the ledger as CSV or JSON lines."""
+"""Usage commands: `switchboard usage export` streams the ledger as CSV or JSON lines.
+
+With filters it exports what the Analytics page's filters select; with ``--summary``
+it writes the per-user and per-team cost summary instead of the requests.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +11,38 @@ import csv
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
+import httpx
+from sqlalchemy import select
+
 from core import ledger
-from core.chat import micros_to_usd
+from core.analytics import webhook
+from core.analytics.alerts import current_alerts
+from core.analytics.exports import (
+    EXPORT_COLUMNS,
+    SUMMARY_COLUMNS,
+    cost_string,
+    csv_cell,
+    export_record,
+    iso_utc,
+    iter_filtered_requests,
+    summary_rows,
+)
+from core.analytics.filters import Filters
+from core.analytics.scope import Scope
 from core.commands.context import CliContext
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
+from core.models import Team, User
+
+__all__ = ["EXPORT_COLUMNS", "cost_string", "export_record", "iso_utc", "parse_day"]
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MICRO = Decimal("0.000001")
-
-# (output column, ledger column); the order is the CSV header and the JSON key order.
-EXPORT_COLUMNS = (
-    ("time", "at"),
-    ("request_id", "id"),
-    ("user", "username"),
-    ("team_id", "team_id"),
-    ("source", "source"),
-    ("task", "task"),
-    ("requested_model", "requested_model"),
-    ("served_model", "served_model"),
-    ("provider", "provider"),
-    ("prompt_tokens", "prompt_tokens"),
-    ("completion_tokens", "completion_tokens"),
-    ("cached_tokens", "cached_tokens"),
-    ("reasoning_tokens", "reasoning_tokens"),
-    ("cost_usd", "cost_micros"),
-    ("priced", "priced"),
-    ("price_version", "price_version"),
-    ("latency_ms", "latency_ms"),
-    ("ttft_ms", "ttft_ms"),
-    ("status", "status"),
-    ("fallback_used", "fallback_used"),
-    ("error_class", "error_class"),
-)
+_EARLIEST = date(1970, 1, 1)
+_LATEST = date(9999, 12, 30)
+# The shell is an operator's tool: it sees everything, like an admin.
+_EVERYTHING = Scope("all", 0, None, "everyone")
 
 
 def parse_day(flag: str, raw: str | None) -> date | None:
@@ -57,33 +57,25 @@ def parse_day(flag: str, raw: str | None) -> date | None:
         raise InvalidInput(f"{flag} must be a date like 2026-11-01, not {raw!r}.") from None
 
 
-def cost_string(micros: int | None) -> str | None:
-    """Exact dollars with micro-dollar scale ("0.001234"); None when unpriced."""
-    if micros is None:
-        return None
-    return f"{micros_to_usd(micros).quantize(_MICRO):f}"
+def _has_filters(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) for name in
+               ("user", "team", "provider", "model", "task", "source", "status")) or args.summary
 
 
-def iso_utc(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def export_record(row: dict[str, Any]) -> dict[str, Any]:
-    """One ledger row as an export object: ISO time, cost as an exact string."""
-    out = {name: row[column] for name, column in EXPORT_COLUMNS}
-    out["time"] = iso_utc(row["at"])
-    out["cost_usd"] = cost_string(row["cost_micros"])
-    out["priced"] = bool(row["priced"])
-    out["fallback_used"] = bool(row["fallback_used"])
-    return out
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):  # lowercase like the JSON, so both exports agree
-        return "true" if value else "false"
-    return value
+def _filters(ctx: CliContext, args: argparse.Namespace, since: date | None,
+             until: date | None) -> Filters:
+    values: dict[str, Any] = {k: getattr(args, k) for k in
+                              ("provider", "model", "task", "source", "status")}
+    with ctx.sessions()() as session:
+        if args.user:
+            values["user_id"] = session.scalar(select(User.id).where(User.username == args.user))
+            if values["user_id"] is None:
+                raise NotFound(f"No user named {args.user!r}. See `switchboard user list`.")
+        if args.team:
+            values["team_id"] = session.scalar(select(Team.id).where(Team.name == args.team))
+            if values["team_id"] is None:
+                raise NotFound(f"No team named {args.team!r}.")
+    return Filters(since or _EARLIEST, until or _LATEST, "custom", **values)
 
 
 def cmd_usage_export(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -91,8 +83,21 @@ def cmd_usage_export(args: argparse.Namespace, ctx: CliContext) -> int:
     until = parse_day("--until", args.until)
     if since and until and since > until:
         raise InvalidInput(f"--since ({since}) is after --until ({until}); swap them.")
+    if args.summary and args.format == "json":
+        raise InvalidInput("--summary writes CSV only; drop --format json.")
+    filtered = _has_filters(args)
+    filters = _filters(ctx, args, since, until) if filtered else None
     with ctx.sessions()() as session:
-        records = (export_record(row) for row in ledger.iter_requests(session, since, until))
+        if args.summary:
+            assert filters is not None
+            writer = csv.writer(ctx.stdout, lineterminator="\n")
+            writer.writerow(SUMMARY_COLUMNS)
+            for row in summary_rows(session, filters, _EVERYTHING):
+                writer.writerow([csv_cell(v) for v in row])
+            return 0
+        rows = (iter_filtered_requests(session, filters, _EVERYTHING) if filters is not None
+                else ledger.iter_requests(session, since, until))
+        records = (export_record(row) for row in rows)
         if args.format == "json":
             for record in records:
                 ctx.out(json.dumps(record, separators=(",", ":")))
@@ -106,7 +111,24 @@ def _write_csv(ctx: CliContext, records: Iterator[dict[str, Any]]) -> None:
     writer = csv.writer(ctx.stdout, lineterminator="\n")
     writer.writerow([name for name, _ in EXPORT_COLUMNS])
     for record in records:
-        writer.writerow([_csv_cell(value) for value in record.values()])
+        writer.writerow([csv_cell(value) for value in record.values()])
+
+
+def cmd_usage_alerts(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Print the current org-wide alerts; with --send, post new ones to the webhook."""
+    now = ctx.clock()
+    sessions = ctx.sessions()
+    with sessions() as session:
+        found = current_alerts(session, _EVERYTHING, now)
+    for alert in found:
+        ctx.out(f"{alert.severity:7}  {alert.kind:18}  {alert.message}")
+    if not found:
+        ctx.out("No alerts right now.")
+    if args.send:
+        with httpx.Client() as client:
+            sent = webhook.dispatch(sessions, found, now=now, client=client)
+        ctx.out(f"Sent {sent} new alert(s) to the webhook.")
+    return 0
 
 
 def register(sub: Any) -> None:
@@ -114,9 +136,22 @@ def register(sub: Any) -> None:
         dest="usage_command", required=True, metavar="ACTION"
     )
     p = usage.add_parser(
-        "export", help="write requests as CSV or JSON lines to stdout (UTC days, inclusive)"
+        "export", help="write requests (or a cost summary) as CSV or JSON lines to stdout"
     )
     p.add_argument("--since", metavar="YYYY-MM-DD", help="first UTC day to include")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="last UTC day to include (whole day)")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--user", metavar="USERNAME", help="only this user's requests")
+    p.add_argument("--team", metavar="TEAM", help="only this team's requests")
+    p.add_argument("--provider", help="only requests served by this provider")
+    p.add_argument("--model", help="only this model (served, else requested)")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--source", choices=("chat", "compare", "api"), help="only this source")
+    p.add_argument("--status", help="only this status (e.g. success, failed, no-key)")
+    p.add_argument("--summary", action="store_true",
+                   help="write cost per user and per team (CSV) instead of requests")
     p.set_defaults(handler=cmd_usage_export)
+    p = usage.add_parser("alerts", help="list current alerts; --send posts new ones to the "
+                         "webhook (run it from cron so alerts go out without a page visit)")
+    p.add_argument("--send", action="store_true", help="send new alerts to the webhook")
+    p.set_defaults(handler=cmd_usage_alerts)
