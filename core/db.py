@@ -86,6 +86,8 @@ def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # 64 MB page cache (the default is 2 MB): analytics rescans the rollups per view.
+        cur.execute("PRAGMA cache_size=-65536")
         if wal:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")

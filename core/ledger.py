@@ -66,6 +66,12 @@ def _request_time(summary: Summary, now: datetime) -> datetime:
     return min((a.started_at for a in summary.attempts), default=now)
 
 
+def _first_tried(summary: Summary) -> str | None:
+    called = [a.provider for a in summary.attempts if a.outcome not in _NOT_CALLED
+              and not a.outcome.startswith(_NOT_CALLED_PREFIXES)]
+    return called[0] if called else None
+
+
 def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> dict[str, Any]:
     caller = request.caller
     usage = summary.usage
@@ -84,7 +90,9 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         "token_name": caller.token_name,
         "requested_model": _clip(summary.requested_model, 200),
         "served_model": _clip(summary.model, 200),
-        "provider": _clip(summary.provider, 64),
+        # A request no model answered is filed under the provider first tried, so the
+        # provider error-rate chart and spike alerts count it.
+        "provider": _clip(summary.provider or _first_tried(summary), 64),
         "route_source": _clip(summary.route_source, 32),
         "chain": list(summary.chain),
         "order_reason": summary.order_reason,

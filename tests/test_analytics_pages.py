@@ -164,3 +164,18 @@ def test_every_view_works_on_demo_data(sessions):
     assert not at.exception
     assert any(d.label.startswith("Download ") and "requests" in d.label
                for d in at.get("download_button"))
+
+
+def test_model_table_shows_the_teams_comparison_rating(people, sessions):
+    from tests.support import compare as cmp
+
+    ops = cmp.caller(sessions, people["bob"].id)
+    sid = cmp.new_session(sessions, ops, ["openai/gpt-4o", "openai/gpt-4o-mini"])
+    for _ in range(3):
+        rid = cmp.add_round(sessions, ops, sid, [cmp.answer("openai/gpt-4o"),
+                                                 cmp.answer("openai/gpt-4o-mini")])
+        cmp.vote(sessions, ops, rid, "best", "openai/gpt-4o")
+    at = open_view(signed_in("bob", PAGE), "Models")
+    table = next(el.value for el in at.dataframe if "rating" in el.value.columns)
+    [rating] = table.loc[table["model"] == "openai/gpt-4o", "rating"].unique()
+    assert rating > 0.5  # it won every vote in bob's team

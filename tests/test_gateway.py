@@ -128,6 +128,9 @@ async def test_every_model_failing_lists_the_attempts(rig):
     with pytest.raises(AllModelsFailed, match="openai/gpt-4o") as info:
         await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     assert HAIKU in info.value.message
+    [row] = rig.rows()
+    # No model answered: the ledger files it under the provider first tried, for error rates.
+    assert (row.served_model, row.provider, row.status) == (None, "openai", "failed")
 
 
 async def test_burst_of_failures_does_not_become_a_burst_of_retries(rig):

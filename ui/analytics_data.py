@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
+from core import leaderboard
 from core.analytics import charts_data, figures, webhook
 from core.analytics.alerts import AlertItem, current_alerts
 from core.analytics.budgets_forecast import Forecast, budgets_in_scope, burn_down, forecast
@@ -107,7 +108,11 @@ def rates(scope: Scope, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def model_performance(scope: Scope, filters: Filters) -> pd.DataFrame:
     with services().sessions() as s:
-        return charts_data.model_performance(s, filters, scope)
+        # Comparison votes as a 0..1 quality (the leaderboard's), from the viewer's team
+        # or, for an admin, everyone's; None leaves the column out when nobody voted.
+        team = None if scope.kind == "all" else scope.team_id
+        ratings = leaderboard.quality_scores(s, team_id=team) or None
+        return charts_data.model_performance(s, filters, scope, ratings)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
