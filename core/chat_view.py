@@ -60,8 +60,11 @@ def money(micros: int | None) -> str:
 
 def details_of(summary: Summary) -> dict[str, Any]:
     """What an answer stores for its badge (JSON-safe; error text is already redacted)."""
+    # A cut answer that no model finished has no served model; name the one that wrote it.
+    model = summary.model or next(
+        (a.model for a in reversed(summary.attempts) if a.usage.completion_tokens), None)
     return {
-        "model": summary.model,
+        "model": model,
         "status": summary.status,
         "prompt_tokens": summary.usage.prompt_tokens,
         "completion_tokens": summary.usage.completion_tokens,

@@ -23,7 +23,7 @@ from core.models import MESSAGE_STATUSES, ChatMessage, ChatSettings, Conversatio
 
 TITLE_MAX: Final = 200
 AUTO_TITLE_CHARS: Final = 60
-DEFAULT_CONFIRM_ABOVE_MICROS: Final = 50_000  # $0.05: ask before a message that may cost more
+DEFAULT_CONFIRM_ABOVE_MICROS: Final = 500_000  # $0.50: ask before a message that may cost more
 SETTING_KEYS: Final = ("temperature", "max_tokens", "system_prompt")
 STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_STOPPED = MESSAGE_STATUSES
 
