@@ -23,7 +23,9 @@ MINI = "openai/gpt-4o-mini"
 HAIKU = "anthropic/claude-3-haiku-20240307"
 
 
-def ledger_row(sessions: sessionmaker[Session], request_id: str, timeout_s: float = 10) -> RequestRow:
+def ledger_row(
+    sessions: sessionmaker[Session], request_id: str, timeout_s: float = 10
+) -> RequestRow:
     """The ledger is written by a background writer; wait for the row to land."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -62,7 +64,7 @@ def send(at: AppTest, text: str) -> AppTest:
     return at
 
 
-def button(at: AppTest, label: str):  # noqa: ANN201 - AppTest's Button type
+def button(at: AppTest, label: str):
     found = [b for b in at.button if b.label == label]
     assert found, f"no button {label!r}; have {[b.label for b in at.button]}"
     return found[0]
