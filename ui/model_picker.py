@@ -21,10 +21,14 @@ _CAPABILITIES = (("vision", "vision"), ("tools", "tools"), ("json_mode", "JSON")
 
 
 def price_text(value: Decimal | None) -> str:
-    """Dollars per 1M tokens without noise: $2.5, $0.075; '?' when unknown."""
+    """Dollars per 1M tokens: $2.50, $0.60, $0.075; '?' when unknown."""
     if value is None:
         return "?"
-    return f"${value.normalize():f}" if value < 1 else f"${value.quantize(Decimal('0.01'))}"
+    exact = value.normalize()
+    exponent = exact.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:  # keep every digit of a sub-cent price
+        return f"${exact:f}"
+    return f"${value.quantize(Decimal('0.01'))}"
 
 
 def option_label(model_id: str, info: ModelInfo | None) -> str:
