@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_http, gateway_overhead
+from bench import api_http, chat_page, gateway_overhead
 
 
 def main() -> int:
     print("Switchboard benchmarks (machine noise applies to both sides of each ratio)")
     gateway_overhead.run()
     api_http.run()
+    chat_page.run()
     return 0
 
 
