@@ -10,6 +10,7 @@ the partial answer stored as ``stopped``; an answer that ends in an error is sto
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -143,6 +144,9 @@ class ChatTurn:
         self.summary: Summary | None = None
         self.message_id: int | None = None
         self.status: str | None = None  # the answer's message status once finished
+        # Set once the answer's final state is committed. Streamlit's fast reruns start the
+        # next run while this one unwinds, so the next run waits on it before reading.
+        self.saved = threading.Event()
 
     # --- the page's calls -----------------------------------------------------------
 
@@ -239,10 +243,10 @@ class ChatTurn:
             with self._sessions.begin() as s:
                 conversations.update_message(
                     s, self.plan.caller.user_id, self.message_id, content=self.text,
-                    status=self.status, model=summary.model if summary else None,
-                    details=details,
+                    status=self.status, model=details.get("model"), details=details,
                 )
         finally:
+            self.saved.set()
             # Leaving the gateway's stream records an unfinished request as stopped.
             close = getattr(self._events, "close", None)
             if callable(close):
@@ -251,8 +255,10 @@ class ChatTurn:
     def close(self) -> None:
         """Finish a turn whose texts() never ran (interrupted before streaming began)."""
         if self.status is not None or self._events is None:
+            self.saved.set()
             return
         if self._first is None:  # no answer began: nothing to keep
+            self.saved.set()
             close = getattr(self._events, "close", None)
             if callable(close):
                 close()

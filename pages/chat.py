@@ -109,6 +109,12 @@ def delete_confirmed(conversation_id: str) -> None:
 
 # --- load -------------------------------------------------------------------------------
 
+# A Stop click (any click) starts this run while the interrupted one is still unwinding
+# on its own thread; wait until it has saved the partial answer, then read.
+inflight = ss.pop(state.CHAT_INFLIGHT, None)
+if inflight is not None:
+    inflight.wait(timeout=10)
+
 conv: ConversationInfo | None = None
 items: list[MessageInfo] = []
 try:
@@ -314,6 +320,9 @@ def send(prompt: str, confirmed: bool) -> None:
             fail(prompt, error, lines)
         # Any widget click reruns the script, which interrupts the stream below; the
         # finally then saves what arrived as "stopped" and the ledger records it so.
+        # Session state is set first: an interrupted run must not write it afterwards.
+        ss[state.CHAT_CONVERSATION] = ss[state.CHAT_LOADED] = turn.conversation_id
+        ss[state.CHAT_INFLIGHT] = turn.saved
         st.button("Stop", icon=":material/stop:", key="sb_chat_stop")
         texts = turn.texts()
         try:
@@ -321,11 +330,11 @@ def send(prompt: str, confirmed: bool) -> None:
         finally:
             texts.close()
             turn.close()
-            ss[state.CHAT_CONVERSATION] = ss[state.CHAT_LOADED] = turn.conversation_id
-            if turn.summary is not None:
-                ss[state.CHAT_SESSION_TOTALS] = session_totals.plus(
-                    turn.summary.usage.prompt_tokens, turn.summary.usage.completion_tokens,
-                    turn.summary.cost_micros)
+    ss.pop(state.CHAT_INFLIGHT, None)
+    if turn.summary is not None:
+        ss[state.CHAT_SESSION_TOTALS] = session_totals.plus(
+            turn.summary.usage.prompt_tokens, turn.summary.usage.completion_tokens,
+            turn.summary.cost_micros)
     st.rerun()  # draw the stored answer with its badge, and the new totals
 
 

@@ -19,6 +19,7 @@ CHAT_PENDING = "sb_chat_pending"  # a prompt waiting for cost confirmation
 CHAT_RESEND = "sb_chat_resend"  # a prompt to send on this run (Send again / Send anyway)
 CHAT_CONFIRM_DELETE = "sb_chat_confirm_delete"  # conversation id awaiting "Yes, delete"
 CHAT_SESSION_TOTALS = "sb_chat_session_totals"  # conversations.Totals for this browser session
+CHAT_INFLIGHT = "sb_chat_inflight"  # threading.Event of a turn still saving after a rerun
 CHAT_NOTICE = "sb_chat_notice"  # a one-off success message shown on the next run
 # Chat widgets.
 CHAT_TASK = "sb_chat_task"

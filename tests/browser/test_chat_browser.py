@@ -56,7 +56,8 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
         box.press("Enter")
 
         answer = page.get_by_test_id("stChatMessage").filter(has_text="fake")
-        expect(answer.first).to_contain_text("Hello from the fake provider.")
+        # Generous: the server's first call imports litellm, slow on a loaded machine.
+        expect(answer.first).to_contain_text("Hello from the fake provider.", timeout=90_000)
         expect(answer.first.locator("strong", has_text="fake")).to_be_visible()  # markdown
         expect(page.get_by_text(re.compile(r"^gpt-4o-mini · \d+ in / \d+ out · \$"))
                .first).to_be_visible()
@@ -66,3 +67,17 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
         expect(sidebar.get_by_role("button", name="Say hello to the team")).to_be_visible()
         page.screenshot(path=str(artifacts / "chat.png"), full_page=True)
         assert fake.count("gpt-4o-mini") == 1
+
+        # Stop a slow answer part-way: the partial text stays, marked stopped.
+        fake.script("gpt-4o-mini", Reply(tokens=[f"word{i} " for i in range(60)],
+                                         token_delay=0.15))
+        box.fill("Tell me a long story")
+        box.press("Enter")
+        expect(page.get_by_text(re.compile(r"word3 ")).first).to_be_visible()
+        page.get_by_role("button", name="Stop").click()
+        expect(page.get_by_text(re.compile(r"Stopped\. The text above")).first).to_be_visible()
+        settled(page)
+        stopped = page.get_by_test_id("stChatMessage").filter(has_text="word0")
+        expect(stopped.first).to_contain_text("word3")
+        expect(stopped.first).not_to_contain_text("word59")
+        page.screenshot(path=str(artifacts / "chat-stopped.png"), full_page=True)
