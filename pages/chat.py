@@ -146,8 +146,6 @@ if conv is not None and ss.get(state.CHAT_LOADED) != conv.id:
     ss[state.CHAT_SYSTEM_PROMPT] = conv.settings.get("system_prompt") or ""
     ss.pop(state.CHAT_TITLE, None)
 ss[state.CHAT_LOADED] = conv.id if conv else None
-if state.CHAT_CONFIRM_ABOVE not in ss:
-    ss[state.CHAT_CONFIRM_ABOVE] = float(micros_to_usd(threshold))
 
 session_totals: Totals = ss.setdefault(state.CHAT_SESSION_TOTALS, Totals())
 
@@ -197,9 +195,12 @@ with st.expander("Settings: temperature, max tokens, system prompt, cost confirm
                                  placeholder="route or model default")
     system_prompt = st.text_area("System prompt", key=state.CHAT_SYSTEM_PROMPT,
                                  placeholder="e.g. You are a concise technical editor.")
-    st.number_input("Ask me before sending when a message may cost more than ($)",
+    t1, t2 = st.columns([3, 1], vertical_alignment="bottom")
+    # Saved only by the button: a widget value alone never changes a stored setting.
+    t1.number_input("Ask me before sending when a message may cost more than ($)",
                     min_value=0.0, step=0.01, format="%.4f", key=state.CHAT_CONFIRM_ABOVE,
-                    on_change=save_threshold)
+                    value=float(micros_to_usd(threshold)))
+    t2.button("Save threshold", on_click=save_threshold, key="sb_chat_save_threshold")
 
 settings: dict[str, Any] = {"temperature": temperature,
                             "max_tokens": int(max_tokens) if max_tokens else None,

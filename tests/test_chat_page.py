@@ -266,7 +266,11 @@ def test_threshold_setting_is_saved_per_user(
 ) -> None:
     alice = add_user(sessions, "alice")
     at = signed_in("alice", PAGE)
+    assert at.number_input(key=state.CHAT_CONFIRM_ABOVE).value == 0.5  # the default
     at.number_input(key=state.CHAT_CONFIRM_ABOVE).set_value(1.25).run()
+    with sessions() as s:  # not saved until asked to
+        assert conversations.confirm_above(s, alice.id) == 500_000
+    button(at, "Save threshold").click().run()
     assert "may cost over $1.25" in at.success[0].value
     with sessions() as s:
         assert conversations.confirm_above(s, alice.id) == 1_250_000

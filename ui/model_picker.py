@@ -89,8 +89,6 @@ def model_picker(
     if current is not None and current not in options:
         del st.session_state[key]
     index = options.index(default) if default in options else 0
-    if key in st.session_state:
-        index = 0  # the stored choice wins; a default here would only trigger a warning
     labels = {m: option_label(m, catalog.get(m)) for m in options}
     chosen = st.selectbox(
         label, options, index=index, key=key, format_func=labels.__getitem__,
