@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import analytics, api_http, compare_round, gateway_overhead
+from bench import analytics, api_http, chat_page, compare_round, gateway_overhead
 
 
 def main() -> int:
@@ -13,6 +13,7 @@ def main() -> int:
     api_http.run()
     compare_round.run()
     analytics.run()
+    chat_page.run()
     return 0
 
 

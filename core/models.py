@@ -424,6 +424,63 @@ class ProfileRoute(Base):
 # ----------------------------------------------------------------------------------
 # Chat conversations and messages (migration 0004).
 
+MESSAGE_STATUSES = ("complete", "incomplete", "stopped")
+
+
+class Conversation(Base):
+    """One chat thread of one user; remembers the model, task and settings it last used."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))  # last model used; "auto" is the route
+    task: Mapped[str] = mapped_column(String(64), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatMessage(Base):
+    """One turn of a conversation. Assistant turns name their ledger request (no FK: the
+    ledger is written by a background batch writer, possibly after this row)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="conversation_seq"),
+        CheckConstraint("role IN ('system', 'user', 'assistant')", name="role"),
+        CheckConstraint("status IN ('complete', 'incomplete', 'stopped')", name="status"),
+        Index("ix_messages_request_id", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    request_id: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))  # the model that answered
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # usage, cost, attempts
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatSettings(Base):
+    """Per-user chat settings: above this estimated cost, a message needs confirming."""
+
+    __tablename__ = "chat_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    confirm_above_micros: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # (end of 0004 tables)
 
 

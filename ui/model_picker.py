@@ -1,0 +1,101 @@
+"""A searchable model selector, grouped by provider, with tier, price and capability badges.
+
+Shared by the chat and comparison pages. Streamlit's selectbox filters as you type,
+so the options are ordered by provider and labelled "provider · name · tier · prices";
+the chosen model's badges show underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import streamlit as st
+
+from core.catalog import Catalog, ModelInfo
+
+_TIER_COLOURS = {"free": "green", "low": "green", "medium": "orange", "high": "red",
+                 "unpriced": "gray"}
+_CAPABILITIES = (("vision", "vision"), ("tools", "tools"), ("json_mode", "JSON"),
+                 ("assistant_prefill", "prefill"))
+
+
+def price_text(value: Decimal | None) -> str:
+    """Dollars per 1M tokens: $2.50, $0.60, $0.075; '?' when unknown."""
+    if value is None:
+        return "?"
+    exact = value.normalize()
+    exponent = exact.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:  # keep every digit of a sub-cent price
+        return f"${exact:f}"
+    return f"${value.quantize(Decimal('0.01'))}"
+
+
+def option_label(model_id: str, info: ModelInfo | None) -> str:
+    if info is None:
+        return f"{model_id} · admin endpoint"
+    prices = (f"{price_text(info.input_price)}/{price_text(info.output_price)} per 1M"
+              if info.priced else "unpriced")
+    return f"{info.provider} · {info.display_name} · {info.cost_tier} · {prices}"
+
+
+def badges_markdown(info: ModelInfo) -> str:
+    """Streamlit badge directives for one model (catalog text only, never model output)."""
+    tier = info.cost_tier
+    parts = [f":{_TIER_COLOURS.get(tier, 'gray')}-badge[{tier}]"]
+    if info.priced:
+        parts.append(f":blue-badge[in {price_text(info.input_price)} · "
+                     f"out {price_text(info.output_price)} per 1M]")
+    else:
+        parts.append(":gray-badge[price unknown]")
+    if info.context_window:
+        parts.append(f":violet-badge[{info.context_window:,} context]")
+    parts += [f":gray-badge[{name}]" for attr, name in _CAPABILITIES if getattr(info, attr)]
+    return " ".join(parts)
+
+
+def _ordered(catalog: Catalog, models: Sequence[str] | None) -> list[str]:
+    ids = [m.id for m in catalog.models()] if models is None else list(dict.fromkeys(models))
+
+    def order(model_id: str) -> tuple[str, str]:
+        info = catalog.get(model_id)
+        if info is None:
+            return (model_id.split("/", 1)[0], model_id)
+        return (info.provider, info.display_name.lower())
+
+    return sorted(ids, key=order)
+
+
+def model_picker(
+    label: str,
+    catalog: Catalog,
+    *,
+    key: str,
+    default: str | None = None,
+    models: Sequence[str] | None = None,
+) -> str:
+    """Pick one model id; ``models`` limits the choice (default: the whole catalog).
+
+    ``default`` is preselected the first time (and whenever the current choice is no
+    longer offered); afterwards the widget keeps the user's choice under ``key``.
+    """
+    options = _ordered(catalog, models)
+    if default and default not in options:
+        options.insert(0, default)
+    if not options:
+        st.warning("No models are available. Ask an admin to add a provider key.")
+        st.stop()
+    current = st.session_state.get(key)
+    if current is not None and current not in options:
+        del st.session_state[key]
+    index = options.index(default) if default in options else 0
+    labels = {m: option_label(m, catalog.get(m)) for m in options}
+    chosen = st.selectbox(
+        label, options, index=index, key=key, format_func=labels.__getitem__,
+        help="Type to search by provider or name. Prices are USD per 1M tokens (in/out).",
+    )
+    picked = str(chosen if chosen is not None else options[index])
+    info = catalog.get(picked)
+    if info is not None:
+        st.markdown(badges_markdown(info))
+    return picked
