@@ -404,8 +404,8 @@ def list_teams(session: Session) -> list[tuple[int, str]]:
 
 
 def caller_for(session: Session, user_id: int, token_name: str | None = None) -> Caller:
-    """The gateway's view of a user: id, name, role and team id."""
+    """The gateway's view of an active user: id, name, role and current team id."""
     user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"No user #{user_id}.")
+    if user is None or not user.active:
+        raise NotFound("Your account no longer exists or is deactivated; sign in again.")
     return Caller(user.id, user.username, user.role, user.team_id, token_name)

@@ -27,8 +27,8 @@ from core.chat import Caller, ChatRequest, Done, Message, StreamEvent, Summary, 
 from core.chat_view import details_of
 from core.clock import utc_now
 from core.conversations import STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_STOPPED, MessageInfo
-from core.errors import InvalidInput, NotFound, SwitchboardError
-from core.models import RouteRow, User
+from core.errors import InvalidInput, SwitchboardError
+from core.models import RouteRow
 from core.syncgateway import SyncGateway
 
 TASKS: Final = ("chat", "outline", "chapter", "refine", "code")
@@ -36,14 +36,6 @@ TASKS: Final = ("chat", "outline", "chapter", "refine", "code")
 FALLBACK_DEFAULTS: Final = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022",
                             "anthropic/claude-3-haiku-20240307", "openai/gpt-4o")
 SAVE_EVERY_S: Final = 1.0
-
-
-def caller_for(session: Session, user_id: int) -> Caller:
-    """The billing identity of a signed-in user (with the team the budgets need)."""
-    user = session.get(User, user_id)
-    if user is None or not user.active:
-        raise NotFound("Your account no longer exists or is disabled; sign in again.")
-    return Caller(user.id, user.username, user.role, user.team_id)
 
 
 def known_tasks(session: Session) -> list[str]:
@@ -59,10 +51,14 @@ class DefaultModel:
     note: str | None  # says why, when there is no route and a catalog default was chosen
 
 
-def default_model(session: Session, caller: Caller, task: str, catalog: Catalog) -> DefaultModel:
-    """The first model of the caller's route for ``task``, or a sensible catalog model."""
+def default_model(
+    session: Session, caller: Caller, task: str, catalog: Catalog, profile: str | None = None
+) -> DefaultModel:
+    """The first model of the caller's route for ``task`` (in ``profile``), or a catalog model."""
     try:
-        route = routes.resolve(session, caller, model="auto", fallbacks=None, task=task)
+        route = routes.resolve(
+            session, caller, model="auto", fallbacks=None, task=task, profile=profile
+        )
         return DefaultModel(route.chain[0], route.chain, None)
     except InvalidInput:
         pass

@@ -41,14 +41,6 @@ MAX_TITLE = 200
 MAX_SET_NAME = 64
 
 
-def caller_for(session: Session, user_id: int) -> Caller:
-    """The gateway identity of a signed-in user (with their current team)."""
-    user = session.get(User, user_id)
-    if user is None or not user.active:
-        raise NotFound("Your account was not found or is deactivated; sign in again.")
-    return Caller(user.id, user.username, user.role, user.team_id)
-
-
 # --- views (what a viewer may see) -------------------------------------------------------
 
 

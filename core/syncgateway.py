@@ -121,8 +121,8 @@ class SyncGateway:
                 future.cancel()
                 finished.wait(_CANCEL_WAIT_S)
 
-    def close(self) -> None:
-        """Close upstream clients, stop the loop, then flush the ledger."""
+    def stop(self) -> None:
+        """Close the upstream clients made on this loop, then stop the loop."""
         closing = asyncio.run_coroutine_threadsafe(self.gateway.aclose(), self._loop)
         try:
             closing.result(5)
@@ -130,5 +130,9 @@ class SyncGateway:
             log.debug("closing upstream clients failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop, then flush the ledger and close the gateway."""
+        self.stop()
         self.gateway.close()
 

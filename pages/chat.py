@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import budgets, chat_turns, chat_view, conversation_export, conversations
+from core import auth, budgets, chat_turns, chat_view, conversation_export, conversations
 from core.chat import micros_to_usd
 from core.chat_turns import ChatTurn, TurnPlan
 from core.clock import utc_now
@@ -119,7 +119,7 @@ conv: ConversationInfo | None = None
 items: list[MessageInfo] = []
 try:
     with svc.sessions() as s:
-        caller = chat_turns.caller_for(s, user.id)
+        caller = auth.caller_for(s, user.id)
         tasks = chat_turns.known_tasks(s)
         open_id = ss.get(state.CHAT_CONVERSATION)
         if open_id:
@@ -176,7 +176,7 @@ left, right = st.columns([1, 3])
 task = left.selectbox("Task", tasks, key=state.CHAT_TASK, on_change=task_changed,
                       help="Each task can have its own route (chain of models).")
 with svc.sessions() as s:
-    default = chat_turns.default_model(s, caller, task, svc.catalog)
+    default = chat_turns.default_model(s, caller, task, svc.catalog, active_profile())
 with right:
     picked = model_picker("Model", svc.catalog, key=state.CHAT_MODEL, default=default.model)
 if default.note:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import compare_export, comparisons
+from core import auth, compare_export, comparisons
 from core.chat import Caller
 from core.clock import utc_now
 from core.compare_run import (
@@ -43,7 +43,7 @@ st.caption(
 
 def caller() -> Caller:
     with svc.sessions() as s:
-        return comparisons.caller_for(s, user.id)
+        return auth.caller_for(s, user.id)
 
 
 def notice(message: str) -> None:
@@ -62,7 +62,7 @@ def open_session_id(session_id: str | None) -> None:
 def vote(round_id: int, choice: str, label: str | None, comment: str) -> None:
     try:
         with svc.sessions.begin() as s:
-            comparisons.cast_vote(s, comparisons.caller_for(s, user.id), round_id, choice=choice,
+            comparisons.cast_vote(s, auth.caller_for(s, user.id), round_id, choice=choice,
                                   winner_label=label, comment=comment, now=utc_now())
     except SwitchboardError as exc:
         st.error(exc.message)
@@ -94,7 +94,7 @@ def send_round(settings: RoundSettings, prompt: str, *, session_id: str | None, 
     """Check, stream every column, then store the round (and the session, if new)."""
     try:
         with svc.sessions() as s:
-            who = comparisons.caller_for(s, user.id)
+            who = auth.caller_for(s, user.id)
             models, (text,) = check_round(
                 s, who, settings, [prompt], resolver=svc.runtime.gateway.resolver(),
                 environ=svc.runtime.gateway.environ)
@@ -126,7 +126,7 @@ def run_batch(settings: RoundSettings, prompts: list[str], *, title: str, shared
     settings = replace(settings, blind=False)  # batches show names
     try:
         with svc.sessions() as s:
-            who = comparisons.caller_for(s, user.id)
+            who = auth.caller_for(s, user.id)
             models, cleaned = check_round(
                 s, who, settings, prompts, resolver=svc.runtime.gateway.resolver(),
                 environ=svc.runtime.gateway.environ)
@@ -169,7 +169,7 @@ if flash := st.session_state.pop(state.COMPARE_NOTICE, None):
     st.success(flash)
 
 with svc.sessions() as s:
-    me = comparisons.caller_for(s, user.id)
+    me = auth.caller_for(s, user.id)
     listed = comparisons.list_sessions(s, me)
     model_sets = comparisons.list_model_sets(s, me)
 

@@ -8,8 +8,8 @@ import plotly.express as px
 import streamlit as st
 
 from core import leaderboard
+from core.auth import caller_for
 from core.clock import utc_now
-from core.comparisons import caller_for
 from ui.compare_view import usd
 from ui.resources import services
 from ui.session import current_user

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from core import chat_turns, conversations
+from core import auth, chat_turns, conversations
 from core.catalog import load_catalog
 from core.chat_turns import ChatTurn, TurnPlan
 from core.errors import BudgetExceeded, InvalidInput
@@ -22,7 +22,7 @@ from tests.gateway_support import GPT, HAIKU, MINI, Rig
 def sync(rig: Rig) -> Iterator[SyncGateway]:
     gateway = SyncGateway(rig.gateway, thread_name="chat-turn-test")
     yield gateway
-    gateway._loop.call_soon_threadsafe(gateway._loop.stop)  # rig closes the gateway itself
+    gateway.stop()  # the rig closes the gateway itself
 
 
 def plan(rig: Rig, prompt: str = "Hello", **kw: object) -> TurnPlan:
@@ -146,6 +146,18 @@ def test_default_model_follows_the_route_or_says_why_not(rig: Rig) -> None:
         routed = chat_turns.default_model(s, rig.caller, "chat", catalog)
         assert chat_turns.known_tasks(s)[:5] == list(chat_turns.TASKS)
     assert (routed.model, routed.chain, routed.note) == (GPT, (GPT, HAIKU), None)
+    # The sidebar's active profile has its own default route, and the picker follows it.
+    from core import profiles
+    from core.clock import utc_now
+
+    with rig.sessions.begin() as s:
+        work = profiles.create_profile(s, user_id=rig.user.id, name="Work", keys_choice="auto",
+                                       actor="t", now=utc_now())
+        profiles.set_profile_route(s, profile_id=work.id, models=[HAIKU],
+                                   known_model=lambda m: True, actor="t", now=utc_now())
+    with rig.sessions() as s:
+        in_work = chat_turns.default_model(s, rig.caller, "chat", catalog, "Work")
+    assert (in_work.model, in_work.chain) == (HAIKU, (HAIKU,))
 
 
 def test_caller_for_carries_the_team(sessions) -> None:  # type: ignore[no-untyped-def]
@@ -153,5 +165,5 @@ def test_caller_for_carries_the_team(sessions) -> None:  # type: ignore[no-untyp
 
     user = add_user(sessions, "erin", "member", team="Ops")
     with sessions() as s:
-        caller = chat_turns.caller_for(s, user.id)
+        caller = auth.caller_for(s, user.id)
     assert caller.username == "erin" and caller.team_id is not None

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import comparisons
+from core import auth, comparisons
 from core.chat import Caller
 from core.clock import utc_now
 from core.compare_run import AnswerData, RoundSettings, draw_labels
@@ -17,7 +17,7 @@ from core.models import CompareRound
 
 def caller(sessions: sessionmaker[Session], user_id: int) -> Caller:
     with sessions() as s:
-        return comparisons.caller_for(s, user_id)
+        return auth.caller_for(s, user_id)
 
 
 def answer(model: str, *, text: str | None = None, cost: int | None = 100, latency: int = 500,
