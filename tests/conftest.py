@@ -42,6 +42,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
+@pytest.fixture(autouse=True)
+def fresh_page_caches() -> Iterator[None]:
+    """st.cache_data is process-wide and keyed by arguments, not by database: a page's
+    cached query from an earlier test's database must not answer for this one."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    yield
+
+
 @pytest.fixture
 def engine(isolated_env: Path) -> Iterator[Engine]:
     eng = db.make_engine(os.environ["SWITCHBOARD_DB_URL"])
