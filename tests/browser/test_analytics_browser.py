@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ROOT
-from tests.browser.test_signin_browser import PASSWORD, nav, settled, sign_in
+from tests.browser.test_signin_browser import PASSWORD, open_page, settled, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -49,8 +49,7 @@ def test_analytics_page_with_demo_data(
     base = start_app()
     sign_in(page, base, "boss", PASSWORD)
 
-    nav(page).get_by_role("link", name="Analytics").click()
-    expect(page).to_have_url(re.compile(r"/analytics"))
+    open_page(page, "Analytics", "analytics")
     expect(page.get_by_role("heading", name="Analytics", exact=True).first).to_be_visible()
     expect(page.get_by_test_id("stMetric").first).to_be_visible()
     expect(page.get_by_text("Showing usage for everyone").first).to_be_visible()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import endpoints
 from core.catalog import load_catalog
 from core.clock import utc_now
-from tests.browser.test_signin_browser import PASSWORD, settled, sign_in
+from tests.browser.test_signin_browser import PASSWORD, open_page, settled, sign_in
 from tests.fakes import FakeOpenAI, Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -27,16 +27,7 @@ ANSWER = ["Hello ", "from ", "the ", "**fake** ", "provider."]
 
 
 def open_chat(page: Page) -> None:
-    """Click Chat in the navigation; again if the sign-in cookie's rerun swallowed the click."""
-    for _ in range(3):
-        settled(page)
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat").click()
-        try:
-            expect(page).to_have_url(re.compile(r"/chat/?$"), timeout=5_000)
-            return
-        except AssertionError:
-            continue
-    expect(page).to_have_url(re.compile(r"/chat/?$"))
+    open_page(page, "Chat", "chat")
 
 
 def test_member_chats_and_sees_the_streamed_answer_and_badge(

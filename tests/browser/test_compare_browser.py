@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from core import endpoints
 from core.catalog import load_catalog
 from core.clock import utc_now
-from tests.browser.test_signin_browser import nav, settled, sign_in
+from tests.browser.test_signin_browser import open_page, settled, sign_in
 from tests.conftest import PASSWORD, add_user
 from tests.fakes import FakeOpenAI, Reply
 
@@ -50,7 +50,7 @@ def test_blind_round_vote_and_reveal(
     add_user(sessions, "dana", "member", team="red")
     base = start_app()
     sign_in(page, base, "dana", PASSWORD)
-    nav(page).get_by_role("link", name="Compare").click()
+    open_page(page, "Compare", "compare")
     expect(page.get_by_role("heading", name="Compare", exact=True).first).to_be_visible()
     settled(page)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_signin_browser import PASSWORD, nav, settled, sign_in
+from tests.browser.test_signin_browser import PASSWORD, open_page, settled, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -23,8 +23,7 @@ def test_add_a_key_and_set_a_default_model(
     base = start_app()
     sign_in(page, base, "carol", PASSWORD)
 
-    nav(page).get_by_role("link", name="Providers & keys").click()
-    expect(page).to_have_url(re.compile(r"/providers/?$"))
+    open_page(page, "Providers & keys", "providers")
     settled(page)
     form = page.get_by_test_id("stForm")
     form.get_by_label("API key").fill(KEY)
@@ -34,8 +33,7 @@ def test_add_a_key_and_set_a_default_model(
     expect(page.get_by_text(KEY)).to_have_count(0)
     page.screenshot(path=str(artifacts / "settings-providers.png"), full_page=True)
 
-    nav(page).get_by_role("link", name="Model preferences").click()
-    expect(page).to_have_url(re.compile(r"/preferences/?$"))
+    open_page(page, "Model preferences", "preferences")
     settled(page)
     picker = page.get_by_test_id("stSelectbox").filter(has_text="Default model").first
     picker.click()
