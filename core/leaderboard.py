@@ -192,6 +192,27 @@ def quality_scores(
     return {m: quality_of(s) for m, s in strengths.items()}
 
 
+def quality_by_task(
+    session: Session, *, team_id: int | None = None
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(overall quality, task -> quality) from one read of the votes."""
+    query = _filtered(
+        select(CompareSession.task, CompareVote.round_id, CompareRound.labels,
+               CompareVote.choice, CompareVote.winner),
+        None, team_id, None, None,
+    ).order_by(CompareVote.id)
+    by_task: dict[str, list[VoteRecord]] = defaultdict(list)
+    for task, round_id, labels, choice, winner in session.execute(query):
+        by_task[task].append(
+            VoteRecord(round_id, tuple(labels[k] for k in sorted(labels)), choice, winner))
+
+    def scores(votes: list[VoteRecord]) -> dict[str, float]:
+        return {m: quality_of(s) for m, s in fit_strengths(votes).items()}
+
+    overall = scores([v for votes in by_task.values() for v in votes])
+    return overall, {task: scores(votes) for task, votes in by_task.items()}
+
+
 def vote_tasks(session: Session) -> list[str]:
     """Tasks that have at least one vote ("" is the no-task bucket)."""
     query = _filtered(select(CompareSession.task).distinct(), None, None, None, None)

@@ -138,12 +138,19 @@ def _reason(
     return f"Good for {needs.description}: has {' and '.join(fit)}; {price}; {why}."
 
 
-def team_ratings(
-    session: Session, tasks: Sequence[str], team_id: int | None
-) -> dict[str, dict[str, float]]:
-    """task -> the team's comparison ratings for it, or its overall ratings when the task has
-    no votes yet (the same fallback the gateway's cost-optimised ordering uses)."""
-    overall = leaderboard.quality_scores(session, team_id=team_id)
-    return {
-        t: leaderboard.quality_scores(session, task=t, team_id=team_id) or overall for t in tasks
-    }
+@dataclass(frozen=True)
+class TeamRatings:
+    """A team's comparison ratings: per task, and overall for tasks with no votes yet."""
+
+    overall: Mapping[str, float]
+    by_task: Mapping[str, Mapping[str, float]]
+
+    def for_task(self, task: str) -> Mapping[str, float]:
+        # The same fallback the gateway's cost-optimised ordering uses.
+        return self.by_task.get(task.strip().lower()) or self.overall
+
+
+def team_ratings(session: Session, team_id: int | None) -> TeamRatings:
+    """The team's ratings from one read of its votes (None: every team's)."""
+    overall, by_task = leaderboard.quality_by_task(session, team_id=team_id)
+    return TeamRatings(overall, by_task)

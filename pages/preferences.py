@@ -30,8 +30,7 @@ with svc.sessions() as session:
         session, me, catalog_providers=cat.providers(), endpoints=listed, environ=gw.environ,
         breakers=gw.breaker_states(), sources=settings.key_order(profile))
     stats = ledger.recent_stats(session, now - timedelta(days=7))
-    tasks = list(dict.fromkeys([*preferences.DEFAULT_TASKS, *(t for t in saved if t)]))
-    ratings = recommend.team_ratings(session, tasks, me.team_id)
+    ratings = recommend.team_ratings(session, me.team_id)
 resolver = gw.resolver()
 usable = {s.provider: s.available for s in statuses}
 source_of = {s.provider: s.key_source for s in statuses}
@@ -239,10 +238,11 @@ if st.button("Save provider order", key="save_order"):
 
 # --- per-task routes ---------------------------------------------------------------
 st.subheader("Per-task routes")
+tasks = list(dict.fromkeys([*preferences.DEFAULT_TASKS, *(t for t in saved if t)]))
 rows = []
 for task in tasks:
     found = saved.get(task)
-    recs = recommend.recommend(task, cat.models(), stats=stats, ratings=ratings[task],
+    recs = recommend.recommend(task, cat.models(), stats=stats, ratings=ratings.for_task(task),
                                providers=keyed or None)
     rows.append({
         "Task": task,
@@ -261,7 +261,7 @@ custom = c2.text_input("Task name", key="task_custom", disabled=task_pick != "an
 task_name = (custom if task_pick == "another task…" else task_pick).strip().lower()
 existing = saved.get(task_name)
 recs = recommend.recommend(task_name or "chat", cat.models(), stats=stats,
-                           ratings=ratings.get(task_name) or ratings.get("chat"),
+                           ratings=ratings.for_task(task_name or "chat"),
                            providers=keyed or None)
 all_options = preferences.picker_options(cat.models(), resolver.endpoint_models(),
                                          providers=allowed)

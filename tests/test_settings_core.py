@@ -316,6 +316,7 @@ def test_team_votes_become_per_task_ratings_for_recommendations(sessions):
         rid = cmp.add_round(sessions, who, sid, [cmp.answer(MINI), cmp.answer(HAIKU)])
         cmp.vote(sessions, who, rid, "best", MINI)
     with sessions() as s:
-        ratings = recommend.team_ratings(s, ["outline", "code"], who.team_id)
-    assert ratings["outline"][MINI] > ratings["outline"][HAIKU]
-    assert ratings["code"] == ratings["outline"]  # no code votes: the team's overall ratings
+        ratings = recommend.team_ratings(s, who.team_id)
+    assert ratings.for_task("outline")[MINI] > ratings.for_task("outline")[HAIKU]
+    # No code votes: the team's overall ratings.
+    assert ratings.for_task("code") == ratings.overall == ratings.for_task(" Outline ")
