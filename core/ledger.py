@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, not_, or_, select
+from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core import rollups
+from core import bulkinsert, rollups
 from core.chat import Attempt, ChatRequest, Summary
 from core.models import AttemptRow, RequestRow
 
@@ -167,12 +167,11 @@ def insert_rows(
     """
     if not requests:
         return
-    # Core table inserts skip the ORM's per-row bookkeeping; the rows are plain facts
-    # nobody holds as objects in this session, so there is nothing to keep in sync.
-    session.execute(insert(_REQUESTS), list(requests))
-    if attempts:
-        session.execute(insert(_ATTEMPTS), list(attempts))
+    conn = session.connection()
+    bulkinsert.insert_rows(conn, _REQUESTS, requests)
+    bulkinsert.insert_rows(conn, _ATTEMPTS, attempts)
     rollups.apply(session, requests)
+
 
 
 def _day_start(day: date) -> datetime:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, select
@@ -107,7 +108,7 @@ def accumulate(rows: Iterable[Mapping[str, Any]]) -> dict[Key, dict[str, Any]]:
     return out
 
 
-def _upsert(dialect: str) -> Any:
+def _build_upsert(dialect: str) -> Any:
     table = usage_daily
     insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     excluded = insert.excluded
@@ -116,6 +117,12 @@ def _upsert(dialect: str) -> Any:
     set_["max_prompt_tokens"] = larger(table.c.max_prompt_tokens, excluded.max_prompt_tokens)
     set_["username"] = excluded.username
     return insert.on_conflict_do_update(index_elements=list(USAGE_DAILY_DIMENSIONS), set_=set_)
+
+
+# Built once: constructing ~100 SET expressions cost ~9 ms per ledger batch.
+_UPSERTS: Final = MappingProxyType(
+    {dialect: _build_upsert(dialect) for dialect in ("sqlite", "postgresql")}
+)
 
 
 def _dialect(target: Session | Connection) -> str:
@@ -131,7 +138,7 @@ def write(target: Session | Connection, sums: Mapping[Key, Mapping[str, Any]]) -
         dict(zip(USAGE_DAILY_DIMENSIONS, key, strict=True)) | dict(values)
         for key, values in sorted(sums.items())
     ]
-    target.execute(_upsert(_dialect(target)), params)
+    target.execute(_UPSERTS[_dialect(target)], params)
 
 
 def apply(target: Session | Connection, request_rows: Iterable[Mapping[str, Any]]) -> None:
