@@ -29,8 +29,8 @@ class BatchWriter(Generic[T]):
         sessions: sessionmaker[Session],
         write: Callable[[Session, list[T]], None],
         *,
-        max_batch: int = 64,
-        max_delay_s: float = 0.02,
+        max_batch: int = 256,
+        max_delay_s: float = 0.1,
         name: str = "switchboard-ledger",
     ) -> None:
         self._sessions = sessions
@@ -42,6 +42,7 @@ class BatchWriter(Generic[T]):
         self._submitted = 0
         self._written = 0
         self._closed = False
+        self._hurry = threading.Event()  # flush or close: write now, skip the batching delay
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -54,6 +55,7 @@ class BatchWriter(Generic[T]):
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every item submitted before this call is written. False on timeout."""
+        self._hurry.set()
         with self._done:
             target = self._submitted
             return self._done.wait_for(lambda: self._written >= target, timeout_s)
@@ -64,6 +66,7 @@ class BatchWriter(Generic[T]):
                 return
             self._closed = True
         self._queue.put(_STOP)
+        self._hurry.set()
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
@@ -72,11 +75,14 @@ class BatchWriter(Generic[T]):
             first = self._queue.get()
             if first is _STOP:
                 break
+            # Let the batch fill while asleep, rather than waking for every item: each
+            # wake takes the GIL from the event loop that is serving requests.
+            self._hurry.wait(self._max_delay_s)
+            self._hurry.clear()
             batch: list[T] = [first]  # type: ignore[list-item]
-            deadline = time.monotonic() + self._max_delay_s
             while len(batch) < self._max_batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
