@@ -199,7 +199,7 @@ class ChainWalker:
         timeouts = timeouts_for(run.route)
         self._retry_budget.earn(cand.deployment)
         try:
-            if request.stream:
+            if run.stream:
                 pieces = self._upstream.stream(
                     target.litellm_model,
                     call.messages,

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -79,6 +78,51 @@ class _Snapshot:
     book: pricing.PriceBook
 
 
+class _NeedsDatabase(Exception):
+    """An inline admission met a fact that is not cached; redo it on a worker thread."""
+
+
+class _Db:
+    """A session opened only when a cache misses; with no factory, a miss raises.
+
+    Admission runs first on the event loop with no factory, so the common fully
+    cached request never pays for a thread hop; any database read or write there
+    raises _NeedsDatabase before a side effect, and the whole admission is redone
+    on a worker thread.
+    """
+
+    def __init__(self, factory: sessionmaker[Session] | None,
+                 session: Session | None = None) -> None:
+        self._factory = factory
+        self._session = session
+        self._owned = False
+
+    @classmethod
+    def over(cls, session: Session) -> _Db:
+        return cls(None, session)
+
+    def require(self) -> None:
+        if self._factory is None and self._session is None:
+            raise _NeedsDatabase
+
+    def session(self) -> Session:
+        if self._session is None:
+            self.require()
+            assert self._factory is not None
+            self._session = self._factory()
+            self._owned = True
+        return self._session
+
+    def __enter__(self) -> _Db:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned and self._session is not None:
+            self._session.close()
+            self._session = None
+            self._owned = False
+
+
 class Gateway:
     def __init__(
         self,
@@ -115,6 +159,7 @@ class Gateway:
             rng=rng or random.Random(),
         )
         self._policy: TtlCache[Any] = TtlCache(self.settings.policy_ttl_s)
+        self._ids = random.Random()  # request ids; seeded from os.urandom
         self._snapshot: _Snapshot | None = None
         self._stats: tuple[float, dict[str, ledger.ModelStats]] | None = None
         # Comparison ratings per task ("" = every task), taken like _stats.
@@ -123,14 +168,33 @@ class Gateway:
 
     # --- public -----------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 
         Refusals before any work (bad input, unknown model, rate limit) raise
         SwitchboardError; everything after that ends in Done, with summary.error set
         when no model answered or a cut answer could not be completed.
         """
-        run = await self._admit(request)
+        return self._events(request, stream=request.stream)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """The whole answer at once; raises SwitchboardError when no model answered fully."""
+        parts: list[str] = []
+        summary: Summary | None = None
+        async for event in self._events(request, stream=False):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                summary = event.summary
+        assert summary is not None
+        if summary.error is not None:
+            raise summary.error
+        return Completion("".join(parts), summary)
+
+    async def _events(
+        self, request: ChatRequest, *, stream: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
+        run = await self._admit(request, stream)
         try:
             async with aclosing(self._walker.walk(run)) as texts:
                 async for text in texts:
@@ -146,20 +210,6 @@ class Gateway:
             raise
         yield Done(self._finish(run))
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        """The whole answer at once; raises SwitchboardError when no model answered fully."""
-        parts: list[str] = []
-        summary: Summary | None = None
-        async for event in self.stream(replace(request, stream=False)):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            else:
-                summary = event.summary
-        assert summary is not None
-        if summary.error is not None:
-            raise summary.error
-        return Completion("".join(parts), summary)
-
     def estimate(self, request: ChatRequest) -> CostEstimate:
         """Cost range before sending: a short answer on the cheapest candidate up to the max."""
         now = self._clock()
@@ -172,7 +222,7 @@ class Gateway:
                 task=request.task,
                 profile=request.profile,
             )
-            snap = self._snapshot_for(session)
+            snap = self._snapshot_for(_Db.over(session))
         prompt = pricing.estimate_prompt_tokens(request.messages)
         lows: list[int] = []
         highs: list[int] = []
@@ -197,7 +247,7 @@ class Gateway:
     def resolver(self) -> TargetResolver:
         """Which models exist right now (catalog plus admin endpoints)."""
         with self._sessions() as session:
-            return self._snapshot_for(session).resolver
+            return self._snapshot_for(_Db.over(session)).resolver
 
     def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()
@@ -222,14 +272,22 @@ class Gateway:
 
     # --- admission --------------------------------------------------------------
 
-    async def _admit(self, request: ChatRequest) -> Run:
+    async def _admit(self, request: ChatRequest, stream: bool) -> Run:
         if not request.messages:
             raise InvalidInput("`messages` is empty; send at least one message.")
-        request_id = request.request_id or uuid.uuid4().hex
+        # Random, not uuid4: an id, not a secret, and os.urandom costs ~9 µs a call here.
+        request_id = request.request_id or f"{self._ids.getrandbits(128):032x}"
         at = self._clock()
         started = time.monotonic()
         try:
-            return await asyncio.to_thread(self._admit_sync, request, request_id, at, started)
+            try:
+                # Usually every fact is cached: admit on the loop, no thread hop.
+                return self._admit_with(_Db(None), request, stream, request_id, at, started)
+            except _NeedsDatabase:
+                return await asyncio.to_thread(
+                    self._admit_with, _Db(self._sessions), request, stream, request_id, at,
+                    started,
+                )
         except SwitchboardError as exc:
             # Refused before any upstream call: still one ledger row, so nothing goes missing.
             status = STATUS_RATE if isinstance(exc, RateLimited) else STATUS_FAILED
@@ -245,11 +303,13 @@ class Gateway:
             self._writer.submit(_Record(request, summary, (), (), at))
             raise
 
-    def _admit_sync(
-        self, request: ChatRequest, request_id: str, at: datetime, started: float
+    def _admit_with(
+        self, db: _Db, request: ChatRequest, stream: bool, request_id: str, at: datetime,
+        started: float,
     ) -> Run:
+        """Route, targets, keys and rate limit; ``db`` opens a session only on a cache miss."""
         caller = request.caller
-        with self._sessions() as session:
+        with db:
             route = self._policy.get_or_load(
                 (
                     "route",
@@ -261,7 +321,7 @@ class Gateway:
                     request.profile,
                 ),
                 lambda: routes.resolve(
-                    session,
+                    db.session(),
                     caller,
                     model=request.model,
                     fallbacks=request.fallbacks,
@@ -269,7 +329,7 @@ class Gateway:
                     profile=request.profile,
                 ),
             )
-            snap = self._snapshot_for(session)
+            snap = self._snapshot_for(db)
             targets: list[Target] = []
             for model in route.chain:
                 try:
@@ -279,7 +339,7 @@ class Gateway:
                     if model == request.model or len(route.chain) == 1:
                         raise
             if route.options.cost_optimised and len(targets) > 1:
-                route = self._reorder(session, route, targets, snap.book, at, request.task)
+                route = self._reorder(db, route, targets, snap.book, at, request.task)
                 by_id = {t.model_id: t for t in targets}
                 targets = [by_id[m] for m in route.chain if m in by_id]
             sources = request.key_sources or route.key_sources
@@ -287,7 +347,7 @@ class Gateway:
                 provider: self._policy.get_or_load(
                     ("key", caller.user_id, caller.team_id, provider, sources),
                     lambda p=provider: keys.resolve_key(  # type: ignore[misc]
-                        session, self._cipher, caller, p, self.environ, sources
+                        db.session(), self._cipher, caller, p, self.environ, sources
                     ),
                 )
                 for provider in dict.fromkeys(t.provider for t in targets)
@@ -295,37 +355,43 @@ class Gateway:
             limits = self._policy.get_or_load(
                 ("limits", caller.user_id),
                 lambda: ratelimits.effective_limits(
-                    session, caller.user_id, self.settings.default_rpm, self.settings.default_tpm
+                    db.session(), caller.user_id, self.settings.default_rpm,
+                    self.settings.default_tpm,
                 ),
             )
         prompt = pricing.estimate_prompt_tokens(request.messages)
-        ratelimits.check_and_count(
-            self._sessions,
-            caller,
-            prompt,
-            at,
-            self.settings.default_rpm,
-            self.settings.default_tpm,
-            limits=limits,
-        )
+        if not limits.unlimited:
+            db.require()  # counting is a database write; never on the loop
+            ratelimits.check_and_count(
+                self._sessions,
+                caller,
+                prompt,
+                at,
+                self.settings.default_rpm,
+                self.settings.default_tpm,
+                limits=limits,
+            )
         candidates = [Candidate(t, found[t.provider]) for t in targets]
-        return Run(request, request_id, at, started, route, candidates, prompt, snap.book)
+        return Run(
+            request, request_id, at, started, route, candidates, prompt, snap.book, stream
+        )
 
-    def _snapshot_for(self, session: Session) -> _Snapshot:
+    def _snapshot_for(self, db: _Db) -> _Snapshot:
         snap = self._snapshot
         if snap is None or time.monotonic() - snap.taken > self.settings.refresh_s:
+            session = db.session()
             resolver = TargetResolver(self._catalog, endpoints.list_endpoints(session))
             book = pricing.load_price_book(session, self._catalog, self._clock())
             snap = self._snapshot = _Snapshot(time.monotonic(), resolver, book)
         return snap
 
-    def _ratings_for(self, session: Session, task: str, now: float) -> dict[str, float]:
+    def _ratings_for(self, db: _Db, task: str, now: float) -> dict[str, float]:
         """Team votes from comparisons: the task's ratings when it has any, else overall."""
         task = task.strip().lower()
         for key in dict.fromkeys((task, "")):
             cached = self._ratings.get(key)
             if cached is None or now - cached[0] > self.settings.refresh_s:
-                scores = leaderboard.quality_scores(session, task=key or None)
+                scores = leaderboard.quality_scores(db.session(), task=key or None)
                 cached = self._ratings[key] = (now, scores)
             if cached[1]:
                 return cached[1]
@@ -333,7 +399,7 @@ class Gateway:
 
     def _reorder(
         self,
-        session: Session,
+        db: _Db,
         route: ResolvedRoute,
         targets: list[Target],
         book: pricing.PriceBook,
@@ -342,7 +408,7 @@ class Gateway:
     ) -> ResolvedRoute:
         now = time.monotonic()
         if self._stats is None or now - self._stats[0] > self.settings.refresh_s:
-            self._stats = (now, ledger.recent_stats(session, at - timedelta(days=7)))
+            self._stats = (now, ledger.recent_stats(db.session(), at - timedelta(days=7)))
         prices = {}
         for t in targets:
             price = book.price_at(t.model_id, at)
@@ -355,7 +421,7 @@ class Gateway:
             weights=route.options.weights,
             prices=prices,
             stats=self._stats[1],
-            ratings=self._ratings_for(session, task, now),
+            ratings=self._ratings_for(db, task, now),
             preference=route.options.preference_for([t.model_id for t in targets]),
         )
         return replace(route, chain=chain, order_reason=reason)

@@ -37,6 +37,10 @@ class Limits:
     requests_per_minute: int | None  # None: unlimited
     tokens_per_minute: int | None
 
+    @property
+    def unlimited(self) -> bool:
+        return self.requests_per_minute is None and self.tokens_per_minute is None
+
 
 def minute_of(now: datetime) -> int:
     """The epoch minute (UTC) that ``now`` falls in: the window key."""

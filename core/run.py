@@ -65,6 +65,7 @@ class Run:
     candidates: list[Candidate]
     prompt_tokens: int
     book: PriceBook  # prices as of admission, so one request is priced consistently
+    stream: bool = True  # False: ask upstream for the whole answer at once
     attempts: list[Attempt] = field(default_factory=list)
     sent: str = ""  # text the caller has received
     served: Target | None = None

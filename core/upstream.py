@@ -214,7 +214,9 @@ class Upstream:
             litellm_model, messages, api_key, api_base, params, timeouts, stream=False
         )
         try:
-            response = await asyncio.wait_for(call(**kwargs), _left(deadline))
+            # asyncio.timeout, not wait_for: wait_for wraps each await in a new Task.
+            async with asyncio.timeout(_left(deadline)):
+                response = await call(**kwargs)
         except TimeoutError:
             raise UpstreamError(
                 TIMEOUT, f"no response within {timeouts.total_s:g}s", error_class="TotalTimeout"
@@ -249,7 +251,8 @@ class Upstream:
         response: Any = None
         got_text = False
         try:
-            response = await asyncio.wait_for(call(**kwargs), _left(first_by))
+            async with asyncio.timeout(_left(first_by)):
+                response = await call(**kwargs)
             iterator = response.__aiter__()
             upstream_finish: str | None = None
             while True:
@@ -257,7 +260,9 @@ class Upstream:
                     first_by if not got_text else min(deadline, time.monotonic() + timeouts.idle_s)
                 )
                 try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), _left(limit))
+                    # One timer per chunk, and no Task per chunk as wait_for would make.
+                    async with asyncio.timeout(_left(limit)):
+                        chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
                 piece = _piece(chunk)
