@@ -17,7 +17,7 @@ if get_script_run_ctx(suppress_warning=True) is None:
     from core.config import load_settings
 
     # The lifespan closes the API's runtime on shutdown, flushing queued ledger rows.
-    api = ApiContext(load_settings())
+    api = ApiContext(load_settings(), freeze_heap=True)
     app = st.App(__file__, routes=api_routes(api), lifespan=api.lifespan)
 else:
     from ui.shell import render

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from core import db, errors, keys
+from core import db, errors, heap, keys
 from core import openai_format as fmt
 from core.chat import Caller, Done, StreamEvent, Summary, TextDelta
 from core.clock import Clock, utc_now
@@ -40,7 +40,8 @@ from core.gateway import Gateway
 from core.runtime import Runtime, build_runtime
 from core.secrets import redact
 from core.targets import KEYLESS_PROVIDERS
-from core.tokens import authenticate_token
+from core.tokens import authenticate_token, hash_token
+from core.ttlcache import TtlCache
 
 log = logging.getLogger("switchboard.api")
 
@@ -53,6 +54,11 @@ class BodyTooLarge(errors.InvalidInput):
     code = "request_too_large"
 
 
+# How long a checked token is trusted without a query. Revocation, like every policy
+# change, reaches each replica within this long.
+CALLER_TTL_S = 2.0
+
+
 @dataclass
 class ApiContext:
     """Per-process API resources, built on first use so importing never touches the DB."""
@@ -63,6 +69,13 @@ class ApiContext:
     # Where env-var provider keys are looked up for /v1/models; the gateway uses the
     # process environment too, so both agree on which providers have a key.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    # Servers set this: once the runtime exists, exempt the start-up heap from full GC
+    # passes (core/heap.py). Tests leave it off; they build many runtimes per process.
+    freeze_heap: bool = False
+    # Token hash -> caller, for CALLER_TTL_S; the same bound as the gateway's policy cache.
+    callers: TtlCache[Caller] = field(
+        default_factory=lambda: TtlCache(CALLER_TTL_S), init=False, repr=False
+    )
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
     _engine: Engine | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -72,6 +85,8 @@ class ApiContext:
             with self._lock:  # two first requests at once must not build two gateways
                 if self._runtime is None:
                     self._runtime = self.runtime_factory(self.settings)
+                    if self.freeze_heap:
+                        heap.freeze_startup_heap()
         return self._runtime
 
     async def runtime_async(self) -> Runtime:
@@ -149,12 +164,24 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(runtime: Runtime, token: str, clock: Clock) -> Caller:
+async def authenticate(ctx: ApiContext, runtime: Runtime, token: str) -> Caller:
+    """The token's caller; a success is reused for a moment, so a busy client costs no query.
+
+    Only successes are cached (a new token works at once), keyed by the token's hash;
+    a revoked token or deactivated user stops working within ``CALLER_TTL_S``.
+    """
+    key = hash_token(token)
+    known, caller = ctx.callers.peek(key)
+    if known and caller is not None:
+        return caller
+
     def check() -> Caller:
         with runtime.sessions.begin() as session:
-            return authenticate_token(session, token, clock())
+            return authenticate_token(session, token, ctx.clock())
 
-    return await asyncio.to_thread(check)
+    found = await asyncio.to_thread(check)
+    ctx.callers.put(key, found)
+    return found
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -299,7 +326,7 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
         try:
             token = bearer_token(request)
             runtime = await ctx.runtime_async()
-            caller = await authenticate(runtime, token, ctx.clock)
+            caller = await authenticate(ctx, runtime, token)
             return await handler(ctx, request, Authed(runtime, caller, token, request_id))
         except SwitchboardError as exc:
             return error_response(exc, request_id)

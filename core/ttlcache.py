@@ -35,6 +35,12 @@ class TtlCache(Generic[V]):
                 return True, hit[1]
         return False, None
 
+    def put(self, key: Hashable, value: V) -> None:
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()  # crude but bounded; entries are cheap to reload
+            self._entries[key] = (self._clock() + self._ttl_s, value)
+
     def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
         now = self._clock()
         with self._lock:
@@ -42,10 +48,7 @@ class TtlCache(Generic[V]):
             if hit is not None and hit[0] > now:
                 return hit[1]
         value = load()  # outside the lock: loads may touch the database
-        with self._lock:
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()  # crude but bounded; entries are cheap to reload
-            self._entries[key] = (now + self._ttl_s, value)
+        self.put(key, value)
         return value
 
     def clear(self) -> None:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core import budgets, db, endpoints, keys, ratelimits, routes, tokens
 from core import openai_format as fmt
-from core.api import ApiContext, build_app
+from core.api import CALLER_TTL_S, ApiContext, build_app
 from core.catalog import Catalog, load_catalog
 from core.chat import Attempt, Summary, micros_to_usd
 from core.clock import utc_now
@@ -31,6 +31,7 @@ from core.retry import RetryPolicy
 from core.routes import RouteOptions
 from core.runtime import Runtime
 from core.secrets import load_cipher
+from core.ttlcache import TtlCache
 from tests.conftest import add_user
 from tests.fakes import FakeAnthropic, FakeOpenAI, Hang, Reply, Status
 
@@ -153,6 +154,24 @@ def sse_events(text: str) -> list[Any]:
 
 
 # --- auth -----------------------------------------------------------------------------
+
+
+async def test_a_checked_token_is_trusted_for_the_ttl_then_rechecked(api: Api) -> None:
+    """A busy client costs no token query per request; revocation lands within the TTL."""
+    now = [1000.0]
+    api.ctx.callers = TtlCache(CALLER_TTL_S, clock=lambda: now[0])
+    queries: list[str] = []
+    event.listen(api.runtime.engine, "before_cursor_execute",
+                 lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None)
+    assert (await api.client.get("/v1/models", headers=api.auth)).status_code == 200
+    assert (await api.client.get("/v1/models", headers=api.auth)).status_code == 200
+    assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 1
+    with api.runtime.sessions.begin() as s:
+        tokens.revoke_token(s, username="alice", name="ci", actor="test", now=utc_now())
+    assert (await api.client.get("/v1/models", headers=api.auth)).status_code == 200
+    now[0] += CALLER_TTL_S + 0.1
+    r = await api.client.get("/v1/models", headers=api.auth)
+    assert r.status_code == 401, r.text
 
 
 @pytest.mark.parametrize("kind", ["missing", "bad", "revoked", "not-bearer"])

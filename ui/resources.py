@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import heap
 from core.catalog import Catalog
 from core.config import Settings, load_settings, resolve_cookie_key
 from core.runtime import Runtime, build_runtime
@@ -46,6 +47,7 @@ def _services_for(fingerprint: str) -> Services:
     # The fingerprint only keys the cache (secrets in it are masked); read the real values.
     settings = load_settings()
     runtime = build_runtime(settings)
+    heap.freeze_startup_heap()  # once per process: full GC passes skip the start-up heap
     cookie_key, generated = resolve_cookie_key(settings)
     if generated is not None:
         _announce_generated_key(generated)

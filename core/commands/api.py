@@ -20,7 +20,7 @@ def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port must be between 1 and 65535; got {args.port}.")
-    api = ApiContext(load_settings(), clock=ctx.clock)
+    api = ApiContext(load_settings(), clock=ctx.clock, freeze_heap=True)
     # Build now rather than on the first request: a bad database URL or key file then
     # fails here with a one-line error instead of as a 500 on someone's first call.
     api.runtime()
