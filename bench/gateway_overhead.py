@@ -8,8 +8,10 @@ reservation, breaker and retry bookkeeping, and queueing the ledger rows.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bench.common import Stats, print_table, scratch_env, stats
 
@@ -31,17 +33,47 @@ async def _measure(call: Callable[[], Awaitable[object]], clients: int, per_clie
     return samples
 
 
-def run(requests: int = 400) -> list[tuple[str, Stats, Stats]]:
+@dataclass(frozen=True)
+class Overhead:
+    """One concurrency level: pooled samples per side and the paired added latency."""
+
+    name: str
+    direct: Stats
+    gateway: Stats
+    added_p50_ms: float  # median over rounds of (gateway p50 - direct p50) in that round
+    added_p95_ms: float
+    spread_p50_ms: tuple[float, float]  # quartiles of those per-round p50 differences
+
+
+def _paired(
+    rounds: list[tuple[list[float], list[float]]],
+) -> tuple[float, float, tuple[float, float]]:
+    """Median per-round differences: noise that spans a round hits both sides alike."""
+    d50 = [stats(g).p50_ms - stats(b).p50_ms for b, g in rounds]
+    d95 = [stats(g).p95_ms - stats(b).p95_ms for b, g in rounds]
+    q1, _, q3 = statistics.quantiles(d50, n=4)
+    return statistics.median(d50), statistics.median(d95), (q1, q3)
+
+
+# (clients, requests per client per round and side). 32 clients of an instant fake
+# saturate the one event loop: each request waits for the CPU of the 31 others
+# (Little's law), so the latency added there is about 32 times the gateway's own CPU
+# per request, and noisy, as every hiccup of the machine is multiplied as well.
+SCENARIOS: tuple[tuple[int, int], ...] = ((1, 128), (32, 16))
+
+
+def run(rounds: int = 16) -> list[Overhead]:
+    """``rounds`` paired rounds of each scenario in SCENARIOS."""
     import litellm
 
-    from core import endpoints
+    from core import endpoints, heap
     from core.auth import create_user
     from core.chat import Caller, ChatRequest
     from core.clock import utc_now
     from core.runtime import build_runtime
     from tests.fakes import FakeOpenAI
 
-    results: list[tuple[str, Stats, Stats]] = []
+    results: list[Overhead] = []
     with scratch_env(), FakeOpenAI() as fake:
         runtime = build_runtime()
         with runtime.sessions.begin() as s:
@@ -50,6 +82,7 @@ def run(requests: int = 400) -> list[tuple[str, Stats, Stats]]:
             endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake.base_url,
                                    actor="bench", now=utc_now(),
                                    builtin_providers=runtime.catalog.providers())
+        heap.freeze_startup_heap()  # as `switchboard api` and the dashboard do at start
         gateway = runtime.gateway
         gateway.environ = {"OPENAI_API_KEY": KEY}
         caller = Caller(user.id, user.username, user.role)
@@ -64,32 +97,42 @@ def run(requests: int = 400) -> list[tuple[str, Stats, Stats]]:
         async def through_gateway() -> object:
             return await gateway.complete(request)
 
-        async def scenario(clients: int) -> tuple[Stats, Stats]:
-            per_client = max(1, requests // clients)
+        async def scenario(clients: int, per_client: int) -> Overhead:
             await _measure(direct, clients, 5)  # warm both paths
             await _measure(through_gateway, clients, 5)
-            # Interleave rounds so machine noise hits both sides alike.
-            base: list[float] = []
-            gate: list[float] = []
-            for _ in range(4):
-                base += await _measure(direct, clients, per_client // 4 or 1)
-                gate += await _measure(through_gateway, clients, per_client // 4 or 1)
-            return stats(base), stats(gate)
+            paired: list[tuple[list[float], list[float]]] = []
+            for i in range(rounds):
+                # Alternate which side goes first, so drift within a round cancels out.
+                if i % 2:
+                    gate = await _measure(through_gateway, clients, per_client)
+                    base = await _measure(direct, clients, per_client)
+                else:
+                    base = await _measure(direct, clients, per_client)
+                    gate = await _measure(through_gateway, clients, per_client)
+                paired.append((base, gate))
+                # The fake keeps every request it saw; left to grow, that heap makes each
+                # full GC pass slower as the run goes on, which no real provider does.
+                fake.reset_log()
+            added50, added95, spread = _paired(paired)
+            name = f"{clients} client{'s' if clients > 1 else ''}"
+            return Overhead(name, stats([x for b, _ in paired for x in b]),
+                            stats([x for _, g in paired for x in g]), added50, added95, spread)
 
-        for clients in (1, 32):
-            b, g = asyncio.run(scenario(clients))
-            results.append((f"{clients} client{'s' if clients > 1 else ''}", b, g))
+        for clients, n in SCENARIOS:
+            results.append(asyncio.run(scenario(clients, n)))
         gateway.flush()
         runtime.close()
     rows = [
-        (name, f"{b.p50_ms:.2f}", f"{g.p50_ms:.2f}", f"{g.p50_ms - b.p50_ms:+.2f}",
-         f"{g.p50_ms / b.p50_ms:.2f}x", f"{b.p95_ms:.2f}", f"{g.p95_ms:.2f}",
-         f"{g.p95_ms - b.p95_ms:+.2f}", b.n)
-        for name, b, g in results
+        (r.name, f"{r.direct.p50_ms:.2f}", f"{r.gateway.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
+         f"{r.spread_p50_ms[0]:+.1f}..{r.spread_p50_ms[1]:+.1f}",
+         f"{r.gateway.p50_ms / r.direct.p50_ms:.2f}x", f"{r.direct.p95_ms:.2f}",
+         f"{r.gateway.p95_ms:.2f}", f"{r.added_p95_ms:+.2f}", r.direct.n)
+        for r in results
     ]
     print_table(
-        "In-process gateway vs direct litellm call to the same fake (ms)",
-        ("concurrency", "direct p50", "gateway p50", "added p50", "ratio", "direct p95",
+        "In-process gateway vs direct litellm call to the same fake (ms; added = median of "
+        f"{rounds} paired rounds' differences)",
+        ("concurrency", "direct p50", "gateway p50", "added p50", "IQR", "ratio", "direct p95",
          "gateway p95", "added p95", "n"),
         rows,
     )
