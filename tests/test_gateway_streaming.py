@@ -124,6 +124,38 @@ async def test_hung_upstream_never_hangs_the_request(rig):
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_connect_timeout_fails_over_without_waiting_for_other_timers(rig, stream):
+    import litellm  # noqa: F401  (a first import takes seconds: keep it out of the timing)
+
+    from core import endpoints
+    from core.clock import utc_now
+    from tests.fakes import unanswered_url
+
+    # First-token and total timers are far away: only the connect timeout can end it.
+    rig.set_route([GPT, HAIKU], connect_timeout_s=0.5, first_token_timeout_s=30.0,
+                  total_timeout_s=60.0)
+    with unanswered_url() as silent:
+        with rig.sessions.begin() as s:
+            endpoints.update_endpoint(s, name="openai", kind="override", api_base=silent,
+                                      actor="t", now=utc_now(),
+                                      builtin_providers=rig.catalog.providers())
+        rig.gateway.refresh()
+        started = time.monotonic()
+        if stream:
+            text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+        else:
+            done = await rig.gateway.complete(rig.request("auto"))
+            text, s = done.text, done.summary
+    elapsed = time.monotonic() - started
+    assert s.model == HAIKU and text
+    first = s.attempts[0]
+    assert (first.model, first.outcome, first.error_class) == (GPT, "timeout", "Timeout")
+    assert len(s.attempts) == 2  # a timed-out attempt is not retried on the same model
+    assert elapsed < 2.5, elapsed  # the 0.5 s connect timeout, never the 30 s timers
+    assert rig.openai.count() == 0  # the connection never reached any server
+
+
 async def test_non_streaming_total_timeout(rig):
     rig.set_route([GPT, HAIKU], total_timeout_s=1.0)
     rig.openai.script("gpt-4o", Hang())

@@ -23,7 +23,7 @@ from tests.fakes.content import continuation, default_tokens
 from tests.fakes.log import RequestRecord
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.ports import refused_url
+from tests.fakes.ports import refused_url, unanswered_url
 from tests.fakes.provider import FakeProvider
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "continuation",
     "default_tokens",
     "refused_url",
+    "unanswered_url",
 ]
