@@ -287,6 +287,10 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
     task = _opt_str(body, "task") or ""
     if len(task) > 64:
         raise InvalidInput("`task` can be at most 64 characters.")
+    # One of the caller's profiles (Settings > Preferences): its routes and keys choice.
+    profile = _opt_str(body, "profile") or None
+    if profile is not None and len(profile) > 64:
+        raise InvalidInput("`profile` can be at most 64 characters.")
     metadata = _opt_object(body, "metadata")
     request = ChatRequest(
         caller=caller,
@@ -294,6 +298,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
         model=model,
         fallbacks=_fallbacks(body),
         task=task,
+        profile=profile,
         source="api",
         stream=stream,
         max_tokens=max_completion or max_tokens,

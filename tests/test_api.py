@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from core import budgets, db, endpoints, keys, ratelimits, routes, tokens
+from core import budgets, db, endpoints, keys, profiles, ratelimits, routes, tokens
 from core import openai_format as fmt
 from core.api import CALLER_TTL_S, ApiContext, build_app
 from core.catalog import Catalog, load_catalog
@@ -235,6 +235,36 @@ async def test_completion_with_headers_exact_cost_and_ledger_row(
     # gpt-4o-mini: $0.15 in / $0.60 out per 1M tokens, to the micro-dollar.
     exact = Decimal("0.15") * usage["prompt_tokens"] + Decimal("0.6") * usage["completion_tokens"]
     assert abs(Decimal(h["x-switchboard-cost-usd"]) * 1_000_000 - exact) < 1
+
+
+async def test_profile_field_picks_the_callers_profile_route(
+    api: Api, fake_anthropic: FakeAnthropic
+) -> None:
+    api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
+    with api.runtime.sessions.begin() as s:
+        drafting = profiles.create_profile(s, user_id=api.user_id, name="drafting",
+                                           keys_choice="auto", actor="t", now=utc_now())
+        profiles.set_profile_route(s, profile_id=drafting.id, models=[f"anthropic/{HAIKU}"],
+                                   known_model=lambda m: True, actor="t", now=utc_now())
+    api.runtime.gateway.refresh()
+    r = await api.chat({"messages": HI, "profile": "drafting"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-switchboard-model"] == f"anthropic/{HAIKU}"
+    assert r.json()["choices"][0]["message"]["content"] == fake_anthropic.reply_text(HAIKU)
+    [row] = api.ledger()
+    assert (row.profile, row.served_model) == ("drafting", f"anthropic/{HAIKU}")
+
+
+@pytest.mark.parametrize(("profile", "fragment"), [("nope", "no profile named 'nope'"),
+                                                   (7, "`profile` must be a string"),
+                                                   ("x" * 65, "at most 64 characters")])
+async def test_bad_profile_is_400_and_sends_nothing(
+    api: Api, fake_openai: FakeOpenAI, profile: Any, fragment: str
+) -> None:
+    r = await api.chat({"messages": HI, "profile": profile})
+    assert r.status_code == 400, r.text
+    assert fragment in r.json()["error"]["message"]
+    assert fake_openai.count() == 0
 
 
 async def test_fallback_names_the_model_that_answered(
