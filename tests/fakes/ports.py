@@ -42,10 +42,8 @@ def unanswered_url(path: str = "/v1") -> Iterator[str]:
             filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             filler.setblocking(False)
             fillers.append(filler)
-            try:
+            with contextlib.suppress(BlockingIOError):  # in progress still fills the queue
                 filler.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass  # in progress: it occupies the queue either way
         yield f"http://127.0.0.1:{port}{path}"
     finally:
         for filler in fillers:
