@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from core.breaker import Breakers
-from core.budgets import ReservationHandle
 from core.chat import Attempt, ChatRequest, Message, Usage
 from core.clock import Clock
 from core.continuation import Diverged, PrefillJoin, PrefixMatcher, prefill_messages
 from core.errors import BudgetExceeded, ContentRefused
 from core.pricing import estimate_prompt_tokens
+from core.reservations import ReservationHandle
 from core.retry import RetryBudget, RetryPolicy
 from core.routes import ResolvedRoute
 from core.run import Candidate, Run, add_usage, cut_error, final_error, ms_since, tokens_in

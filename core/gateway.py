@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import budgets, endpoints, keys, leaderboard, ledger, pricing, ratelimits, routes
+from core import endpoints, keys, leaderboard, ledger, pricing, ratelimits, reservations, routes
 from core.breaker import Breakers, BreakerState
 from core.catalog import Catalog
 from core.chain import ChainWalker, max_tokens_for
@@ -66,7 +66,7 @@ class _Record:
 
     request: ChatRequest
     summary: Summary
-    holds: tuple[budgets.ReservationHandle, ...]
+    holds: tuple[reservations.ReservationHandle, ...]
     key_events: tuple[tuple[int, str], ...]
     at: datetime
 
@@ -426,29 +426,29 @@ class Gateway:
         )
         return replace(route, chain=chain, order_reason=reason)
 
-    async def _reserve(self, run: Run, cand: Candidate) -> budgets.ReservationHandle:
+    async def _reserve(self, run: Run, cand: Candidate) -> reservations.ReservationHandle:
         caller, provider = run.request.caller, cand.target.provider
         key = ("budgets", caller.user_id, caller.team_id, provider)
         known, applies = self._policy.peek(key)
         if known and not applies:
-            return budgets.ReservationHandle(run.request_id, ())  # no thread hop, no query
+            return reservations.ReservationHandle(run.request_id, ())  # no thread hop, no query
         return await asyncio.to_thread(self._reserve_sync, run, cand, key)
 
     def _reserve_sync(
         self, run: Run, cand: Candidate, key: tuple[object, ...]
-    ) -> budgets.ReservationHandle:
+    ) -> reservations.ReservationHandle:
         target, caller = cand.target, run.request.caller
 
         def load() -> bool:
             with self._sessions() as session:
-                return budgets.any_apply(session, caller, (target.provider,))
+                return reservations.any_apply(session, caller, (target.provider,))
 
         if not self._policy.get_or_load(key, load):
-            return budgets.ReservationHandle(run.request_id, ())
+            return reservations.ReservationHandle(run.request_id, ())
         max_out = max_tokens_for(run.request, run.route, target)
         prompt = run.prompt_tokens + len(run.sent) // 4 + 1  # a continuation re-sends the text
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
-        return budgets.reserve(
+        return reservations.reserve(
             self._sessions,
             request_id=run.request_id,
             caller=caller,
@@ -473,7 +473,7 @@ class Gateway:
             spend = spend_by_provider(r.summary)
             for handle in r.holds:
                 if handle.holds:
-                    budgets.settle_in(session, handle, spend, now)
+                    reservations.settle_in(session, handle, spend, now)
             for key_id, event in r.key_events:
                 if event == "used":
                     keys.mark_key_used(session, key_id, r.at)

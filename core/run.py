@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.budgets import ReservationHandle
 from core.chat import (
     STATUS_BUDGET,
     STATUS_FAILED,
@@ -36,6 +35,7 @@ from core.errors import (
 )
 from core.keys import ResolvedKey
 from core.pricing import PriceBook
+from core.reservations import ReservationHandle
 from core.routes import ResolvedRoute
 from core.targets import Target
 from core.upstream import UpstreamError

@@ -1,4 +1,4 @@
-"""core.budgets and `switchboard budget`: reservations that never overspend, on a real DB.
+"""core.budgets, core.reservations and `switchboard budget`: never overspend, on a real DB.
 
 The concurrency tests run on SQLite (a WAL file) and on PostgreSQL (tests/support/postgres:
 a throwaway local server, or $SWITCHBOARD_TEST_PG_URL), with one engine or two engines
@@ -17,22 +17,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
-from core.budgets import (
-    TOMBSTONE_GRACE,
-    estimate_remaining,
-    expire_reservations,
-    get_budget,
-    list_budgets,
-    release,
-    reserve,
-    set_budget,
-    settle,
-    settle_in,
-    usd,
-)
+from core.budgets import estimate_remaining, get_budget, list_budgets, set_budget, usd
 from core.chat import Caller
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.models import Alert, Budget, Reservation, User
+from core.reservations import (
+    TOMBSTONE_GRACE,
+    expire_reservations,
+    release,
+    reserve,
+    settle,
+    settle_in,
+)
 from tests.conftest import add_user
 from tests.support.cli import run_cli
 
