@@ -37,6 +37,7 @@ from core.chat import (
 )
 from core.clock import Clock, utc_now
 from core.errors import InvalidInput, NotFound, RateLimited, SwitchboardError
+from core.lazysession import LazySession, NeedsDatabase
 from core.recorder import BatchWriter
 from core.retry import RetryPolicy
 from core.routes import ResolvedRoute
@@ -76,51 +77,6 @@ class _Snapshot:
     taken: float  # time.monotonic()
     resolver: TargetResolver
     book: pricing.PriceBook
-
-
-class _NeedsDatabase(Exception):
-    """An inline admission met a fact that is not cached; redo it on a worker thread."""
-
-
-class _Db:
-    """A session opened only when a cache misses; with no factory, a miss raises.
-
-    Admission runs first on the event loop with no factory, so the common fully
-    cached request never pays for a thread hop; any database read or write there
-    raises _NeedsDatabase before a side effect, and the whole admission is redone
-    on a worker thread.
-    """
-
-    def __init__(self, factory: sessionmaker[Session] | None,
-                 session: Session | None = None) -> None:
-        self._factory = factory
-        self._session = session
-        self._owned = False
-
-    @classmethod
-    def over(cls, session: Session) -> _Db:
-        return cls(None, session)
-
-    def require(self) -> None:
-        if self._factory is None and self._session is None:
-            raise _NeedsDatabase
-
-    def session(self) -> Session:
-        if self._session is None:
-            self.require()
-            assert self._factory is not None
-            self._session = self._factory()
-            self._owned = True
-        return self._session
-
-    def __enter__(self) -> _Db:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned and self._session is not None:
-            self._session.close()
-            self._session = None
-            self._owned = False
 
 
 class Gateway:
@@ -222,7 +178,7 @@ class Gateway:
                 task=request.task,
                 profile=request.profile,
             )
-            snap = self._snapshot_for(_Db.over(session))
+            snap = self._snapshot_for(LazySession.over(session))
         prompt = pricing.estimate_prompt_tokens(request.messages)
         lows: list[int] = []
         highs: list[int] = []
@@ -247,7 +203,7 @@ class Gateway:
     def resolver(self) -> TargetResolver:
         """Which models exist right now (catalog plus admin endpoints)."""
         with self._sessions() as session:
-            return self._snapshot_for(_Db.over(session)).resolver
+            return self._snapshot_for(LazySession.over(session)).resolver
 
     def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()
@@ -282,10 +238,10 @@ class Gateway:
         try:
             try:
                 # Usually every fact is cached: admit on the loop, no thread hop.
-                return self._admit_with(_Db(None), request, stream, request_id, at, started)
-            except _NeedsDatabase:
+                return self._admit_with(LazySession(None), request, stream, request_id, at, started)
+            except NeedsDatabase:
                 return await asyncio.to_thread(
-                    self._admit_with, _Db(self._sessions), request, stream, request_id, at,
+                    self._admit_with, LazySession(self._sessions), request, stream, request_id, at,
                     started,
                 )
         except SwitchboardError as exc:
@@ -304,7 +260,7 @@ class Gateway:
             raise
 
     def _admit_with(
-        self, db: _Db, request: ChatRequest, stream: bool, request_id: str, at: datetime,
+        self, db: LazySession, request: ChatRequest, stream: bool, request_id: str, at: datetime,
         started: float,
     ) -> Run:
         """Route, targets, keys and rate limit; ``db`` opens a session only on a cache miss."""
@@ -376,7 +332,7 @@ class Gateway:
             request, request_id, at, started, route, candidates, prompt, snap.book, stream
         )
 
-    def _snapshot_for(self, db: _Db) -> _Snapshot:
+    def _snapshot_for(self, db: LazySession) -> _Snapshot:
         snap = self._snapshot
         if snap is None or time.monotonic() - snap.taken > self.settings.refresh_s:
             session = db.session()
@@ -385,7 +341,7 @@ class Gateway:
             snap = self._snapshot = _Snapshot(time.monotonic(), resolver, book)
         return snap
 
-    def _ratings_for(self, db: _Db, task: str, now: float) -> dict[str, float]:
+    def _ratings_for(self, db: LazySession, task: str, now: float) -> dict[str, float]:
         """Team votes from comparisons: the task's ratings when it has any, else overall."""
         task = task.strip().lower()
         for key in dict.fromkeys((task, "")):
@@ -399,7 +355,7 @@ class Gateway:
 
     def _reorder(
         self,
-        db: _Db,
+        db: LazySession,
         route: ResolvedRoute,
         targets: list[Target],
         book: pricing.PriceBook,

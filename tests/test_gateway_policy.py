@@ -169,3 +169,39 @@ async def test_policy_is_cached_briefly_and_refresh_applies_changes_at_once(rig)
         assert rig.openai.requests("gpt-4o")[-1].key_last4 == OWN_KEY[-4:]
     finally:
         rig.gateway.close()
+
+
+async def test_a_warm_request_reads_nothing_from_the_database(rig):
+    """Once routes, keys and limits are cached, admission runs on the loop with no query."""
+    import threading
+
+    from sqlalchemy import event
+
+    from core.gateway import Gateway
+
+    # The rig's gateway caches nothing (TTL 0) so tests see changes at once; this one
+    # has the production defaults.
+    gateway = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
+                      environ=rig.gateway.environ)
+    engine = rig.sessions.kw["bind"]
+    seen: list[tuple[str, int]] = []
+
+    def record(conn, cursor, statement, *rest):
+        seen.append((statement.split(None, 1)[0].upper(), threading.get_ident()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await gateway.complete(rig.request(GPT))  # warms the caches, on a worker thread
+        gateway.flush()
+        seen.clear()
+        loop_thread = threading.get_ident()
+        done = await gateway.complete(rig.request(GPT))
+        gateway.flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        await gateway.aclose()
+        gateway.close()
+    assert done.summary.status == STATUS_SUCCESS
+    assert not [s for s, _ in seen if s == "SELECT"], seen
+    assert not [t for _, t in seen if t == loop_thread]  # nothing ran on the event loop
+    assert {s for s, _ in seen} >= {"INSERT"}  # the ledger writer's rows, on its own thread
