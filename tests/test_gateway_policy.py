@@ -175,6 +175,7 @@ async def test_a_warm_request_reads_nothing_from_the_database(rig):
     """Once routes, keys and limits are cached, admission runs on the loop with no query."""
     import threading
 
+    import litellm  # noqa: F401  (a first import takes seconds, longer than the 2 s policy TTL)
     from sqlalchemy import event
 
     from core.gateway import Gateway
