@@ -1,6 +1,7 @@
 """Added latency of the in-process gateway over calling the same fake provider directly.
 
-Both sides go through litellm.acompletion to the same loopback fake, so the
+Both sides go through litellm.acompletion to the same loopback fake (in a process of
+its own, bench/fake_process.py, as a real provider would be), so the
 difference is Switchboard's own work: routing, key lookup, rate limit, budget
 reservation, breaker and retry bookkeeping, and queueing the ledger rows.
 """
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.common import Stats, print_table, scratch_env, stats
+from bench.fake_process import fake_openai_process
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -71,10 +73,9 @@ def run(rounds: int = 16) -> list[Overhead]:
     from core.chat import Caller, ChatRequest
     from core.clock import utc_now
     from core.runtime import build_runtime
-    from tests.fakes import FakeOpenAI
 
     results: list[Overhead] = []
-    with scratch_env(), FakeOpenAI() as fake:
+    with scratch_env(), fake_openai_process() as fake:
         runtime = build_runtime()
         with runtime.sessions.begin() as s:
             user = create_user(s, username="bench", password="not-guessable-123", role="member",
@@ -110,9 +111,7 @@ def run(rounds: int = 16) -> list[Overhead]:
                     base = await _measure(direct, clients, per_client)
                     gate = await _measure(through_gateway, clients, per_client)
                 paired.append((base, gate))
-                # The fake keeps every request it saw; left to grow, that heap makes each
-                # full GC pass slower as the run goes on, which no real provider does.
-                fake.reset_log()
+                fake.reset_log()  # its log would grow all run; no real provider slows so
             added50, added95, spread = _paired(paired)
             name = f"{clients} client{'s' if clients > 1 else ''}"
             return Overhead(name, stats([x for b, _ in paired for x in b]),
