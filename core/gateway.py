@@ -151,6 +151,7 @@ class Gateway:
         self, request: ChatRequest, *, stream: bool
     ) -> AsyncGenerator[StreamEvent, None]:
         run = await self._admit(request, stream)
+        self._upstream.load()  # so a first call's import is not billed to its attempt
         try:
             async with aclosing(self._walker.walk(run)) as texts:
                 async for text in texts:

@@ -155,6 +155,10 @@ class Upstream:
         if self._clients is not None:
             await self._clients.aclose_current_loop()
 
+    def load(self) -> None:
+        """Import litellm now if not yet (~3 s once per process), before any timer starts."""
+        _ = self.completion
+
     @property
     def completion(self) -> CompletionFn:
         if self._completion is None:
