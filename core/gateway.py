@@ -170,16 +170,16 @@ class Gateway:
     def estimate(self, request: ChatRequest) -> CostEstimate:
         """Cost range before sending: a short answer on the cheapest candidate up to the max."""
         now = self._clock()
-        with self._sessions() as session:
+        with LazySession(self._sessions) as db:
             route = routes.resolve(
-                session,
+                db.session(),
                 request.caller,
                 model=request.model,
                 fallbacks=request.fallbacks,
                 task=request.task,
                 profile=request.profile,
             )
-            snap = self._snapshot_for(LazySession.over(session))
+            snap = self._snapshot_for(db)
         prompt = pricing.estimate_prompt_tokens(request.messages)
         lows: list[int] = []
         highs: list[int] = []
@@ -203,8 +203,8 @@ class Gateway:
 
     def resolver(self) -> TargetResolver:
         """Which models exist right now (catalog plus admin endpoints)."""
-        with self._sessions() as session:
-            return self._snapshot_for(LazySession.over(session)).resolver
+        with LazySession(self._sessions) as db:  # no session at all while the snapshot is fresh
+            return self._snapshot_for(db).resolver
 
     def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()

@@ -16,35 +16,27 @@ class NeedsDatabase(Exception):
 
 
 class LazySession:
-    """A session opened on first use; with neither factory nor session, use raises."""
+    """A session opened on first use; with no factory, using one raises NeedsDatabase."""
 
-    def __init__(self, factory: sessionmaker[Session] | None,
-                 session: Session | None = None) -> None:
+    def __init__(self, factory: sessionmaker[Session] | None) -> None:
         self._factory = factory
-        self._session = session
-        self._owned = False
-
-    @classmethod
-    def over(cls, session: Session) -> LazySession:
-        return cls(None, session)
+        self._session: Session | None = None
 
     def require(self) -> None:
-        if self._factory is None and self._session is None:
+        if self._factory is None:
             raise NeedsDatabase
 
     def session(self) -> Session:
         if self._session is None:
-            self.require()
-            assert self._factory is not None
+            if self._factory is None:
+                raise NeedsDatabase
             self._session = self._factory()
-            self._owned = True
         return self._session
 
     def __enter__(self) -> LazySession:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owned and self._session is not None:
+        if self._session is not None:
             self._session.close()
             self._session = None
-            self._owned = False
