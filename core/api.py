@@ -171,8 +171,8 @@ async def authenticate(ctx: ApiContext, runtime: Runtime, token: str) -> Caller:
     a revoked token or deactivated user stops working within ``CALLER_TTL_S``.
     """
     key = hash_token(token)
-    known, caller = ctx.callers.peek(key)
-    if known and caller is not None:
+    _, caller = ctx.callers.peek(key)
+    if caller is not None:
         return caller
 
     def check() -> Caller:

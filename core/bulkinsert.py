@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table
 
 # Below SQLite's 32,766 bound parameters per statement and PostgreSQL's 65,535.
 MAX_PARAMS = 30_000
@@ -27,10 +27,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     dialect = conn.dialect
-    mark = _PLACEHOLDERS.get(dialect.paramstyle)
-    if mark is None:  # a driver we do not ship: let SQLAlchemy do it the usual way
-        conn.execute(insert(table), list(rows))
-        return
+    mark = _PLACEHOLDERS[dialect.paramstyle]  # every driver db.make_engine accepts has one
     names = list(rows[0])
     processors: list[tuple[int, Callable[[Any], Any]]] = []
     for i, name in enumerate(names):

@@ -87,9 +87,9 @@ def check_and_count(
     if limits is None:
         with session_factory() as session:
             limits = effective_limits(session, caller.user_id, default_rpm, default_tpm)
+    if limits.unlimited:
+        return  # no write on the hot path
     rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
-    if rpm is None and tpm is None:
-        return  # unlimited: no write on the hot path
     retry = seconds_to_next_minute(now)
     if tpm is not None and tokens > tpm:
         raise RateLimited(
