@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import Stats, print_table, scratch_env, stats
+from bench.common import Stats, bench_user, print_table, scratch_env, stats
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -38,18 +38,13 @@ def _free_port() -> int:
 
 def _prepare(fake_base: str) -> str:
     """User, token and an override pointing openai at the fake. Returns the token."""
-    from core import endpoints, tokens
-    from core.auth import create_user
+    from core import tokens
     from core.clock import utc_now
     from core.runtime import build_runtime
 
     runtime = build_runtime()
+    bench_user(runtime, fake_base)
     with runtime.sessions.begin() as s:
-        create_user(s, username="bench", password="not-guessable-123", role="member",
-                    actor="bench", now=utc_now(), rounds=4)
-        endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake_base,
-                               actor="bench", now=utc_now(),
-                               builtin_providers=runtime.catalog.providers())
         token, _ = tokens.create_token(s, username="bench", name="bench", actor="bench",
                                        now=utc_now())
     runtime.close()

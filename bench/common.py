@@ -9,6 +9,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.auth import UserInfo
+    from core.runtime import Runtime
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -40,6 +45,21 @@ def scratch_env() -> Iterator[Path]:
             for k in [k for k in os.environ if k.startswith("SWITCHBOARD_")]:
                 del os.environ[k]
             os.environ.update(saved)
+
+
+def bench_user(runtime: Runtime, fake_base_url: str) -> UserInfo:
+    """The benchmarks' member "bench", with the openai provider pointed at the fake."""
+    from core import endpoints
+    from core.auth import create_user
+    from core.clock import utc_now
+
+    with runtime.sessions.begin() as s:
+        user = create_user(s, username="bench", password="not-guessable-123", role="member",
+                           actor="bench", now=utc_now(), rounds=4)
+        endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake_base_url,
+                               actor="bench", now=utc_now(),
+                               builtin_providers=runtime.catalog.providers())
+    return user
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench.common import print_table, scratch_env
+from bench.common import bench_user, print_table, scratch_env
 
 KEY = "sk-bench-000000000000"
 # model -> (first-token delay s, delay between tokens s); 8 tokens each.
@@ -24,10 +24,7 @@ SLOWEST = "openai/gpt-4o"
 
 
 def run(repeats: int = 7) -> float:
-    from core import endpoints
-    from core.auth import create_user
     from core.chat import Caller, ChatRequest
-    from core.clock import utc_now
     from core.compare_run import RoundSettings, build_requests, run_round
     from core.runtime import build_runtime
     from core.syncgateway import SyncGateway
@@ -35,12 +32,7 @@ def run(repeats: int = 7) -> float:
 
     with scratch_env(), FakeOpenAI() as fake:
         runtime = build_runtime()
-        with runtime.sessions.begin() as s:
-            user = create_user(s, username="bench", password="not-guessable-123", role="member",
-                               actor="bench", now=utc_now(), rounds=4)
-            endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake.base_url,
-                                   actor="bench", now=utc_now(),
-                                   builtin_providers=runtime.catalog.providers())
+        user = bench_user(runtime, fake.base_url)
         for model, (first, between) in DELAYS.items():
             fake.configure(model.split("/", 1)[1],
                            default=Reply(first_token_delay=first, token_delay=between))

@@ -13,9 +13,15 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-from bench.common import Stats, print_table, scratch_env, stats
+from bench.common import Stats, bench_user, print_table, scratch_env, stats
 from bench.fake_process import fake_openai_process
+
+if TYPE_CHECKING:
+    from core.chat import ChatRequest
+    from core.runtime import Runtime
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -68,21 +74,14 @@ def run(rounds: int = 16) -> list[Overhead]:
     """``rounds`` paired rounds of each scenario in SCENARIOS."""
     import litellm
 
-    from core import endpoints, heap
-    from core.auth import create_user
+    from core import heap
     from core.chat import Caller, ChatRequest
-    from core.clock import utc_now
     from core.runtime import build_runtime
 
     results: list[Overhead] = []
     with scratch_env(), fake_openai_process() as fake:
         runtime = build_runtime()
-        with runtime.sessions.begin() as s:
-            user = create_user(s, username="bench", password="not-guessable-123", role="member",
-                               actor="bench", now=utc_now(), rounds=4)
-            endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake.base_url,
-                                   actor="bench", now=utc_now(),
-                                   builtin_providers=runtime.catalog.providers())
+        user = bench_user(runtime, fake.base_url)
         heap.freeze_startup_heap()  # as `switchboard api` and the dashboard do at start
         gateway = runtime.gateway
         gateway.environ = {"OPENAI_API_KEY": KEY}
@@ -120,6 +119,7 @@ def run(rounds: int = 16) -> list[Overhead]:
         for clients, n in SCENARIOS:
             results.append(asyncio.run(scenario(clients, n)))
         gateway.flush()
+        own_us = asyncio.run(_own_cpu_us(runtime, request))
         runtime.close()
     rows = [
         (r.name, f"{r.direct.p50_ms:.2f}", f"{r.gateway.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
@@ -135,4 +135,32 @@ def run(rounds: int = 16) -> list[Overhead]:
          "gateway p95", "added p95", "n"),
         rows,
     )
+    print(f"  the gateway's own CPU on the event loop per request (an instant completion "
+          f"function instead of litellm, ledger writer excluded): {own_us:.0f} µs")
     return results
+
+
+async def _instant_completion(**_: object) -> object:
+    message = SimpleNamespace(content="Hello team")
+    usage = SimpleNamespace(prompt_tokens=10, completion_tokens=3, prompt_tokens_details=None,
+                            completion_tokens_details=None)
+    return SimpleNamespace(choices=[SimpleNamespace(message=message, finish_reason="stop")],
+                           usage=usage)
+
+
+async def _own_cpu_us(runtime: Runtime, request: ChatRequest, n: int = 3000) -> float:
+    """Main-thread CPU per request of a gateway whose upstream answers at once."""
+    from core.gateway import Gateway
+
+    gateway = Gateway(sessions=runtime.sessions, catalog=runtime.catalog,
+                      cipher=runtime.cipher, completion=_instant_completion,
+                      environ={"OPENAI_API_KEY": KEY})
+    try:
+        for _ in range(200):  # warm the caches
+            await gateway.complete(request)
+        started = time.thread_time()
+        for _ in range(n):
+            await gateway.complete(request)
+        return (time.thread_time() - started) / n * 1e6
+    finally:
+        gateway.close()
