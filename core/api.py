@@ -179,9 +179,8 @@ async def authenticate(ctx: ApiContext, runtime: Runtime, token: str) -> Caller:
         with runtime.sessions.begin() as session:
             return authenticate_token(session, token, ctx.clock())
 
-    found = await asyncio.to_thread(check)
-    ctx.callers.put(key, found)
-    return found
+    # A failed check raises, so it is not cached; concurrent misses share one query.
+    return await asyncio.to_thread(ctx.callers.get_or_load, key, check)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

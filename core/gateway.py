@@ -74,7 +74,6 @@ class _Record:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    taken: float  # time.monotonic()
     resolver: TargetResolver
     book: pricing.PriceBook
 
@@ -115,11 +114,9 @@ class Gateway:
             rng=rng or random.Random(),
         )
         self._policy: TtlCache[Any] = TtlCache(self.settings.policy_ttl_s)
+        # Endpoints with prices, ledger stats and comparison ratings: shared by every caller.
+        self._shared: TtlCache[Any] = TtlCache(self.settings.refresh_s)
         self._ids = random.Random()  # request ids; seeded from os.urandom
-        self._snapshot: _Snapshot | None = None
-        self._stats: tuple[float, dict[str, ledger.ModelStats]] | None = None
-        # Comparison ratings per task ("" = every task), taken like _stats.
-        self._ratings: dict[str, tuple[float, dict[str, float]]] = {}
         self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
 
     # --- public -----------------------------------------------------------------
@@ -211,9 +208,7 @@ class Gateway:
 
     def refresh(self) -> None:
         """Forget cached endpoints, prices and stats (after an admin changes them)."""
-        self._snapshot = None
-        self._stats = None
-        self._ratings = {}
+        self._shared.clear()
         self._policy.clear()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
@@ -285,6 +280,7 @@ class Gateway:
                     task=request.task,
                     profile=request.profile,
                 ),
+                wait=db.may_wait,
             )
             snap = self._snapshot_for(db)
             targets: list[Target] = []
@@ -306,6 +302,7 @@ class Gateway:
                     lambda p=provider: keys.resolve_key(  # type: ignore[misc]
                         db.session(), self._cipher, caller, p, self.environ, sources
                     ),
+                    wait=db.may_wait,
                 )
                 for provider in dict.fromkeys(t.provider for t in targets)
             }
@@ -315,6 +312,7 @@ class Gateway:
                     db.session(), caller.user_id, self.settings.default_rpm,
                     self.settings.default_tpm,
                 ),
+                wait=db.may_wait,
             )
         prompt = pricing.estimate_prompt_tokens(request.messages)
         if not limits.unlimited:
@@ -334,24 +332,28 @@ class Gateway:
         )
 
     def _snapshot_for(self, db: LazySession) -> _Snapshot:
-        snap = self._snapshot
-        if snap is None or time.monotonic() - snap.taken > self.settings.refresh_s:
+        def load() -> _Snapshot:
             session = db.session()
             resolver = TargetResolver(self._catalog, endpoints.list_endpoints(session))
-            book = pricing.load_price_book(session, self._catalog, self._clock())
-            snap = self._snapshot = _Snapshot(time.monotonic(), resolver, book)
+            return _Snapshot(resolver, pricing.load_price_book(session, self._catalog,
+                                                               self._clock()))
+
+        snap: _Snapshot = self._shared.get_or_load("snapshot", load, wait=db.may_wait)
         return snap
 
-    def _ratings_for(self, db: LazySession, task: str, now: float) -> dict[str, float]:
+    def _ratings_for(self, db: LazySession, task: str) -> dict[str, float]:
         """Team votes from comparisons: the task's ratings when it has any, else overall."""
         task = task.strip().lower()
         for key in dict.fromkeys((task, "")):
-            cached = self._ratings.get(key)
-            if cached is None or now - cached[0] > self.settings.refresh_s:
-                scores = leaderboard.quality_scores(db.session(), task=key or None)
-                cached = self._ratings[key] = (now, scores)
-            if cached[1]:
-                return cached[1]
+            scores: dict[str, float] = self._shared.get_or_load(
+                ("ratings", key),
+                lambda k=key: leaderboard.quality_scores(  # type: ignore[misc]
+                    db.session(), task=k or None
+                ),
+                wait=db.may_wait,
+            )
+            if scores:
+                return scores
         return {}
 
     def _reorder(
@@ -363,9 +365,10 @@ class Gateway:
         at: datetime,
         task: str = "",
     ) -> ResolvedRoute:
-        now = time.monotonic()
-        if self._stats is None or now - self._stats[0] > self.settings.refresh_s:
-            self._stats = (now, ledger.recent_stats(db.session(), at - timedelta(days=7)))
+        stats: dict[str, ledger.ModelStats] = self._shared.get_or_load(
+            "stats", lambda: ledger.recent_stats(db.session(), at - timedelta(days=7)),
+            wait=db.may_wait,
+        )
         prices = {}
         for t in targets:
             price = book.price_at(t.model_id, at)
@@ -377,8 +380,8 @@ class Gateway:
             [t.model_id for t in targets],
             weights=route.options.weights,
             prices=prices,
-            stats=self._stats[1],
-            ratings=self._ratings_for(db, task, now),
+            stats=stats,
+            ratings=self._ratings_for(db, task),
             preference=route.options.preference_for([t.model_id for t in targets]),
         )
         return replace(route, chain=chain, order_reason=reason)

@@ -22,6 +22,11 @@ class LazySession:
         self._factory = factory
         self._session: Session | None = None
 
+    @property
+    def may_wait(self) -> bool:
+        """False on the event loop (no factory), where waiting for another thread would stall."""
+        return self._factory is not None
+
     def require(self) -> None:
         if self._factory is None:
             raise NeedsDatabase

@@ -6,6 +6,7 @@ test would cost most of the suite's time), and its own Gateway.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -172,6 +173,16 @@ async def test_a_checked_token_is_trusted_for_the_ttl_then_rechecked(api: Api) -
     now[0] += CALLER_TTL_S + 0.1
     r = await api.client.get("/v1/models", headers=api.auth)
     assert r.status_code == 401, r.text
+
+
+async def test_concurrent_requests_with_an_unchecked_token_cost_one_query(api: Api) -> None:
+    queries: list[str] = []
+    event.listen(api.runtime.engine, "before_cursor_execute",
+                 lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None)
+    replies = await asyncio.gather(
+        *(api.client.get("/v1/models", headers=api.auth) for _ in range(32)))
+    assert [r.status_code for r in replies] == [200] * 32
+    assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 1
 
 
 @pytest.mark.parametrize("kind", ["missing", "bad", "revoked", "not-bearer"])

@@ -206,3 +206,43 @@ async def test_a_warm_request_reads_nothing_from_the_database(rig):
     assert not [s for s, _ in seen if s == "SELECT"], seen
     assert not [t for _, t in seen if t == loop_thread]  # nothing ran on the event loop
     assert {s for s, _ in seen} >= {"INSERT"}  # the ledger writer's rows, on its own thread
+
+
+async def test_concurrent_cold_requests_share_one_load_of_each_policy(rig):
+    """32 requests missing the same cached facts at once cost the queries of one request."""
+    import asyncio
+
+    import litellm  # noqa: F401  (a first import takes longer than the 2 s policy TTL)
+    from sqlalchemy import event
+
+    from core.gateway import Gateway
+
+    engine = rig.sessions.kw["bind"]
+    selects: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    async def cold_round(clients: int) -> int:
+        gateway = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
+                          environ=rig.gateway.environ)  # production TTLs, nothing cached yet
+        selects.clear()
+        try:
+            done = await asyncio.gather(
+                *(gateway.complete(rig.request(GPT)) for _ in range(clients)))
+            gateway.flush()
+        finally:
+            await gateway.aclose()
+            gateway.close()
+        assert all(d.summary.status == STATUS_SUCCESS for d in done)
+        return len(selects)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        one = await cold_round(1)
+        many = await cold_round(32)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert one > 0
+    assert many == one, selects
