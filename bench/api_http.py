@@ -1,7 +1,12 @@
 """The HTTP API: added latency over calling the fake provider directly, and throughput.
 
-`switchboard api` runs as its own process (as in production); the clients and the
-fake provider run here. Baseline: the same POST sent straight to the fake.
+`switchboard api` runs as its own process (as in production), the fake provider in
+another (bench/fake_process.py), and the clients here. Baseline: the
+same POST sent straight to the fake. Rounds are paired and alternate which side goes
+first; "added" is the median of the per-round differences. As in
+gateway_overhead, 32-client latency is measured with a fake that takes a model's time
+to answer and clients spread over it; throughput with an instant fake and 32 clients
+in lockstep, which saturates the API process.
 """
 
 from __future__ import annotations
@@ -9,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from bench.common import Stats, bench_user, print_table, scratch_env, stats
+from bench.fake_process import fake_openai_process
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -51,15 +59,17 @@ def _prepare(fake_base: str) -> str:
     return token
 
 
-async def _load(url: str, headers: dict[str, str], clients: int, total: int
-                ) -> tuple[list[float], int, float]:
+async def _load(url: str, headers: dict[str, str], clients: int, total: int,
+                spread_s: float = 0.0) -> tuple[list[float], int, float]:
+    """Latencies, error count and wall time; client i starts i/clients of spread_s late."""
     samples: list[float] = []
     errors = 0
     per_client = total // clients
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        async def one_client() -> None:
+        async def one_client(i: int) -> None:
             nonlocal errors
+            await asyncio.sleep(spread_s * i / clients)
             for _ in range(per_client):
                 t0 = time.perf_counter()
                 r = await client.post(url, json=BODY, headers=headers)
@@ -67,15 +77,27 @@ async def _load(url: str, headers: dict[str, str], clients: int, total: int
                 errors += r.status_code != 200
 
         started = time.perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(clients)))
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
         wall = time.perf_counter() - started
     return samples, errors, wall
 
 
-def run(requests: int = 640) -> None:
-    from tests.fakes import FakeOpenAI
+@dataclass(frozen=True)
+class Scenario:
+    clients: int
+    per_round: int  # requests per round and side
+    provider_s: float  # how long the fake takes to answer
+    rounds: int
 
-    with scratch_env() as data, FakeOpenAI() as fake:
+
+# The last one saturates the API with an instant fake: the throughput run.
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(1, 60, 0.0, 6), Scenario(32, 64, 0.5, 6), Scenario(32, 128, 0.25, 6),
+    Scenario(32, 320, 0.0, 4))
+
+
+def run() -> None:
+    with scratch_env() as data, fake_openai_process() as fake:
         token = _prepare(fake.base_url)
         port = _free_port()
         env = {**os.environ, "OPENAI_API_KEY": KEY}
@@ -99,32 +121,53 @@ def run(requests: int = 640) -> None:
             api_url = f"{base}/v1/chat/completions"
 
             measured_cpu_s = 0.0  # the API's CPU in measured runs, start-up and warm-up excluded
+            sent = 0
 
-            async def scenario(clients: int, total: int) -> tuple[Stats, Stats, float, int]:
-                nonlocal measured_cpu_s
-                await _load(direct_url, direct_auth, clients, clients * 3)  # warm up
-                await _load(api_url, auth, clients, clients * 3)
-                d, _, _ = await _load(direct_url, direct_auth, clients, total)
-                cpu_before = _cpu_seconds(server.pid)
-                a, errors, wall = await _load(api_url, auth, clients, total)
-                measured_cpu_s += _cpu_seconds(server.pid) - cpu_before
-                return stats(d), stats(a), total / wall, errors
+            async def scenario(sc: Scenario) -> tuple[Stats, Stats, float, float, float, int]:
+                nonlocal measured_cpu_s, sent
+                spread = sc.provider_s  # clients start spread over one answer time
+                await _load(direct_url, direct_auth, sc.clients, sc.clients * 3)  # warm up
+                await _load(api_url, auth, sc.clients, sc.clients * 3)
+                sent += sc.clients * 3
+                paired: list[tuple[list[float], list[float]]] = []
+                rates: list[float] = []
+                errors = 0
+                for i in range(sc.rounds):
+                    # Alternate which side goes first, so drift within a round cancels out.
+                    if i % 2:
+                        d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round,
+                                              spread)
+                    cpu_before = _cpu_seconds(server.pid)
+                    a, failed, wall = await _load(api_url, auth, sc.clients, sc.per_round, spread)
+                    measured_cpu_s += _cpu_seconds(server.pid) - cpu_before
+                    if not i % 2:
+                        d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round,
+                                              spread)
+                    paired.append((d, a))
+                    rates.append(sc.per_round / wall)
+                    errors += failed
+                    sent += sc.per_round
+                    fake.reset_log()
+                d50 = [stats(a).p50_ms - stats(d).p50_ms for d, a in paired]
+                d95 = [stats(a).p95_ms - stats(d).p95_ms for d, a in paired]
+                return (stats([x for d, _ in paired for x in d]),
+                        stats([x for _, a in paired for x in a]), statistics.median(d50),
+                        statistics.median(d95), statistics.median(rates), errors)
 
             rows = []
             throughput = 0.0
             errors_total = 0
-            sent = 0
             measured = 0
-            for clients in (1, 32):
-                total = 300 if clients == 1 else requests
-                d, a, rps, errors = asyncio.run(scenario(clients, total))
-                sent += total + clients * 3
-                measured += total
+            for sc in SCENARIOS:
+                fake.set_delay(sc.provider_s)
+                d, a, added50, added95, rps, errors = asyncio.run(scenario(sc))
+                measured += sc.per_round * sc.rounds
                 errors_total += errors
                 throughput = rps
-                rows.append((clients, f"{d.p50_ms:.2f}", f"{a.p50_ms:.2f}",
-                             f"{a.p50_ms - d.p50_ms:+.2f}", f"{a.p50_ms / d.p50_ms:.2f}x",
-                             f"{d.p95_ms:.2f}", f"{a.p95_ms:.2f}", f"{rps:.0f}", errors))
+                rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{d.p50_ms:.2f}",
+                             f"{a.p50_ms:.2f}", f"{added50:+.2f}", f"{a.p50_ms / d.p50_ms:.3f}x",
+                             f"{d.p95_ms:.2f}", f"{a.p95_ms:.2f}", f"{added95:+.2f}",
+                             f"{rps:.0f}", errors))
         finally:
             server.terminate()
             server.wait(30)
@@ -140,9 +183,10 @@ def run(requests: int = 640) -> None:
             recorded = conn.execute(select(func.count(RequestRow.id))).scalar_one()
         engine.dispose()
     print_table(
-        "HTTP API (separate process) vs POST straight to the fake (ms), non-streamed",
-        ("clients", "direct p50", "api p50", "added p50", "ratio", "direct p95", "api p95",
-         "api req/s", "errors"),
+        "HTTP API (separate process) vs POST straight to the fake (ms), non-streamed; "
+        "target: added p50 <= 5, unsaturated; the last row saturates the API for throughput",
+        ("clients", "provider", "direct p50", "api p50", "added p50", "ratio", "direct p95",
+         "api p95", "added p95", "api req/s", "errors"),
         rows,
     )
     print(f"  ledger rows after shutdown: {recorded}; requests sent to the API: {sent}; "

@@ -4,7 +4,8 @@ In the benchmark's own process the fake's server thread competes for the GIL wit
 event loop being measured, so the longer a client holds the GIL between awaits, the
 later the "provider" answers; a separate process keeps the provider's speed out of
 the comparison. Run as ``python -m bench.fake_process``: it prints its base URL, then
-reads commands from stdin ("reset" clears its request log) until stdin closes.
+reads commands from stdin until stdin closes: "reset" clears its request log, and
+"delay S" makes every later answer wait S seconds before its first byte.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ class FakeProcess:
 
     def reset_log(self) -> None:
         """Forget the requests seen so far, so the fake's heap does not grow all run."""
+        self._command("reset")
+
+    def set_delay(self, seconds: float) -> None:
+        """Answer every later request after ``seconds``, as a real model takes time to."""
+        self._command(f"delay {seconds}")
+
+    def _command(self, line: str) -> None:
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write("reset\n")
+        self._proc.stdin.write(line + "\n")
         self._proc.stdin.flush()
-        self._proc.stdout.readline()  # "ok": the log is clear before the next round
+        if self._proc.stdout.readline().strip() != "ok":  # done before the next round
+            raise RuntimeError(f"the fake provider process refused {line!r}")
 
 
 @contextmanager
@@ -47,14 +56,20 @@ def fake_openai_process() -> Iterator[FakeProcess]:
 
 
 def main() -> None:
-    from tests.fakes import FakeOpenAI
+    from tests.fakes import FakeOpenAI, Reply
 
     with FakeOpenAI() as fake:
         print(fake.base_url, flush=True)
         for line in sys.stdin:
-            if line.strip() == "reset":
+            command, _, arg = line.strip().partition(" ")
+            if command == "reset":
                 fake.reset_log()
-                print("ok", flush=True)
+            elif command == "delay":
+                fake.default = Reply(headers_delay=float(arg))
+            else:
+                print(f"unknown command {command!r}", flush=True)
+                continue
+            print("ok", flush=True)
 
 
 if __name__ == "__main__":
