@@ -89,6 +89,7 @@ def _paired(
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("1 client", 1, 128, 0.0),
     Scenario("32 clients", 32, 6, 0.5),
+    Scenario("32 clients", 32, 8, 0.25),
     Scenario("32 clients, saturated", 32, 16, 0.0, saturated=True),
 )
 
