@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import threading
 import traceback
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -32,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from core import db, errors, heap, keys
 from core import openai_format as fmt
-from core.chat import Caller, Done, StreamEvent, Summary, TextDelta
+from core.chat import Caller, Done, RequestIds, StreamEvent, Summary, TextDelta
 from core.clock import Clock, utc_now
 from core.config import Settings, load_settings
 from core.errors import SwitchboardError
@@ -76,15 +75,10 @@ class ApiContext:
     callers: TtlCache[Caller] = field(
         default_factory=lambda: TtlCache(CALLER_TTL_S), init=False, repr=False
     )
-    # Request ids: ids, not secrets. uuid4 reads os.urandom, a syscall that hands the GIL
-    # away on the event loop, and under load getting it back cost ~40 µs a request.
-    _ids: random.Random = field(default_factory=random.Random, init=False, repr=False)
+    ids: RequestIds = field(default_factory=RequestIds, init=False, repr=False)
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
     _engine: Engine | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def new_request_id(self) -> str:
-        return f"{self._ids.getrandbits(128):032x}"
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
@@ -326,7 +320,7 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
     """Bearer auth around ``handler``; every failure becomes an OpenAI-shaped error."""
 
     async def route(request: Request) -> Response:
-        request_id = ctx.new_request_id()
+        request_id = ctx.ids.new()
         token = ""
         try:
             token = bearer_token(request)
