@@ -85,8 +85,10 @@ def explain(summary: Summary, provider: str) -> str:
                 "the pause ends (about a quarter of a minute).")
     if attempt.outcome == "refused-budget":
         return f"A budget refused even this tiny call: {attempt.error_message}"
-    # litellm reports a refused connection as a 500 "Connection error": words beat the code.
-    if "connection error" in text or "connecterror" in text or "name resolution" in text:
+    # litellm reports a refused connection as a 500 ("Connection error" through the SDK,
+    # "Cannot connect to host" through its own handler): words beat the code.
+    if any(words in text for words in (
+            "connection error", "connecterror", "cannot connect to host", "name resolution")):
         return (f"No network: could not reach {provider}. Check the server's internet access, "
                 "or the endpoint's base URL.")
     if code in (401, 403) or "api key" in text or "authentication" in text:

@@ -100,10 +100,11 @@ class SseSanitizingTransport(httpx.AsyncBaseTransport):
 class SanitizedClients:
     """litellm clients whose transport skips malformed events, one set per event loop.
 
-    Only the OpenAI-SDK family (``openai/…``: OpenAI and every OpenAI-compatible
+    Only the OpenAI family (``openai/…``: OpenAI and every OpenAI-compatible
     endpoint) and Anthropic accept an injected client in litellm; other providers keep
     litellm's own clients, where a malformed event still ends the attempt and the
-    gateway continues the answer on the next model.
+    gateway continues the answer on the next model. The OpenAI family takes an SDK
+    client or litellm's own handler, depending on which path litellm is set to use.
     """
 
     FAMILIES = ("openai", "anthropic")
@@ -114,19 +115,22 @@ class SanitizedClients:
             asyncio.AbstractEventLoop, OrderedDict[tuple[str, str | None, str], Any]
         ] = weakref.WeakKeyDictionary()
 
-    def client_for(self, litellm_model: str, api_key: str | None, api_base: str | None) -> Any:
+    def client_for(
+        self, litellm_model: str, api_key: str | None, api_base: str | None, *, openai_sdk: bool
+    ) -> Any:
         """The client to pass to litellm as ``client=``, or None to let litellm pick."""
         family = litellm_model.partition("/")[0]
         if family not in self.FAMILIES:
             return None
+        sdk = family == "openai" and openai_sdk
         loop = asyncio.get_running_loop()
         clients = self._by_loop.setdefault(loop, OrderedDict())
         # The key's digest, not the key: the cache must not be a second copy of secrets.
         digest = hashlib.sha256((api_key or "").encode()).hexdigest()
-        cache_key = (family, api_base, digest)
+        cache_key = (family + "-sdk" * sdk, api_base, digest)
         client = clients.get(cache_key)
         if client is None:
-            client = _openai_client(api_key, api_base) if family == "openai" else _anthropic()
+            client = _openai_client(api_key, api_base) if sdk else _litellm_handler()
             clients[cache_key] = client
             if len(clients) > self._max:
                 clients.popitem(last=False)
@@ -162,7 +166,7 @@ def _openai_client(api_key: str | None, api_base: str | None) -> Any:
     )
 
 
-def _anthropic() -> Any:
+def _litellm_handler() -> Any:
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
     handler = AsyncHTTPHandler()

@@ -10,7 +10,7 @@ import pytest
 from core.chat import STATUS_FALLBACK, STATUS_SUCCESS
 from core.errors import AllModelsFailed, ContentRefused, ContextTooLong, NoKey, NotFound
 from tests.fakes import ContentFilter, ContextLength, Reset, Status
-from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY
+from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
 
 
 async def test_success_is_recorded_with_exact_cost(rig):
@@ -160,3 +160,21 @@ async def test_connection_refused_is_retried_then_fails_over(rig):
     assert s.model == HAIKU
     assert [a.outcome for a in s.attempts] == ["error", "error", "error", "ok"]
     assert len(rig.sleeps.delays) == 2  # refused is transient: two backed-off retries
+
+
+@pytest.mark.parametrize(("setting", "sdk_expected"), [(None, False), ("false", True)])
+async def test_openai_calls_use_litellms_own_http_unless_the_operator_opts_out(
+        rig, monkeypatch, setting, sdk_expected):
+    from core.upstream import OWN_HTTP_ENV, prefer_litellm_own_http
+
+    monkeypatch.delenv(OWN_HTTP_ENV, raising=False)
+    if setting is not None:
+        monkeypatch.setenv(OWN_HTTP_ENV, setting)
+    prefer_litellm_own_http()  # as the first litellm call of a process does
+    rig.openai.configure("gpt-4o", tokens=["Hello"])
+    done = await rig.gateway.complete(rig.request(GPT, fallbacks=()))
+    text, _ = await collect(rig.gateway, rig.request(GPT, stream=True, fallbacks=()))
+    assert done.text == text == "Hello"
+    # The OpenAI SDK announces itself with x-stainless-* headers; litellm's handler does not.
+    sent = rig.openai.requests("gpt-4o")
+    assert [("x-stainless-lang" in r.headers) for r in sent] == [sdk_expected] * 2

@@ -103,8 +103,14 @@ async def test_missing_done_is_finalised_promptly_with_usage(rig):
     assert time.monotonic() - started < 2
 
 
-@pytest.mark.parametrize(("model", "fake_name"), [(GPT, "openai"), (HAIKU, "anthropic")])
-async def test_one_malformed_event_is_skipped_on_the_same_model(rig, model, fake_name):
+@pytest.mark.parametrize(("model", "fake_name", "openai_path"), [
+    (GPT, "openai", "litellm-http"), (GPT, "openai", "sdk"), (HAIKU, "anthropic", "litellm-http")])
+async def test_one_malformed_event_is_skipped_on_the_same_model(
+        rig, monkeypatch, model, fake_name, openai_path):
+    from core.upstream import OWN_HTTP_ENV
+
+    # Both of litellm's OpenAI paths: its own handler (our default) and the SDK (opt-out).
+    monkeypatch.setenv(OWN_HTTP_ENV, "true" if openai_path == "litellm-http" else "false")
     fake = getattr(rig, fake_name)
     name = model.split("/", 1)[1]
     fake.configure(name, tokens=WORDS)
