@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from core.chat import Message, Usage
+from core.chat import Message, RequestIds, Usage
 from core.sse_filter import SanitizedClients
 
 CompletionFn = Callable[..., Awaitable[Any]]
@@ -66,14 +66,27 @@ def openai_via_sdk() -> bool:
 
 
 def default_completion() -> CompletionFn:
+    """litellm.acompletion, minus the per-call work of litellm's own logging."""
     import litellm
+    from litellm._internal_context import is_internal_call
 
     from core.secrets import quiet_litellm
 
     quiet_litellm()  # before the first call: litellm prints help banners and debug by default
     prefer_litellm_own_http()
-    fn: CompletionFn = litellm.acompletion
-    return fn
+    call_ids = RequestIds()
+
+    async def acompletion(**kwargs: Any) -> Any:
+        # litellm's success logging re-prices every answer (~0.2 ms CPU) for callbacks
+        # we never register; the ledger prices calls itself. Its internal-call flag
+        # skips that logging, and a call id of ours spares it a uuid4 (an os.urandom).
+        flag = is_internal_call.set(True)
+        try:
+            return await litellm.acompletion(litellm_call_id=call_ids.new(), **kwargs)
+        finally:
+            is_internal_call.reset(flag)
+
+    return acompletion
 
 
 @dataclass(frozen=True)
