@@ -1,7 +1,8 @@
 """Added latency of the in-process gateway over calling the same fake provider directly.
 
-Both sides go through litellm.acompletion to the same loopback fake (in a process of
-its own, bench/fake_process.py, as a real provider would be), so the
+Both sides make the same litellm call (core.upstream.default_completion: litellm's
+own HTTP handler, its success logging skipped) to the same loopback fake (in a
+process of its own, bench/fake_process.py, as a real provider would be), so the
 difference is Switchboard's own work: routing, key lookup, rate limit, budget
 reservation, breaker and retry bookkeeping, and queueing the ledger rows.
 
@@ -96,11 +97,10 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Overhead]:
     """``rounds`` paired rounds of each scenario."""
-    import litellm
-
     from core import heap
     from core.chat import Caller, ChatRequest
     from core.runtime import build_runtime
+    from core.upstream import default_completion
 
     results: list[Overhead] = []
     with scratch_env(), fake_openai_process() as fake:
@@ -113,8 +113,10 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
         messages = ({"role": "user", "content": "Say hello to the team"},)
         request = ChatRequest(caller=caller, messages=messages, model=GPT, fallbacks=())
 
+        acompletion = default_completion()
+
         async def direct() -> object:
-            return await litellm.acompletion(
+            return await acompletion(
                 model=GPT, messages=list(messages), api_base=fake.base_url, api_key=KEY,
                 max_retries=0, max_tokens=16384)
 
