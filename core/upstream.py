@@ -42,7 +42,6 @@ CONTENT = "content"  # provider refused on content policy
 CUT = "cut"  # the stream broke or ended without finishing
 
 
-
 # litellm's switch between the OpenAI SDK and its own HTTP handler for the OpenAI family.
 OWN_HTTP_ENV = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
 
