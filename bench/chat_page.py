@@ -72,7 +72,8 @@ def _first_token_times(fake: object, runtime: object, rounds: int) -> tuple[list
                                                                            list[float]]:
     import litellm
 
-    from core.chat_turns import ChatTurn, TurnPlan, caller_for
+    from core.auth import caller_for
+    from core.chat_turns import ChatTurn, TurnPlan
     from core.runtime import Runtime
     from core.syncgateway import SyncGateway
     from tests.fakes import FakeOpenAI, Reply
