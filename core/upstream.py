@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from core.chat import Message, RequestIds, Usage
+from core.secrets import redact
 from core.sse_filter import SanitizedClients
 
 CompletionFn = Callable[..., Awaitable[Any]]
@@ -123,15 +124,19 @@ class Piece:
     usage: Usage | None = None
 
 
-def classify(exc: BaseException) -> UpstreamError:
-    """Map litellm's (or any OpenAI-style) exception to a kind, by class name and status."""
+def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
+    """Map litellm's (or any OpenAI-style) exception to a kind, by class name and status.
+
+    The message is redacted here, where the key is known: a provider may echo the key
+    back, and everything downstream (errors, ledger, API bodies) takes this text.
+    """
     if isinstance(exc, UpstreamError):
         return exc
     name = type(exc).__name__
     names = {c.__name__ for c in type(exc).__mro__}
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
-    text = str(getattr(exc, "message", "") or exc) or name
+    text = redact(str(getattr(exc, "message", "") or exc) or name, secrets)
     retry_after = _retry_after(exc)
     if "ContextWindowExceededError" in names or "context_length_exceeded" in text:
         kind = CONTEXT
@@ -165,10 +170,14 @@ def _retry_after(exc: BaseException) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
+        pass
+    try:
         when = email.utils.parsedate_to_datetime(raw)
-        if when is None:
-            return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None  # unreadable: the normal backoff applies
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # HTTP dates are GMT even when they omit it
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _usage(obj: Any) -> Usage | None:
@@ -271,7 +280,7 @@ class Upstream:
                 TIMEOUT, f"no response within {timeouts.total_s:g}s", error_class="TotalTimeout"
             ) from None
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc, _secrets(api_key)) from None
         choice = response.choices[0]
         text = getattr(choice.message, "content", None) or ""
         return text, getattr(choice, "finish_reason", None), _usage(response)
@@ -344,9 +353,13 @@ class Upstream:
         except UpstreamError:
             raise
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc, _secrets(api_key)) from None
         finally:
             await _close(response)
+
+
+def _secrets(api_key: str | None) -> tuple[str, ...]:
+    return (api_key,) if api_key else ()
 
 
 def _left(until: float) -> float:
