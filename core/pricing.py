@@ -54,6 +54,8 @@ CHARS_PER_TOKEN: Final = 4
 TOKENS_PER_MESSAGE: Final = 4
 TOKENS_PER_REPLY: Final = 3
 TOKENS_PER_IMAGE: Final = 765
+# The most Anthropic's and OpenAI's standard models count for one image (high detail).
+IMAGE_TOKENS_BOUND: Final = 1_600
 _PRECISION: Final = 60  # token counts times prices stay far below this many digits
 
 
@@ -259,37 +261,58 @@ def set_price_override(
     )
 
 
-def _text_chars(message: Message) -> tuple[int, int]:
-    """(characters, images) in one OpenAI-shaped message."""
-    chars, images = 0, 0
+def _texts(message: Message) -> tuple[list[str], int]:
+    """(the texts the model reads, image count) in one OpenAI-shaped message."""
+    texts: list[str] = []
+    images = 0
     content: Any = message.get("content")
     if isinstance(content, str):
-        chars += len(content)
+        texts.append(content)
     elif isinstance(content, Sequence):
         for part in content:
             if not isinstance(part, Mapping):
                 continue
             if part.get("type") in ("image_url", "image", "input_image"):
                 images += 1
-            else:
-                text = part.get("text")
-                chars += len(text) if isinstance(text, str) else 0
+            elif isinstance(text := part.get("text"), str):
+                texts.append(text)
     for key in ("name", "role"):
         value = message.get(key)
-        chars += len(value) if isinstance(value, str) else 0
+        if isinstance(value, str):
+            texts.append(value)
     for key in ("tool_calls", "function_call"):
         if message.get(key) is not None:
-            chars += len(json.dumps(message[key], default=str))
-    return chars, images
+            texts.append(json.dumps(message[key], default=str))
+    return texts, images
 
 
 def estimate_prompt_tokens(messages: Iterable[Message]) -> int:
     """A fast, dependency-free prompt size estimate (about 4 characters per token)."""
     tokens = TOKENS_PER_REPLY
     for message in messages:
-        chars, images = _text_chars(message)
+        texts, images = _texts(message)
+        chars = sum(len(t) for t in texts)
         tokens += TOKENS_PER_MESSAGE + math.ceil(chars / CHARS_PER_TOKEN)
         tokens += images * TOKENS_PER_IMAGE
+    return tokens
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def prompt_token_bound(messages: Iterable[Message]) -> int:
+    """A prompt size no provider's count exceeds, for budget holds: one token per UTF-8 byte.
+
+    Byte-level BPE (OpenAI, Anthropic, Llama) and SentencePiece with byte fallback never
+    make a token of less than a byte, so this holds where the 4-characters estimate does
+    not (Chinese or Japanese text is about one token per character, three bytes).
+    """
+    tokens = TOKENS_PER_REPLY
+    for message in messages:
+        texts, images = _texts(message)
+        tokens += TOKENS_PER_MESSAGE + sum(utf8_len(t) for t in texts)
+        tokens += images * IMAGE_TOKENS_BOUND
     return tokens
 
 

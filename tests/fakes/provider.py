@@ -436,10 +436,12 @@ class FakeProvider(ABC):
         return reply, turn
 
     def _prompt_tokens(self, body: Mapping[str, Any]) -> int:
-        words = len(self.system_text(body).split())
-        for msg in self.messages(body):
-            words += len(content_text(msg.get("content")).split())
-        return max(words, 1)
+        # A word of ASCII is one token; other text one per character, as real tokenizers
+        # count Chinese or Japanese (which a 4-characters-per-token guess undercounts).
+        texts = [self.system_text(body)]
+        texts += [content_text(msg.get("content")) for msg in self.messages(body)]
+        words = [w for text in texts for w in text.split()]
+        return max(sum(1 if w.isascii() else len(w) for w in words), 1)
 
     async def _act(
         self,
