@@ -71,6 +71,7 @@ class _Record:
     holds: tuple[reservations.ReservationHandle, ...]
     key_events: tuple[tuple[int, str], ...]
     at: datetime
+    rate_correction: int = 0  # actual tokens minus those a per-minute limit counted
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ class Gateway:
                 wait=db.may_wait,
             )
         prompt = pricing.estimate_prompt_tokens(request.messages)
+        counted = None
         if not limits.unlimited:
             db.require()  # counting is a database write; never on the loop
             ratelimits.check_and_count(
@@ -326,9 +328,11 @@ class Gateway:
                 self.settings.default_tpm,
                 limits=limits,
             )
+            counted = prompt
         candidates = [Candidate(t, found[t.provider]) for t in targets]
         return Run(
-            request, request_id, at, started, route, candidates, prompt, snap.book, stream
+            request, request_id, at, started, route, candidates, prompt, snap.book, stream,
+            rate_counted=counted,
         )
 
     def _snapshot_for(self, db: LazySession) -> _Snapshot:
@@ -426,8 +430,14 @@ class Gateway:
 
     def _finish(self, run: Run) -> Summary:
         summary = summarise(run)
+        correction = 0
+        if run.rate_counted is not None:
+            # Admission counted the prompt's estimate; the minute gets what was really used.
+            used = summary.usage.prompt_tokens + summary.usage.completion_tokens
+            correction = used - run.rate_counted
         self._writer.submit(
-            _Record(run.request, summary, tuple(run.holds), tuple(run.key_events), run.at)
+            _Record(run.request, summary, tuple(run.holds), tuple(run.key_events), run.at,
+                    correction)
         )
         return summary
 
@@ -439,6 +449,10 @@ class Gateway:
             for handle in r.holds:
                 if handle.holds:
                     reservations.settle_in(session, handle, spend, now)
+            if r.rate_correction:
+                ratelimits.correct_tokens(
+                    session, r.request.caller.user_id, r.at, r.rate_correction
+                )
             for key_id, event in r.key_events:
                 if event == "used":
                     keys.mark_key_used(session, key_id, r.at)

@@ -10,6 +10,8 @@ database can never let more through than the limit, and nothing is read-then-wri
 The first request of a minute inserts the row with ON CONFLICT DO NOTHING; losing that
 race to another replica simply means retrying the UPDATE. Fixed windows are deliberate:
 one row per user per minute is cheap, and a burst at a minute boundary is acceptable.
+Admission counts the prompt's estimate; once the answer is in, the ledger writer moves
+the minute to the tokens really used, prompt and completion (``correct_tokens``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from sqlalchemy import delete, update
+from sqlalchemy import case, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,7 +96,8 @@ def check_and_count(
     if tpm is not None and tokens > tpm:
         raise RateLimited(
             f"This request needs about {_plural(tokens, 'token')}, more than your limit of "
-            f"{_plural(tpm, 'token')} per minute. Shorten the prompt or lower max_tokens.",
+            f"{_plural(tpm, 'token')} per minute. Shorten the prompt, or ask an admin to "
+            "raise the limit.",
             retry_after_s=retry,
         )
     if rpm is not None and rpm < 1:
@@ -132,6 +135,18 @@ def check_and_count(
         message = (f"You have used {used_tokens:,} of your {_plural(tpm or 0, 'token')} per "
                    f"minute, and this request needs about {tokens:,}.")
     raise RateLimited(f"{message} Try again in {retry} s.", retry_after_s=retry)
+
+
+def correct_tokens(session: Session, user_id: int, at: datetime, delta: int) -> None:
+    """Move a counted request's minute from its prompt estimate to the tokens it used.
+
+    Unconditional: the tokens are spent, so a request over the limit now only makes the
+    next ones in that minute wait. Never below zero, whatever the estimate was.
+    """
+    total = RateWindow.tokens + delta
+    _write(session, update(RateWindow)
+           .where(RateWindow.user_id == user_id, RateWindow.window == minute_of(at))
+           .values(tokens=case((total < 0, 0), else_=total)))
 
 
 def prune_windows(session: Session, now: datetime) -> int:

@@ -79,6 +79,7 @@ class Run:
     budget_refusals: list[BudgetExceeded] = field(default_factory=list)
     key_events: list[tuple[int, str]] = field(default_factory=list)
     stopped: bool = False
+    rate_counted: int | None = None  # tokens a per-minute limit counted at admission
 
 
 def cut_error(run: Run, why: str) -> AllModelsFailed:
