@@ -5,6 +5,7 @@ Nothing per-user (and no secret of a user) is cached here.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,11 @@ class Services:
     def catalog(self) -> Catalog:
         return self.runtime.catalog
 
+    def close(self) -> None:
+        """Write the ledger rows still queued, then release the database."""
+        self.gateway.close()
+        self.engine.dispose()
+
 
 def services() -> Services:
     """The services for the current settings (re-read each run; built once per distinct set)."""
@@ -51,10 +57,15 @@ def _services_for(fingerprint: str) -> Services:
     cookie_key, generated = resolve_cookie_key(settings)
     if generated is not None:
         _announce_generated_key(generated)
-    return Services(
+    built = Services(
         settings, runtime.engine, runtime.sessions, cookie_key, runtime,
         SyncGateway(runtime.gateway),
     )
+    # Streamlit ends on SIGTERM or Ctrl+C with a normal interpreter exit, which runs
+    # this: rows queued from the chat and compare pages are written, not dropped with
+    # the writer's daemon thread.
+    atexit.register(built.close)
+    return built
 
 
 def _announce_generated_key(path: Path) -> None:
