@@ -143,10 +143,29 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """Which model answers from this text on, and what it took to get there.
+
+    A failover before the first text is invisible to the caller, so at the first text
+    this names the model answering; only a mid-stream continuation changes it, and
+    that brings a new Serving. What happens after (cost, a cut) is in the Summary.
+    """
+
+    model: str
+    provider: str
+    fallback: bool  # not the chain's first model, or continuing a cut answer
+    attempts: tuple[Attempt, ...]  # the attempts finished before this one
+    latency_ms: int  # this attempt's time to its first text
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """A piece of the answer, in order; never repeats text already sent."""
 
     text: str
+    # Set on the first delta from each model that answers, None on the rest: the
+    # common delta costs no more than before, yet a client can tell who is talking.
+    serving: Serving | None = None
 
 
 @dataclass(frozen=True)

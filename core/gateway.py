@@ -32,6 +32,7 @@ from core.chat import (
     CostEstimate,
     Done,
     RequestIds,
+    Serving,
     StreamEvent,
     Summary,
     TextDelta,
@@ -125,6 +126,9 @@ class Gateway:
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 
+        The first delta from each model that answers carries ``serving``: the model, and
+        the attempts before it (a mid-stream continuation brings a second one).
+
         Refusals before any work (bad input, unknown model, rate limit) raise
         SwitchboardError; everything after that ends in Done, with summary.error set
         when no model answered or a cut answer could not be completed.
@@ -150,11 +154,15 @@ class Gateway:
     ) -> AsyncGenerator[StreamEvent, None]:
         run = await self._admit(request, stream)
         self._upstream.load()  # so a first call's import is not billed to its attempt
+        announced: Serving | None = None
         try:
             async with aclosing(self._walker.walk(run)) as texts:
                 async for text in texts:
+                    # The walker sets run.serving before a new model's first text.
+                    serving = run.serving if run.serving is not announced else None
+                    announced = run.serving
                     try:
-                        yield TextDelta(text)
+                        yield TextDelta(text, serving)
                     except BaseException:
                         # The caller left: mark it before the attempt below us closes.
                         run.stopped = True

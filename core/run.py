@@ -22,6 +22,7 @@ from core.chat import (
     STATUS_SUCCESS,
     Attempt,
     ChatRequest,
+    Serving,
     Summary,
     Usage,
 )
@@ -68,6 +69,7 @@ class Run:
     stream: bool = True  # False: ask upstream for the whole answer at once
     attempts: list[Attempt] = field(default_factory=list)
     sent: str = ""  # text the caller has received
+    serving: Serving | None = None  # the model whose text the caller is receiving
     served: Target | None = None
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
@@ -115,6 +117,15 @@ def final_error(run: Run) -> SwitchboardError | None:
     if called and all(o == "timeout" for o in called):
         return UpstreamTimeout(f"Every model timed out. {details}")
     return AllModelsFailed(f"Every model in the chain failed. {details}")
+
+
+def serving_now(run: Run, cand: Candidate, first_ms: int) -> Serving:
+    """``cand`` has just produced its first text for the caller."""
+    target = cand.target
+    first = run.candidates[0].target.model_id
+    # As _status decides it at the end: another model than the first, or a continuation.
+    fell_back = target.model_id != first or run.cut is not None
+    return Serving(target.model_id, target.provider, fell_back, tuple(run.attempts), first_ms)
 
 
 def _status(run: Run) -> str:
