@@ -81,6 +81,9 @@ class ChatRequest:
     # profile's keys choice. A key's Test button sends only that key's source.
     key_sources: tuple[str, ...] | None = None
     request_id: str | None = None  # the ledger id; the gateway makes one when not given
+    # Refuse a named model the caller has no key for (ModelNotAllowed) instead of skipping
+    # it for the route's fallbacks: the /v1 contract, which GET /v1/models lists by.
+    strict_model: bool = False
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
         params=_params(body),
         metadata=metadata or {},
         request_id=request_id,
+        strict_model=True,  # a named model /v1/models would not list is 403, not skipped
     )
     return ChatCall(request, include_usage=stream and include_usage)
 

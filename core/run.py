@@ -30,6 +30,7 @@ from core.errors import (
     AllModelsFailed,
     BudgetExceeded,
     ContextTooLong,
+    ModelNotAllowed,
     NoKey,
     SwitchboardError,
     UpstreamTimeout,
@@ -88,6 +89,18 @@ def cut_error(run: Run, why: str) -> AllModelsFailed:
     return AllModelsFailed(
         f"The answer was cut off ({cause}) and could not be completed: {why}. "
         "The text received so far is incomplete."
+    )
+
+
+def not_allowed(target: Target, profile: str | None) -> ModelNotAllowed:
+    """A named model whose provider has no key this caller may use: refused, not skipped."""
+    provider = target.provider
+    under = f" under profile {profile!r} (its keys choice decides who may pay)" if profile else ""
+    return ModelNotAllowed(
+        f"You may not use {target.model_id}: no {provider} key is available to you{under}. "
+        "GET /v1/models lists the models you can use. To use this one, add your own "
+        f"{provider} key on the Providers & keys page, or ask an admin for a team or "
+        "organisation key."
     )
 
 

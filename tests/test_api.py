@@ -538,6 +538,55 @@ async def test_rate_limit_is_429_with_retry_after(api: Api, stream: bool) -> Non
     assert 1 <= int(r.headers["retry-after"]) <= 60
 
 
+@STREAM
+async def test_model_without_a_key_for_the_caller_is_403_and_sends_nothing(
+    api: Api, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    haiku = f"anthropic/{HAIKU}"
+    listed = (await api.client.get("/v1/models", headers=api.auth)).json()["data"]
+    assert haiku not in {m["id"] for m in listed}  # exists, but not for alice: no key
+    # Named, it is refused rather than skipped for the fallbacks.
+    r = await api.chat({"model": haiku, "messages": HI, "stream": stream, "fallbacks": [MINI]})
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/json"
+    err = r.json()["error"]
+    assert (err["type"], err["code"]) == ("permission_error", "model_not_allowed")
+    assert haiku in err["message"] and "GET /v1/models" in err["message"]
+    assert "anthropic key" in err["message"]
+    assert fake_anthropic.count() == 0 and fake_openai.count() == 0
+    [row] = api.ledger()  # refused like a budget or rate limit: one row, no attempts
+    assert (row.status, row.error_class, row.requested_model, row.attempt_count) == (
+        "no-key", "ModelNotAllowed", haiku, 0)
+    assert r.headers["x-switchboard-request-id"] == row.id
+
+
+async def test_a_route_may_still_skip_a_model_without_a_key(
+    api: Api, fake_anthropic: FakeAnthropic
+) -> None:
+    # Only a model the request names is refused; `auto` walks the route as before.
+    with api.runtime.sessions.begin() as s:
+        routes.set_route(s, scope="user", scope_id=api.user_id,
+                         models=[f"anthropic/{HAIKU}", MINI], known_model=lambda m: True,
+                         actor="test", now=utc_now())
+    r = await api.chat({"messages": HI})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-switchboard-model"] == MINI
+    assert r.headers["x-switchboard-attempts"].startswith(f"anthropic/{HAIKU}:no-key:")
+    assert fake_anthropic.count() == 0
+
+
+async def test_a_profile_whose_keys_choice_excludes_every_key_is_403(
+    api: Api, fake_openai: FakeOpenAI
+) -> None:
+    with api.runtime.sessions.begin() as s:
+        profiles.create_profile(s, user_id=api.user_id, name="Personal", keys_choice="own",
+                                actor="t", now=utc_now())
+    r = await api.chat({"model": MINI, "messages": HI, "profile": "Personal"})
+    assert r.status_code == 403, r.text
+    assert "profile 'Personal'" in r.json()["error"]["message"]
+    assert fake_openai.count() == 0
+
+
 async def test_every_model_failed_is_502_listing_attempts(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:

@@ -160,6 +160,11 @@ def test_sdk_stream_headers_and_chunks_name_the_model_after_a_failover(
 
 def test_sdk_errors_before_text_on_a_stream(served: Served, fake_openai: FakeOpenAI) -> None:
     client = served.client()
+    with pytest.raises(openai.PermissionDeniedError) as denied:  # no anthropic key: 403
+        client.chat.completions.create(
+            model="anthropic/claude-haiku-4-5", messages=HI, stream=True
+        )
+    assert denied.value.code == "model_not_allowed"
     fake_openai.configure("gpt-4o-mini", default=Status(400))
     with pytest.raises(openai.APIStatusError) as failed:
         client.chat.completions.create(
