@@ -246,6 +246,21 @@ class EventStream(StreamingResponse):
             await self._body.aclose()
 
 
+def _answering(first: StreamEvent, requested: str) -> str:
+    """The model a stream starts with: the first text's, or the one that answered nothing."""
+    if isinstance(first, TextDelta):
+        return first.serving.model if first.serving else requested
+    return first.summary.model or requested
+
+
+def _stream_headers(first: StreamEvent, stream_id: str) -> dict[str, str]:
+    if isinstance(first, Done):  # it ended without text: every fact is known, cost too
+        return {**SSE_HEADERS, **fmt.summary_headers(first.summary)}
+    if first.serving is None:  # the gateway always sets it; never fail a stream over it
+        return {**SSE_HEADERS, "x-switchboard-request-id": stream_id}
+    return {**SSE_HEADERS, **fmt.stream_headers(first.serving, stream_id)}
+
+
 async def _sse_body(
     first: StreamEvent,
     events: AsyncGenerator[StreamEvent, None],
@@ -255,13 +270,15 @@ async def _sse_body(
     token: str,
 ) -> AsyncGenerator[bytes, None]:
     chunk_id = fmt.completion_id(stream_id)
-    model = call.request.model  # who answers is only known at the end
+    model = _answering(first, call.request.model)
     try:
         yield fmt.sse(
             fmt.chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None)
         )
         event = first
         while isinstance(event, TextDelta):
+            if event.serving is not None:  # a continuation: the next model writes on
+                model = event.serving.model
             yield fmt.sse(fmt.chunk(chunk_id, created, model, {"content": event.text}, None))
             event = await anext(events)
         summary = event.summary
@@ -291,7 +308,8 @@ async def stream(
 ) -> Response:
     events = gateway.stream(call.request)
     try:
-        # The first event before any header: a failure before text gets a real status.
+        # Hold the headers until the first text or the end: a failure before any text
+        # gets a real status, and by the first text the answering model is known.
         first = await anext(events)
     except BaseException:
         await _aclose(events)
@@ -299,7 +317,7 @@ async def stream(
     if isinstance(first, Done) and first.summary.error is not None:
         await _aclose(events)
         return error_response(first.summary.error, first.summary.request_id, first.summary)
-    headers = {**SSE_HEADERS, "x-switchboard-request-id": stream_id}
+    headers = _stream_headers(first, stream_id)
     return EventStream(_sse_body(first, events, call, stream_id, created, token), headers)
 
 

@@ -28,7 +28,16 @@ from core.pricing import estimate_prompt_tokens
 from core.reservations import ReservationHandle
 from core.retry import RetryBudget, RetryPolicy
 from core.routes import ResolvedRoute
-from core.run import Candidate, Run, add_usage, cut_error, final_error, ms_since, tokens_in
+from core.run import (
+    Candidate,
+    Run,
+    add_usage,
+    cut_error,
+    final_error,
+    ms_since,
+    serving_now,
+    tokens_in,
+)
 from core.secrets import redact
 from core.targets import PLACEHOLDER_KEY, Target
 from core.upstream import (
@@ -218,7 +227,7 @@ class ChainWalker:
                         call.text += piece.text
                         out = matcher.feed(piece.text) if matcher else piece.text
                         if out:
-                            self._mark_first_text(run, call)
+                            self._mark_first_text(run, cand, call)
                             run.sent += out
                             yield out
                 if isinstance(matcher, PrefixMatcher):
@@ -233,7 +242,7 @@ class ChainWalker:
                     timeouts=timeouts,
                     deadline=deadline,
                 )
-                self._mark_first_text(run, call)
+                self._mark_first_text(run, cand, call)
                 run.sent += call.text
                 yield call.text
         except UpstreamError as exc:
@@ -246,9 +255,11 @@ class ChainWalker:
             self._record_call(run, cand, call)
 
     @staticmethod
-    def _mark_first_text(run: Run, call: _Call) -> None:
+    def _mark_first_text(run: Run, cand: Candidate, call: _Call) -> None:
         if call.first_ms is None:
             call.first_ms = ms_since(call.t0)
+            # Once per call that reaches the caller: the first model, or a continuation.
+            run.serving = serving_now(run, cand, call.first_ms)
         if run.ttft_ms is None:
             run.ttft_ms = ms_since(run.started)
 

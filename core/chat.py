@@ -81,6 +81,9 @@ class ChatRequest:
     # profile's keys choice. A key's Test button sends only that key's source.
     key_sources: tuple[str, ...] | None = None
     request_id: str | None = None  # the ledger id; the gateway makes one when not given
+    # Refuse a named model the caller has no key for (ModelNotAllowed) instead of skipping
+    # it for the route's fallbacks: the /v1 contract, which GET /v1/models lists by.
+    strict_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,29 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """Which model answers from this text on, and what it took to get there.
+
+    A failover before the first text is invisible to the caller, so at the first text
+    this names the model answering; only a mid-stream continuation changes it, and
+    that brings a new Serving. What happens after (cost, a cut) is in the Summary.
+    """
+
+    model: str
+    provider: str
+    fallback: bool  # not the chain's first model, or continuing a cut answer
+    attempts: tuple[Attempt, ...]  # the attempts finished before this one
+    latency_ms: int  # this attempt's time to its first text
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """A piece of the answer, in order; never repeats text already sent."""
 
     text: str
+    # Set on the first delta from each model that answers, None on the rest: the
+    # common delta costs no more than before, yet a client can tell who is talking.
+    serving: Serving | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Its ``message`` says what went wrong and what to do, and never carries a secret.
     ├── NotFound              404  an id, user, team or model does not exist
     ├── Conflict              409  a duplicate (username, token name, endpoint)
     ├── PermissionDenied      403  the caller's role does not allow it
+    │   └── ModelNotAllowed   403  a named model the caller has no key for (/v1)
     ├── AuthenticationFailed  401  bad password or gateway token
     ├── LoginLocked           429  too many failed sign-ins
     ├── ConfigError           500  settings are missing or malformed
@@ -64,6 +65,12 @@ class PermissionDenied(SwitchboardError):
     http_status = 403
     code = "permission_denied"
     kind = "permission_error"
+
+
+class ModelNotAllowed(PermissionDenied):
+    """The model exists, but GET /v1/models would not list it for this caller."""
+
+    code = "model_not_allowed"
 
 
 class AuthenticationFailed(SwitchboardError):

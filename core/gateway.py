@@ -26,23 +26,25 @@ from core.catalog import Catalog
 from core.chain import ChainWalker, max_tokens_for
 from core.chat import (
     STATUS_FAILED,
+    STATUS_NO_KEY,
     STATUS_RATE,
     ChatRequest,
     Completion,
     CostEstimate,
     Done,
     RequestIds,
+    Serving,
     StreamEvent,
     Summary,
     TextDelta,
 )
 from core.clock import Clock, utc_now
-from core.errors import InvalidInput, NotFound, RateLimited, SwitchboardError
+from core.errors import InvalidInput, ModelNotAllowed, NotFound, RateLimited, SwitchboardError
 from core.lazysession import LazySession, NeedsDatabase
 from core.recorder import BatchWriter
 from core.retry import RetryPolicy
 from core.routes import ResolvedRoute
-from core.run import Candidate, Run, spend_by_provider, summarise
+from core.run import Candidate, Run, not_allowed, spend_by_provider, summarise
 from core.secrets import Cipher
 from core.targets import Target, TargetResolver
 from core.ttlcache import TtlCache
@@ -72,6 +74,13 @@ class _Record:
     key_events: tuple[tuple[int, str], ...]
     at: datetime
     rate_correction: int = 0  # actual tokens minus those a per-minute limit counted
+
+
+def _refusal_status(exc: SwitchboardError) -> str:
+    if isinstance(exc, RateLimited):
+        return STATUS_RATE
+    # Not allowed means no key for it: filed where the no-key alerts and charts look.
+    return STATUS_NO_KEY if isinstance(exc, ModelNotAllowed) else STATUS_FAILED
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,9 @@ class Gateway:
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 
+        The first delta from each model that answers carries ``serving``: the model, and
+        the attempts before it (a mid-stream continuation brings a second one).
+
         Refusals before any work (bad input, unknown model, rate limit) raise
         SwitchboardError; everything after that ends in Done, with summary.error set
         when no model answered or a cut answer could not be completed.
@@ -151,11 +163,15 @@ class Gateway:
     ) -> AsyncGenerator[StreamEvent, None]:
         run = await self._admit(request, stream)
         self._upstream.load()  # so a first call's import is not billed to its attempt
+        announced: Serving | None = None
         try:
             async with aclosing(self._walker.walk(run)) as texts:
                 async for text in texts:
+                    # The walker sets run.serving before a new model's first text.
+                    serving = run.serving if run.serving is not announced else None
+                    announced = run.serving
                     try:
-                        yield TextDelta(text)
+                        yield TextDelta(text, serving)
                     except BaseException:
                         # The caller left: mark it before the attempt below us closes.
                         run.stopped = True
@@ -243,7 +259,7 @@ class Gateway:
                 )
         except SwitchboardError as exc:
             # Refused before any upstream call: still one ledger row, so nothing goes missing.
-            status = STATUS_RATE if isinstance(exc, RateLimited) else STATUS_FAILED
+            status = _refusal_status(exc)
             summary = Summary(
                 request_id=request_id,
                 requested_model=request.model,
@@ -285,9 +301,12 @@ class Gateway:
             )
             snap = self._snapshot_for(db)
             targets: list[Target] = []
+            asked: Target | None = None  # the model the request names, if it names one
             for model in route.chain:
                 try:
                     targets.append(snap.resolver.resolve(model))
+                    if model == request.model:
+                        asked = targets[-1]
                 except NotFound:
                     # A route's stale fallback is skipped; the model asked for is an error.
                     if model == request.model or len(route.chain) == 1:
@@ -307,6 +326,8 @@ class Gateway:
                 )
                 for provider in dict.fromkeys(t.provider for t in targets)
             }
+            if request.strict_model and asked and asked.key_required and not found[asked.provider]:
+                raise not_allowed(asked, route.profile)  # before counting it against a limit
             limits = self._policy.get_or_load(
                 ("limits", caller.user_id),
                 lambda: ratelimits.effective_limits(

@@ -7,7 +7,7 @@ answers 400 and never 500 for bad input.
 Out: a ``Summary`` (and the text) becomes a ``chat.completion`` object, SSE chunks,
 headers and OpenAI-shaped error bodies. core/api.py only does the HTTP around these.
 
-Response headers (non-streaming; streams carry the same facts in ``x_switchboard``):
+Response headers of a whole (non-streamed) answer:
 
 * ``x-switchboard-model``: the model that answered (``-`` if none did)
 * ``x-switchboard-fallback``: ``true`` when a model other than the first answered
@@ -19,6 +19,14 @@ Response headers (non-streaming; streams carry the same facts in ``x_switchboard
 * ``x-switchboard-cost-usd``: the exact cost as a decimal string (``0.000005``), or
   ``unpriced`` when any billed model has no price
 * ``x-switchboard-request-id``: the id of the request in the usage ledger
+
+A stream's headers go out with its first text, when the answering model is known (a
+failover before the first text is invisible): model, fallback, request id, and the
+attempts so far, the answering one last as ``model:streaming:ms_to_first_text``. The cost
+is not known yet, so there is no cost header. The final chunk's ``x_switchboard`` object
+carries the settled facts: cost, every attempt, and the final model, which differs from
+the header's when a cut answer was continued by the next model. Each chunk's ``model`` is
+the model that produced its text.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from core.chat import Attempt, Caller, ChatRequest, Summary, Usage
+from core.chat import Attempt, Caller, ChatRequest, Serving, Summary, Usage
 from core.errors import InvalidInput, SwitchboardError
 from core.routes import MAX_CHAIN
 
@@ -306,6 +314,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
         params=_params(body),
         metadata=metadata or {},
         request_id=request_id,
+        strict_model=True,  # a named model /v1/models would not list is 403, not skipped
     )
     return ChatCall(request, include_usage=stream and include_usage)
 
@@ -340,6 +349,18 @@ def summary_headers(summary: Summary) -> dict[str, str]:
         "x-switchboard-fallback": "true" if summary.fallback_used else "false",
         "x-switchboard-attempts": attempts_header(summary.attempts),
         "x-switchboard-cost-usd": cost_text(summary),
+    }
+
+
+def stream_headers(serving: Serving, request_id: str) -> dict[str, str]:
+    """A stream's headers at its first text: who answers, and the attempts that led there."""
+    answering = f"{header_value(serving.model)}:streaming:{serving.latency_ms}"
+    before = attempts_header(serving.attempts)
+    return {
+        "x-switchboard-request-id": request_id,
+        "x-switchboard-model": header_value(serving.model),
+        "x-switchboard-fallback": "true" if serving.fallback else "false",
+        "x-switchboard-attempts": f"{before},{answering}" if before else answering,
     }
 
 

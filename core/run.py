@@ -22,6 +22,7 @@ from core.chat import (
     STATUS_SUCCESS,
     Attempt,
     ChatRequest,
+    Serving,
     Summary,
     Usage,
 )
@@ -29,6 +30,7 @@ from core.errors import (
     AllModelsFailed,
     BudgetExceeded,
     ContextTooLong,
+    ModelNotAllowed,
     NoKey,
     SwitchboardError,
     UpstreamTimeout,
@@ -68,6 +70,7 @@ class Run:
     stream: bool = True  # False: ask upstream for the whole answer at once
     attempts: list[Attempt] = field(default_factory=list)
     sent: str = ""  # text the caller has received
+    serving: Serving | None = None  # the model whose text the caller is receiving
     served: Target | None = None
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
@@ -87,6 +90,18 @@ def cut_error(run: Run, why: str) -> AllModelsFailed:
     return AllModelsFailed(
         f"The answer was cut off ({cause}) and could not be completed: {why}. "
         "The text received so far is incomplete."
+    )
+
+
+def not_allowed(target: Target, profile: str | None) -> ModelNotAllowed:
+    """A named model whose provider has no key this caller may use: refused, not skipped."""
+    provider = target.provider
+    under = f" under profile {profile!r} (its keys choice decides who may pay)" if profile else ""
+    return ModelNotAllowed(
+        f"You may not use {target.model_id}: no {provider} key is available to you{under}. "
+        "GET /v1/models lists the models you can use. To use this one, add your own "
+        f"{provider} key on the Providers & keys page, or ask an admin for a team or "
+        "organisation key."
     )
 
 
@@ -116,6 +131,15 @@ def final_error(run: Run) -> SwitchboardError | None:
     if called and all(o == "timeout" for o in called):
         return UpstreamTimeout(f"Every model timed out. {details}")
     return AllModelsFailed(f"Every model in the chain failed. {details}")
+
+
+def serving_now(run: Run, cand: Candidate, first_ms: int) -> Serving:
+    """``cand`` has just produced its first text for the caller."""
+    target = cand.target
+    first = run.candidates[0].target.model_id
+    # As _status decides it at the end: another model than the first, or a continuation.
+    fell_back = target.model_id != first or run.cut is not None
+    return Serving(target.model_id, target.provider, fell_back, tuple(run.attempts), first_ms)
 
 
 def _status(run: Run) -> str:

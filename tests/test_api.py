@@ -366,6 +366,79 @@ async def test_stream_failure_before_text_is_an_http_error(
     assert r.headers["x-switchboard-attempts"].startswith(f"{MINI}:error:")
 
 
+def content_chunks(events: list[Any]) -> list[dict[str, Any]]:
+    return [e for e in events if isinstance(e, dict) and e.get("choices")
+            and e["choices"][0]["delta"].get("content")]
+
+
+async def test_stream_headers_name_the_model_after_a_failover_before_text(
+    api: Api, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
+    fake_openai.configure("gpt-4o", default=Status(503))
+    haiku = f"anthropic/{HAIKU}"
+    body = {"model": "openai/gpt-4o", "messages": HI, "stream": True, "fallbacks": [haiku],
+            "stream_options": {"include_usage": True}}
+    r = await api.chat(body)
+    assert r.status_code == 200, r.text
+    h = r.headers
+    assert (h["x-switchboard-model"], h["x-switchboard-fallback"]) == (haiku, "true")
+    items = [i.rsplit(":", 2) for i in h["x-switchboard-attempts"].split(",")]
+    assert [i[:2] for i in items] == [["openai/gpt-4o", "error"]] * 3 + [[haiku, "streaming"]]
+    assert all(i[2].isdigit() for i in items)
+    assert "x-switchboard-cost-usd" not in h  # known only at the end: in the final chunk
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert {c["model"] for c in chunks} == {haiku}  # role, text, finish and usage chunks
+    text = "".join(c["choices"][0]["delta"]["content"] for c in content_chunks(chunks))
+    assert text == fake_anthropic.reply_text(HAIKU)
+    info = chunks[-1]["x_switchboard"]
+    assert [a["outcome"] for a in info["attempts"]] == ["error"] * 3 + ["ok"]
+    [row] = api.ledger()
+    assert h["x-switchboard-request-id"] == info["request_id"] == row.id
+    assert Decimal(info["cost_usd"]) == micros_to_usd(row.cost_micros or 0)
+
+
+async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
+    api: Api, fake_openai: FakeOpenAI
+) -> None:
+    words = [f"w{i} " for i in range(8)]
+    for model in ("gpt-4o-mini", "gpt-4o"):
+        fake_openai.configure(model, tokens=words)
+    fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
+    r = await api.chat({"model": MINI, "messages": HI, "stream": True,
+                        "fallbacks": ["openai/gpt-4o"]})
+    assert r.status_code == 200, r.text
+    # Sent at the first text: the model streaming then, before the cut.
+    assert (r.headers["x-switchboard-model"], r.headers["x-switchboard-fallback"]) == (
+        MINI, "false")
+    model, outcome, _ = r.headers["x-switchboard-attempts"].rsplit(":", 2)
+    assert (model, outcome) == (MINI, "streaming")
+    events = sse_events(r.text)
+    texts = content_chunks(events)
+    assert "".join(c["choices"][0]["delta"]["content"] for c in texts) == "".join(words)
+    assert [c["model"] for c in texts] == [MINI] * 3 + ["openai/gpt-4o"] * 5
+    assert events[0]["model"] == MINI  # the role chunk
+    finish = events[-2]
+    assert finish["model"] == "openai/gpt-4o"
+    info = finish["x_switchboard"]
+    assert (info["model"], info["fallback"]) == ("openai/gpt-4o", True)
+    assert [a["outcome"] for a in info["attempts"]] == ["cut", "ok"]
+
+
+async def test_stream_that_ends_without_text_sends_every_header(
+    api: Api, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.configure("gpt-4o-mini", tokens=[])
+    r = await api.chat({"model": MINI, "messages": HI, "stream": True, "fallbacks": []})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-switchboard-model"] == MINI
+    assert r.headers["x-switchboard-attempts"].startswith(f"{MINI}:ok:")
+    assert r.headers["x-switchboard-cost-usd"] != "unpriced"
+    assert sse_events(r.text)[-1] == "[DONE]"
+
+
 # --- bad input --------------------------------------------------------------------------
 
 BAD_BODIES: list[tuple[str, bytes | dict[str, Any], str]] = [
@@ -438,22 +511,80 @@ async def test_unknown_model_is_404(api: Api) -> None:
     assert r.json()["error"]["code"] == "not_found"
 
 
-async def test_hard_budget_is_402(api: Api) -> None:
+# A refusal or failure before any text is an HTTP error on a stream too, never a 200.
+STREAM = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+
+
+@STREAM
+async def test_hard_budget_is_402(api: Api, fake_openai: FakeOpenAI, stream: bool) -> None:
     with api.runtime.sessions.begin() as s:
         budgets.set_budget(s, "user", str(api.user_id), 1, True, "test", utc_now())
-    r = await api.chat({"model": MINI, "messages": HI})
+    r = await api.chat({"model": MINI, "messages": HI, "stream": stream})
     assert r.status_code == 402, r.text
+    assert r.headers["content-type"] == "application/json"
     assert r.json()["error"]["code"] == "budget_exceeded"
+    assert fake_openai.count() == 0
 
 
-async def test_rate_limit_is_429_with_retry_after(api: Api) -> None:
+@STREAM
+async def test_rate_limit_is_429_with_retry_after(api: Api, stream: bool) -> None:
     with api.runtime.sessions.begin() as s:
         ratelimits.set_rate_limit(s, api.user_id, 1, None, "test", utc_now())
     assert (await api.chat({"model": MINI, "messages": HI})).status_code == 200
-    r = await api.chat({"model": MINI, "messages": HI})
+    r = await api.chat({"model": MINI, "messages": HI, "stream": stream})
     assert r.status_code == 429
+    assert r.headers["content-type"] == "application/json"
     assert r.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(r.headers["retry-after"]) <= 60
+
+
+@STREAM
+async def test_model_without_a_key_for_the_caller_is_403_and_sends_nothing(
+    api: Api, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    haiku = f"anthropic/{HAIKU}"
+    listed = (await api.client.get("/v1/models", headers=api.auth)).json()["data"]
+    assert haiku not in {m["id"] for m in listed}  # exists, but not for alice: no key
+    # Named, it is refused rather than skipped for the fallbacks.
+    r = await api.chat({"model": haiku, "messages": HI, "stream": stream, "fallbacks": [MINI]})
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/json"
+    err = r.json()["error"]
+    assert (err["type"], err["code"]) == ("permission_error", "model_not_allowed")
+    assert haiku in err["message"] and "GET /v1/models" in err["message"]
+    assert "anthropic key" in err["message"]
+    assert fake_anthropic.count() == 0 and fake_openai.count() == 0
+    [row] = api.ledger()  # refused like a budget or rate limit: one row, no attempts
+    assert (row.status, row.error_class, row.requested_model, row.attempt_count) == (
+        "no-key", "ModelNotAllowed", haiku, 0)
+    assert r.headers["x-switchboard-request-id"] == row.id
+
+
+async def test_a_route_may_still_skip_a_model_without_a_key(
+    api: Api, fake_anthropic: FakeAnthropic
+) -> None:
+    # Only a model the request names is refused; `auto` walks the route as before.
+    with api.runtime.sessions.begin() as s:
+        routes.set_route(s, scope="user", scope_id=api.user_id,
+                         models=[f"anthropic/{HAIKU}", MINI], known_model=lambda m: True,
+                         actor="test", now=utc_now())
+    r = await api.chat({"messages": HI})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-switchboard-model"] == MINI
+    assert r.headers["x-switchboard-attempts"].startswith(f"anthropic/{HAIKU}:no-key:")
+    assert fake_anthropic.count() == 0
+
+
+async def test_a_profile_whose_keys_choice_excludes_every_key_is_403(
+    api: Api, fake_openai: FakeOpenAI
+) -> None:
+    with api.runtime.sessions.begin() as s:
+        profiles.create_profile(s, user_id=api.user_id, name="Personal", keys_choice="own",
+                                actor="t", now=utc_now())
+    r = await api.chat({"model": MINI, "messages": HI, "profile": "Personal"})
+    assert r.status_code == 403, r.text
+    assert "profile 'Personal'" in r.json()["error"]["message"]
+    assert fake_openai.count() == 0
 
 
 async def test_every_model_failed_is_502_listing_attempts(
@@ -469,7 +600,10 @@ async def test_every_model_failed_is_502_listing_attempts(
     assert row.status == "failed" and row.token_name == "ci"
 
 
-async def test_every_model_timing_out_is_504(api: Api, fake_openai: FakeOpenAI) -> None:
+@STREAM
+async def test_every_model_timing_out_is_504(
+    api: Api, fake_openai: FakeOpenAI, stream: bool
+) -> None:
     fake_openai.configure("gpt-4o-mini", default=Hang())
     options = RouteOptions(max_retries=0, total_timeout_s=0.3, first_token_timeout_s=0.3)
     with api.runtime.sessions.begin() as s:
@@ -483,8 +617,9 @@ async def test_every_model_timing_out_is_504(api: Api, fake_openai: FakeOpenAI) 
             now=utc_now(),
             options=options,
         )
-    r = await api.chat({"messages": HI})  # no model: the caller's route
+    r = await api.chat({"messages": HI, "stream": stream})  # no model: the caller's route
     assert r.status_code == 504
+    assert r.headers["content-type"] == "application/json"
     assert r.json()["error"]["type"] == "timeout_error"
 
 

@@ -35,7 +35,7 @@ from core.commands.context import CliContext
 from core.models import RequestRow
 from core.runtime import Runtime
 from tests.conftest import add_user
-from tests.fakes import FakeOpenAI, Reply
+from tests.fakes import FakeOpenAI, Reply, Status
 from tests.test_api import MINI, OPENAI_KEY, catalog, make_runtime, template_db, wire
 
 __all__ = ["catalog", "template_db"]  # fixtures shared with test_api
@@ -136,6 +136,41 @@ def test_sdk_streaming(served: Served, fake_openai: FakeOpenAI) -> None:
     assert last.choices == [] and last.usage is not None and last.usage.completion_tokens > 0
     info = (last.model_extra or {})["x_switchboard"]
     assert (info["model"], info["fallback"]) == (MINI, False)
+
+
+def test_sdk_stream_headers_and_chunks_name_the_model_after_a_failover(
+    served: Served, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.configure("gpt-4o", default=Status(503))
+    raw = served.client().chat.completions.with_raw_response.create(
+        model="openai/gpt-4o", messages=HI, stream=True, extra_body={"fallbacks": [MINI]}
+    )
+    assert raw.headers["x-switchboard-model"] == MINI
+    assert raw.headers["x-switchboard-fallback"] == "true"
+    items = [i.rsplit(":", 2)[:2] for i in raw.headers["x-switchboard-attempts"].split(",")]
+    assert items == [["openai/gpt-4o", "error"]] * 3 + [[MINI, "streaming"]]
+    chunks = list(raw.parse())
+    assert {c.model for c in chunks} == {MINI}
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == fake_openai.reply_text("gpt-4o-mini")
+    info = (chunks[-1].model_extra or {})["x_switchboard"]
+    assert (info["model"], info["fallback"]) == (MINI, True)
+    assert info["cost_usd"] != "unpriced"
+
+
+def test_sdk_errors_before_text_on_a_stream(served: Served, fake_openai: FakeOpenAI) -> None:
+    client = served.client()
+    with pytest.raises(openai.PermissionDeniedError) as denied:  # no anthropic key: 403
+        client.chat.completions.create(
+            model="anthropic/claude-haiku-4-5", messages=HI, stream=True
+        )
+    assert denied.value.code == "model_not_allowed"
+    fake_openai.configure("gpt-4o-mini", default=Status(400))
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(
+            model=MINI, messages=HI, stream=True, extra_body={"fallbacks": []}
+        )
+    assert failed.value.status_code == 502
 
 
 def test_sdk_models_and_errors(served: Served, fake_openai: FakeOpenAI) -> None:

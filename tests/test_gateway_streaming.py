@@ -62,6 +62,24 @@ async def test_cut_continues_by_reasking_when_prefill_is_unsupported(rig):
     assert [a.outcome for a in s.attempts] == ["cut", "ok"] and s.model == MINI
 
 
+async def test_each_answering_model_is_announced_once_on_its_first_delta(rig):
+    # A failover before text, then a cut mid-stream continued by the next model.
+    rig.set_route([HAIKU, GPT, MINI], **FAST)
+    rig.anthropic.configure("claude-3-haiku-20240307", default=Status(400))
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        rig.openai.configure(model, tokens=WORDS)
+    rig.openai.script("gpt-4o", Reply(cut_after=3, token_delay=0.02))
+    deltas = [e async for e in rig.gateway.stream(rig.request("auto", stream=True))
+              if isinstance(e, TextDelta)]
+    announced = [(i, d.serving) for i, d in enumerate(deltas) if d.serving is not None]
+    assert [(i, s.model, s.fallback) for i, s in announced] == [(0, GPT, True), (3, MINI, True)]
+    first, second = announced[0][1], announced[1][1]
+    assert [a.outcome for a in first.attempts] == ["error"]  # haiku's, before any text
+    assert [a.outcome for a in second.attempts] == ["error", "cut"]
+    assert first.provider == "openai" and first.latency_ms >= 0
+    assert "".join(d.text for d in deltas) == "".join(WORDS)
+
+
 async def test_diverging_continuation_ends_with_an_error_naming_the_cut(rig):
     rig.set_route([GPT, MINI], **FAST)
     rig.openai.configure("gpt-4o", tokens=WORDS)
