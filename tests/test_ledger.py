@@ -267,11 +267,15 @@ def run(*argv: str) -> tuple[int, str, str]:
     return run_cli(*argv)
 
 
+# A comma, a quote and non-ASCII: the CSV cell must still read back as this JSON.
+EXPORTED_METADATA = {"ticket": "OPS-1, \"urgent\"", "run": 3, "dry": False, "who": "zoë"}
+
+
 @pytest.fixture
 def exportable(sessions):
     day = datetime(2026, 11, 1, 12, 0, 0, 250_000, tzinfo=UTC)
     with sessions.begin() as s:
-        ledger.record(s, make_request(task="code"),
+        ledger.record(s, make_request(task="code", metadata=EXPORTED_METADATA),
                       make_summary("r-priced", at=day, cost_micros=1_234,
                                    price_version="pv1"), T0)
         ledger.record(s, make_request(source="chat"),
@@ -298,6 +302,8 @@ def test_usage_export_csv(monkeypatch, exportable):
         "10", "5", "20")
     assert (rows[1]["cost_usd"], rows[1]["fallback_used"]) == ("2.500000", "true")
     assert (rows[2]["cost_usd"], rows[2]["priced"]) == ("", "false")
+    assert json.loads(first["metadata"]) == EXPORTED_METADATA
+    assert [r["metadata"] for r in rows[1:]] == ["", ""]  # none sent
 
 
 def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
@@ -310,10 +316,25 @@ def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
     assert [o["cost_usd"] for o in objs] == ["0.001234", "2.500000"]
     assert objs[0]["priced"] is True and objs[0]["error_class"] is None
     assert objs[0]["time"] == "2026-11-01T12:00:00.250000Z"
+    assert (objs[0]["metadata"], objs[1]["metadata"]) == (EXPORTED_METADATA, None)
+    assert list(objs[0]) == [name for name, _ in usage.EXPORT_COLUMNS]
     code, out, _ = run("usage", "export", "--format", "json",
                        "--since", "2026-11-02")
     (only,) = [json.loads(line) for line in out.splitlines()]
     assert (only["request_id"], only["cost_usd"], only["priced"]) == ("r-unpriced", None, False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_filtered_usage_export_carries_metadata_too(monkeypatch, exportable, fmt):
+    # Filters take the Analytics query path (iter_filtered_requests), not the plain one.
+    code, out, _ = run("usage", "export", "--format", fmt, "--task", "code")
+    assert code == 0
+    if fmt == "json":
+        (only,) = [json.loads(line) for line in out.splitlines()]
+    else:
+        (only,) = list(csv.DictReader(io.StringIO(out)))
+        only["metadata"] = json.loads(only["metadata"])
+    assert (only["request_id"], only["metadata"]) == ("r-priced", EXPORTED_METADATA)
 
 
 def test_usage_export_of_empty_range_is_just_the_header(monkeypatch, exportable):
