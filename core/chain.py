@@ -270,7 +270,7 @@ class ChainWalker:
             # No usage from a cut or stopped stream: bill an estimate rather than nothing.
             usage = Usage(estimate_prompt_tokens(call.messages), max(1, len(call.text) // 4))
         usage = usage or Usage()
-        cost, _version = run.book.cost_micros(target.model_id, usage, run.at)
+        cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
         if error is None and not run.stopped:
             self._breakers.record_success(cand.deployment)
             run.served, run.finish_reason = target, call.finish
@@ -304,5 +304,6 @@ class ChainWalker:
                 usage=usage,
                 cost_micros=cost,
                 priced=cost is not None,
+                price_version=price_version,
             )
         )

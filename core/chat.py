@@ -112,9 +112,10 @@ class Attempt:
     status_code: int | None = None
     error_class: str | None = None
     error_message: str | None = None  # redacted: never a key
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # this attempt's own tokens, not the request's running total
     cost_micros: int | None = 0  # None when the model is unpriced
     priced: bool = True
+    price_version: str | None = None  # the price that costed this attempt; None: unpriced
 
 
 @dataclass(frozen=True)

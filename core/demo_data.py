@@ -191,7 +191,7 @@ class _Generator:
             "error_class": "AllModelsFailed" if status == "failed" else
             "NoKey" if status == "no-key" else None,
             "error_message": "Synthetic failure (demo data)." if served is None else None,
-            "attempt_count": len(attempts),
+            "attempt_count": len(attempts), "request_metadata": None,
         }
         return row, attempts
 
@@ -206,6 +206,8 @@ def _attempt(rid: str, seq: int, at: datetime, model: str, outcome: str, code: i
         "error_message": None if outcome == "ok" else "Synthetic upstream error (demo data).",
         "latency_ms": latency, "ttft_ms": ttft, "prompt_tokens": prompt,
         "completion_tokens": completion, "cost_micros": cost, "priced": cost is not None,
+        "cached_tokens": 0, "reasoning_tokens": 0,
+        "price_version": MARKER if cost is not None else None,
     }
 
 

@@ -112,6 +112,8 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         "error_class": _clip(type(error).__name__, 64) if error else None,
         "error_message": _clip(error.message, MAX_ERROR_CHARS) if error else None,
         "attempt_count": len(summary.attempts),
+        # NULL, not {}, when nothing was sent: "no metadata" is one value in queries.
+        "request_metadata": dict(request.metadata) or None,
     }
 
 
@@ -134,6 +136,10 @@ def _attempt_values(request_id: str, seq: int, attempt: Attempt) -> dict[str, An
         "completion_tokens": attempt.usage.completion_tokens,
         "cost_micros": attempt.cost_micros if priced else None,
         "priced": priced,
+        "cached_tokens": attempt.usage.cached_tokens,
+        "reasoning_tokens": attempt.usage.reasoning_tokens,
+        # Like cost: an unpriced attempt names no price, whatever the caller left set.
+        "price_version": _clip(attempt.price_version, 64) if priced else None,
     }
 
 

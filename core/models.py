@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -318,6 +319,9 @@ class RequestRow(Base):
     error_class: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The /v1 caller's `metadata` object (validated small and flat); NULL when none was
+    # sent. Named so because `metadata` is reserved on declarative models.
+    request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AttemptRow(Base):
@@ -345,6 +349,10 @@ class AttemptRow(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_micros: Mapped[int | None] = mapped_column(BigInteger)
     priced: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Added in 0007 to a populated table: the server default gives old rows 0.
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    price_version: Mapped[str | None] = mapped_column(String(64))  # NULL when unpriced
 
 
 class Alert(Base):

@@ -47,6 +47,12 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 USER_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
 MAX_TOKENS_LIMIT = 2**31 - 1  # keeps worst-case reservations inside a 64-bit column
 MAX_STOP_SEQUENCES = 4
+# `metadata` is stored on every ledger row, so it stays small and flat: OpenAI's own
+# limits (16 keys of up to 64 characters, string values of up to 512), plus scalars.
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+_INT64 = 2**63
 AUTO = "auto"
 _TOOLS_UNSUPPORTED = (
     "Tool and function calling is not supported through Switchboard yet; the gateway "
@@ -252,6 +258,37 @@ def _stop(body: Mapping[str, Any]) -> str | list[str] | None:
     return list(raw)
 
 
+def _metadata_value(key: str, value: Any) -> None:
+    field = f"metadata.{key}"
+    if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_CHARS:
+        raise InvalidInput(
+            f"`{field}` can be at most {MAX_METADATA_VALUE_CHARS} characters; got {len(value)}."
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        raise InvalidInput(f"`{field}` is too large for a 64-bit number; send it as a string.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"`{field}` is too large a number; send it as a string.")
+    if isinstance(value, list | dict):
+        raise _wrong(field, "a string, number, boolean or null (metadata is flat)", value)
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The caller's labels for the ledger: a small flat object, or None when absent."""
+    raw = _opt_object(body, "metadata")
+    if not raw:
+        return None
+    if len(raw) > MAX_METADATA_KEYS:
+        raise InvalidInput(f"`metadata` can hold at most {MAX_METADATA_KEYS} keys; got {len(raw)}.")
+    for key, value in raw.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY_CHARS:
+            raise InvalidInput(
+                f"`metadata` keys must be 1 to {MAX_METADATA_KEY_CHARS} characters; "
+                f"one has {len(key)}."
+            )
+        _metadata_value(key, value)
+    return raw
+
+
 def _unsupported(body: Mapping[str, Any]) -> None:
     for name in ("tools", "functions"):
         if body.get(name):  # an empty list is harmless and some clients always send one
@@ -299,7 +336,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
     profile = _opt_str(body, "profile") or None
     if profile is not None and len(profile) > 64:
         raise InvalidInput("`profile` can be at most 64 characters.")
-    metadata = _opt_object(body, "metadata")
+    metadata = _metadata(body)
     request = ChatRequest(
         caller=caller,
         messages=messages,

@@ -278,6 +278,56 @@ async def test_bad_profile_is_400_and_sends_nothing(
     assert fake_openai.count() == 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_metadata_is_stored_on_the_request_row(
+    api: Api, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    # At every limit at once: 16 keys, a 64-character key, a 512-character value.
+    metadata: dict[str, Any] = {"ticket": "OPS-12", "run": 3, "ratio": 0.5, "dry": False,
+                                "note": None, "k" * 64: "ü" * 512}
+    metadata.update({f"tag{i}": str(i) for i in range(16 - len(metadata))})
+    r = await api.chat({"model": MINI, "messages": HI, "stream": stream, "metadata": metadata})
+    assert r.status_code == 200, r.text
+    [row] = api.ledger()
+    assert row.request_metadata == metadata
+    # Metadata is for the ledger only: it never goes upstream.
+    assert "metadata" not in fake_openai.requests("gpt-4o-mini")[0].body
+
+
+BAD_METADATA = [
+    ("not an object", "labels", "`metadata` must be an object, not a string"),
+    ("too many keys", {f"k{i}": "v" for i in range(17)}, "at most 16 keys; got 17"),
+    ("empty key", {"": "v"}, "keys must be 1 to 64 characters"),
+    ("long key", {"k" * 65: "v"}, "keys must be 1 to 64 characters; one has 65"),
+    ("long value", {"k": "v" * 513}, "`metadata.k` can be at most 512 characters; got 513"),
+    ("nested object", {"k": {"a": 1}}, "`metadata.k` must be a string, number, boolean or null"),
+    ("array value", {"k": [1]}, "not an array"),
+    ("huge int", {"k": 2**63}, "`metadata.k` is too large"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "hint"), [(m, h) for _, m, h in BAD_METADATA],
+                         ids=[name for name, _, _ in BAD_METADATA])
+async def test_bad_metadata_is_400_and_nothing_is_sent_or_recorded(
+    api: Api, fake_openai: FakeOpenAI, metadata: Any, hint: str
+) -> None:
+    r = await api.chat({"model": MINI, "messages": HI, "metadata": metadata})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and hint in err["message"], err
+    assert fake_openai.count() == 0
+    assert api.ledger() == []
+
+
+async def test_metadata_too_large_a_float_is_400(api: Api) -> None:
+    # json.loads reads 1e400 as infinity, which no JSON column can store.
+    content = b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],' \
+              b' "metadata": {"k": 1e400}}'
+    r = await api.client.post("/v1/chat/completions", content=content, headers=api.auth)
+    assert r.status_code == 400 and "`metadata.k` is too large" in r.text, r.text
+    assert api.ledger() == []
+
+
 async def test_fallback_names_the_model_that_answered(
     api: Api, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -469,6 +519,7 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any], str]] = [
     ("stop type", {"messages": HI, "stop": 7}, "`stop`"),
     ("fallbacks type", {"messages": HI, "fallbacks": "x"}, "`fallbacks`"),
     ("metadata type", {"messages": HI, "metadata": [1]}, "`metadata`"),
+    ("metadata nested", {"messages": HI, "metadata": {"a": {"b": 1}}}, "`metadata.a`"),
     ("tools", {"messages": HI, "tools": [{"type": "function"}]}, "tools"),
     ("auto without route", {"messages": HI}, "No route"),
 ]

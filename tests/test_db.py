@@ -99,6 +99,41 @@ def test_models_and_migrations_agree(db_engine: Engine) -> None:
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
 
 
+def test_0007_gives_existing_ledger_rows_zero_tokens_and_null_versions(db_url: str) -> None:
+    """Rows written before 0007 survive it with 0 tokens and NULL price version / metadata."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = db.make_engine(db_url)
+    try:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+        cfg.attributes["engine"] = engine
+        command.upgrade(cfg, "0006")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO requests (id, at, username, source, task, requested_model, "
+                "route_source, chain, prompt_tokens, completion_tokens, cached_tokens, "
+                "reasoning_tokens, priced, latency_ms, status, fallback_used, attempt_count) "
+                "VALUES ('old', :at, 'alice', 'api', '', 'm/x', 'org', '[]', 1, 2, 0, 0, "
+                ":t, 5, 'success', :f, 1)"), {"at": T0.replace(tzinfo=None), "t": True,
+                                               "f": False})
+            conn.execute(text(
+                "INSERT INTO attempts (request_id, seq, at, model, provider, outcome, "
+                "latency_ms, prompt_tokens, completion_tokens, priced) "
+                "VALUES ('old', 1, :at, 'm/x', 'm', 'ok', 5, 1, 2, :t)"),
+                {"at": T0.replace(tzinfo=None), "t": True})
+        assert db.upgrade_database(engine) == db.head_revision()
+        with engine.connect() as conn:
+            attempt = conn.execute(text(
+                "SELECT cached_tokens, reasoning_tokens, price_version FROM attempts")).one()
+            metadata = conn.execute(text("SELECT request_metadata FROM requests")).scalar()
+        assert tuple(attempt) == (0, 0, None)
+        assert metadata is None
+    finally:
+        engine.dispose()
+
+
 # --------------------------------------------------------------------------- users
 
 

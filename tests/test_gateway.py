@@ -9,7 +9,7 @@ import pytest
 
 from core.chat import STATUS_FALLBACK, STATUS_SUCCESS
 from core.errors import AllModelsFailed, ContentRefused, ContextTooLong, NoKey, NotFound
-from tests.fakes import ContentFilter, ContextLength, Reset, Status
+from tests.fakes import ContentFilter, ContextLength, Reply, Reset, Status
 from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
 
 
@@ -28,6 +28,41 @@ async def test_success_is_recorded_with_exact_cost(rig):
     assert (row.id, row.status, row.served_model, row.cost_micros) == (
         s.request_id, "success", GPT, expected)
     assert rig.openai.requests("gpt-4o")[0].key_last4 == OPENAI_KEY[-4:]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_each_attempt_row_has_its_own_cached_reasoning_tokens_and_price(rig, stream):
+    """A failed gpt-4o attempt and a served mini attempt, each priced by its own price."""
+    from datetime import timedelta
+
+    from core.pricing import set_price_override
+
+    with rig.sessions.begin() as s:
+        override = set_price_override(
+            s, MINI, Decimal("1"), Decimal("2"), rig.clock.now - timedelta(days=1),
+            actor="test", now=rig.clock.now, known_model=lambda m: True)
+    rig.gateway.refresh()
+    rig.openai.script("gpt-4o", Status(400))
+    rig.openai.script("gpt-4o-mini", Reply(cached_tokens=3, reasoning_tokens=2))
+    request = rig.request(GPT, stream=stream, fallbacks=(MINI,),
+                          messages=({"role": "user", "content": "one two three four five"},))
+    if stream:
+        _, s = await collect(rig.gateway, request)
+    else:
+        s = (await rig.gateway.complete(request)).summary
+    assert s.model == MINI
+    [row] = rig.rows()  # flushes the ledger writer
+    failed, served = rig.attempts(s.request_id)
+    assert (failed["model"], failed["outcome"]) == (GPT, "error")
+    assert (failed["cached_tokens"], failed["reasoning_tokens"]) == (0, 0)
+    assert failed["price_version"] == rig.catalog.price_version  # priced, at 0 tokens
+    assert (served["model"], served["outcome"]) == (MINI, "ok")
+    assert (served["cached_tokens"], served["reasoning_tokens"]) == (3, 2)
+    assert served["price_version"] == f"override:{override.id}"
+    # The override bills cached and reasoning tokens at its plain input and output prices.
+    assert served["cost_micros"] == served["prompt_tokens"] * 1 + served["completion_tokens"] * 2
+    assert (row.cached_tokens, row.reasoning_tokens, row.price_version) == (
+        3, 2, f"override:{override.id}")
 
 
 @pytest.mark.parametrize("code", [408, 429, 500, 502, 503, 504])

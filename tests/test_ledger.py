@@ -49,14 +49,14 @@ def fallback_summary() -> Summary:
     attempts = (
         Attempt("openai/gpt-4o", "openai", "error", T0, latency_ms=300, key_source="org",
                 status_code=503, error_class="ServiceUnavailable", error_message="overloaded",
-                cost_micros=None, priced=False),
+                cost_micros=None, priced=False, price_version="stray"),  # unpriced: not kept
         Attempt("openai/gpt-4o", "openai", "error", T0 + timedelta(seconds=1), latency_ms=250,
                 key_source="org", status_code=503, error_class="ServiceUnavailable",
-                error_message="still overloaded", cost_micros=0),
+                error_message="still overloaded", cost_micros=0, price_version="pv-older"),
         Attempt("anthropic/claude-sonnet-4", "anthropic", "ok", T0 + timedelta(seconds=2),
                 latency_ms=900, ttft_ms=120, key_source="team",
                 usage=Usage(1200, 300, cached_tokens=1000, reasoning_tokens=50),
-                cost_micros=8_100),
+                cost_micros=8_100, price_version="litellm-1.90.7+2026-10"),
     )
     return Summary(
         request_id="req-fallback", requested_model="openai/gpt-4o",
@@ -73,7 +73,8 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
     # Both backends: the multi-row INSERT applies each column's own bind processing.
     sessions = replicas[0]
     request = make_request(task="summarise", source="chat", profile="terse",
-                           conversation_id="conv-1", model="openai/gpt-4o")
+                           conversation_id="conv-1", model="openai/gpt-4o",
+                           metadata={"ticket": "T-1", "run": 3, "ok": True})
     with sessions.begin() as s:
         ledger.record(s, request, fallback_summary(), T0 + timedelta(seconds=5))
     with sessions() as s:
@@ -91,7 +92,7 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "cost_micros": 8_100, "priced": True, "price_version": "litellm-1.90.7+2026-10",
         "latency_ms": 1450, "ttft_ms": 1370, "status": STATUS_FALLBACK, "fallback_used": True,
         "finish_reason": "stop", "error_class": None, "error_message": None,
-        "attempt_count": 3,
+        "attempt_count": 3, "request_metadata": {"ticket": "T-1", "run": 3, "ok": True},
     }
     assert [(a["seq"], a["model"], a["outcome"]) for a in attempts] == [
         (1, "openai/gpt-4o", "error"), (2, "openai/gpt-4o", "error"),
@@ -103,13 +104,16 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "provider": "openai", "key_source": "org", "outcome": "error", "status_code": 503,
         "error_class": "ServiceUnavailable", "error_message": "overloaded", "latency_ms": 300,
         "ttft_ms": None, "prompt_tokens": 0, "completion_tokens": 0, "cost_micros": None,
-        "priced": False,
+        "priced": False, "cached_tokens": 0, "reasoning_tokens": 0, "price_version": None,
     }
     assert attempts[1]["cost_micros"] == 0 and attempts[1]["priced"] is True
+    assert attempts[1]["price_version"] == "pv-older"
     assert (last["at"], last["key_source"], last["ttft_ms"]) == (T0 + timedelta(seconds=2),
                                                                  "team", 120)
     assert (last["prompt_tokens"], last["completion_tokens"], last["cost_micros"]) == (
         1200, 300, 8_100)
+    assert (last["cached_tokens"], last["reasoning_tokens"], last["price_version"]) == (
+        1000, 50, "litellm-1.90.7+2026-10")
 
 
 def test_failure_records_error_class_and_truncated_message(sessions):
@@ -123,6 +127,18 @@ def test_failure_records_error_class_and_truncated_message(sessions):
     assert (row["at"], row["attempt_count"], row["served_model"]) == (T0, 0, None)
     assert row["error_class"] == "AllModelsFailed"
     assert row["error_message"].startswith("boom ") and len(row["error_message"]) == 2000
+
+
+@pytest.mark.parametrize("metadata", [{}, {"k": "v"}])
+def test_metadata_is_sql_null_when_none_was_sent(replicas, metadata):
+    # SQL NULL, not the JSON text 'null', so `IS NULL` finds requests without metadata.
+    sessions = replicas[0]
+    with sessions.begin() as s:
+        ledger.record(s, make_request(metadata=metadata), make_summary("r1"), T0)
+    with sessions() as s:
+        missing = s.scalar(select(func.count()).where(RequestRow.request_metadata.is_(None)))
+        stored = s.scalar(select(RequestRow.request_metadata))
+    assert (missing, stored) == ((1, None) if not metadata else (0, metadata))
 
 
 @pytest.mark.parametrize("cost", [None, 0, 55])
@@ -251,11 +267,15 @@ def run(*argv: str) -> tuple[int, str, str]:
     return run_cli(*argv)
 
 
+# A comma, a quote and non-ASCII: the CSV cell must still read back as this JSON.
+EXPORTED_METADATA = {"ticket": "OPS-1, \"urgent\"", "run": 3, "dry": False, "who": "zoë"}
+
+
 @pytest.fixture
 def exportable(sessions):
     day = datetime(2026, 11, 1, 12, 0, 0, 250_000, tzinfo=UTC)
     with sessions.begin() as s:
-        ledger.record(s, make_request(task="code"),
+        ledger.record(s, make_request(task="code", metadata=EXPORTED_METADATA),
                       make_summary("r-priced", at=day, cost_micros=1_234,
                                    price_version="pv1"), T0)
         ledger.record(s, make_request(source="chat"),
@@ -282,6 +302,8 @@ def test_usage_export_csv(monkeypatch, exportable):
         "10", "5", "20")
     assert (rows[1]["cost_usd"], rows[1]["fallback_used"]) == ("2.500000", "true")
     assert (rows[2]["cost_usd"], rows[2]["priced"]) == ("", "false")
+    assert json.loads(first["metadata"]) == EXPORTED_METADATA
+    assert [r["metadata"] for r in rows[1:]] == ["", ""]  # none sent
 
 
 def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
@@ -294,10 +316,25 @@ def test_usage_export_json_lines_with_until_inclusive(monkeypatch, exportable):
     assert [o["cost_usd"] for o in objs] == ["0.001234", "2.500000"]
     assert objs[0]["priced"] is True and objs[0]["error_class"] is None
     assert objs[0]["time"] == "2026-11-01T12:00:00.250000Z"
+    assert (objs[0]["metadata"], objs[1]["metadata"]) == (EXPORTED_METADATA, None)
+    assert list(objs[0]) == [name for name, _ in usage.EXPORT_COLUMNS]
     code, out, _ = run("usage", "export", "--format", "json",
                        "--since", "2026-11-02")
     (only,) = [json.loads(line) for line in out.splitlines()]
     assert (only["request_id"], only["cost_usd"], only["priced"]) == ("r-unpriced", None, False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_filtered_usage_export_carries_metadata_too(monkeypatch, exportable, fmt):
+    # Filters take the Analytics query path (iter_filtered_requests), not the plain one.
+    code, out, _ = run("usage", "export", "--format", fmt, "--task", "code")
+    assert code == 0
+    if fmt == "json":
+        (only,) = [json.loads(line) for line in out.splitlines()]
+    else:
+        (only,) = list(csv.DictReader(io.StringIO(out)))
+        only["metadata"] = json.loads(only["metadata"])
+    assert (only["request_id"], only["metadata"]) == ("r-priced", EXPORTED_METADATA)
 
 
 def test_usage_export_of_empty_range_is_just_the_header(monkeypatch, exportable):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,6 +50,7 @@ EXPORT_COLUMNS: Final = (
     ("status", "status"),
     ("fallback_used", "fallback_used"),
     ("error_class", "error_class"),
+    ("metadata", "request_metadata"),  # last, so older CSV readers keep their columns
 )
 SUMMARY_COLUMNS: Final = (
     "kind", "name", "requests", "tokens", "cost_usd", "unpriced_requests"
@@ -79,6 +81,8 @@ def export_record(row: dict[str, Any]) -> dict[str, Any]:
 def csv_cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, dict):  # request metadata: one JSON cell, as the JSON export has it
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, bool):  # lowercase like the JSON, so both exports agree
         return "true" if value else "false"
     return value

@@ -35,6 +35,11 @@ class Reply:
     error_after: int | None = None  # provider-shaped in-stream error event, then close
     omit_done: bool = False  # finish + usage, but no [DONE] / message_stop
     chunked: bool = True  # False: close-delimited body (no Transfer-Encoding)
+    # Usage details, as OpenAI reports them (prompt_tokens_details.cached_tokens,
+    # completion_tokens_details.reasoning_tokens); subsets of the prompt and completion.
+    # The OpenAI fake only: Anthropic's fake reports plain input/output tokens.
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.tokens is not None:

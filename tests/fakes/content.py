@@ -67,6 +67,8 @@ class Turn:
     finish_reason: str  # raw provider value
     include_usage: bool
     body: Mapping[str, Any]
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def text(self) -> str:

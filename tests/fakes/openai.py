@@ -170,11 +170,17 @@ class FakeOpenAI(FakeProvider):
     # --- answers -------------------------------------------------------------------
 
     def _usage(self, turn: Turn, completion_tokens: int) -> dict[str, Any]:
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": turn.prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": turn.prompt_tokens + completion_tokens,
         }
+        # Details only when scripted, so every other test sees the same bodies as before.
+        if turn.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": turn.cached_tokens}
+        if turn.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": turn.reasoning_tokens}
+        return usage
 
     def completion(self, turn: Turn) -> dict[str, Any]:
         return {

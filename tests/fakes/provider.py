@@ -432,6 +432,8 @@ class FakeProvider(ABC):
             finish_reason=reply.finish_reason or self.finish_reasons.get(finish, finish),
             include_usage=self.include_usage(body),
             body=body,
+            cached_tokens=reply.cached_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
         )
         return reply, turn
 

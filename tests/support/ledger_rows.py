@@ -26,6 +26,7 @@ def request_row(at: datetime, **kw: Any) -> dict[str, Any]:
         "cost_micros": 1000, "priced": True, "price_version": "test", "latency_ms": 500,
         "ttft_ms": 100, "status": "success", "fallback_used": False, "finish_reason": "stop",
         "error_class": None, "error_message": None, "attempt_count": 1,
+        "request_metadata": None,
     }
     row.update(kw)
     if row["cost_micros"] is None:
@@ -43,6 +44,8 @@ def attempt_row(request: dict[str, Any], seq: int = 1, **kw: Any) -> dict[str, A
         "prompt_tokens": request["prompt_tokens"],
         "completion_tokens": request["completion_tokens"],
         "cost_micros": request["cost_micros"], "priced": request["priced"],
+        "cached_tokens": request["cached_tokens"], "reasoning_tokens": request["reasoning_tokens"],
+        "price_version": request["price_version"] if request["priced"] else None,
     }
     row.update(kw)
     return row
