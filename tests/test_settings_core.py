@@ -268,8 +268,13 @@ def test_import_env_cli_imports_keys_and_default_model(sessions, monkeypatch):
     # Again: existing org settings are kept unless --replace.
     code, out, _ = run_cli("import-env", "--model", "openai/gpt-4o-mini")
     assert code == 0 and "Skipped openai" in out and "Skipped route" in out
+    assert run_cli("route", "set", "--org", "--total-timeout", "42", "--retries", "0")[0] == 0
     code, out, _ = run_cli("import-env", "--model", "openai/gpt-4o-mini", "--replace")
     assert code == 0 and "default model to openai/gpt-4o-mini" in out
+    with sessions() as s:  # a new default model keeps the route's options
+        route = routes.get_route(s, scope="org", scope_id=ORG_OWNER_ID)
+        assert route is not None and route.models == ["openai/gpt-4o-mini", "openai/gpt-4o"]
+        assert (route.options["total_timeout_s"], route.options["max_retries"]) == (42, 0)
 
 
 def test_import_env_refuses_bad_input_and_changes_nothing(sessions, monkeypatch):
