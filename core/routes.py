@@ -130,8 +130,9 @@ def check_options(options: RouteOptions) -> None:
         )
     w = options.weights
     values = (w.price, w.latency, w.quality, w.preference)
-    if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
-        raise InvalidInput("Weights must be zero or more, and at least one above zero.")
+    # 0..1 each, as the settings page edits them; the score only compares models.
+    if not all(math.isfinite(v) and 0 <= v <= 1 for v in values) or sum(values) <= 0:
+        raise InvalidInput("Weights must be from 0 to 1 each, and at least one above zero.")
 
 
 def validate_chain(models: Sequence[str], known_model: Callable[[str], bool]) -> tuple[str, ...]:
