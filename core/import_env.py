@@ -96,8 +96,10 @@ def import_env(
                                      f"{current.models[0]} (use replace)."))
         else:
             rest = [m for m in (current.models if current else []) if m != chosen]
+            # A new default model keeps the route's options (timeouts, weights, ...).
+            kept = routes.RouteOptions.from_json(current.options) if current else None
             routes.set_route(session, scope="org", scope_id=ORG_OWNER_ID,
                              models=[chosen, *rest][: routes.MAX_CHAIN], known_model=known_model,
-                             actor=actor, now=now)
+                             actor=actor, now=now, options=kept)
             set_model = chosen
     return ImportResult(tuple(imported), tuple(skipped), set_model)

@@ -25,12 +25,10 @@ from core.errors import InvalidInput, NotFound
 from core.ledger import ModelStats
 from core.models import PreferenceRefusal, RouteRow
 from core.profiles import ProfileInfo
-from core.routes import RouteOptions, Weights
+from core.routes import RouteOptions
 from core.targets import TargetResolver
 
 DEFAULT_TASKS: Final = ("outline", "chapter", "dialogue", "refine", "code", "translation", "chat")
-MAX_TEMPERATURE: Final = 2.0
-MAX_OUTPUT_TOKENS: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -77,25 +75,6 @@ def routes_for(
     }
 
 
-def check_options(
-    *, temperature: float | None = None, max_tokens: int | None = None,
-    weights: Weights | None = None,
-) -> None:
-    """Refuse out-of-range values with a message that says the allowed range."""
-    if temperature is not None and not 0.0 <= temperature <= MAX_TEMPERATURE:
-        raise InvalidInput(
-            f"Temperature {temperature} is out of range; use a value from 0 to {MAX_TEMPERATURE}."
-        )
-    if max_tokens is not None and not 1 <= max_tokens <= MAX_OUTPUT_TOKENS:
-        raise InvalidInput(
-            f"Max tokens {max_tokens} is out of range; use 1 to {MAX_OUTPUT_TOKENS:,}."
-        )
-    if weights is not None:
-        values = (weights.price, weights.latency, weights.quality, weights.preference)
-        if any(v < 0 for v in values) or sum(values) <= 0:
-            raise InvalidInput("Weights must be zero or more, and at least one above zero.")
-
-
 def save_route(
     session: Session,
     *,
@@ -110,7 +89,7 @@ def save_route(
 ) -> None:
     """Validate, then save one route for the user or their profile (last save wins)."""
     opts = options or RouteOptions()
-    check_options(temperature=opts.temperature, max_tokens=opts.max_tokens, weights=opts.weights)
+    routes.check_options(opts)
     clean_task = task.strip().lower()
     if task and not clean_task:
         raise InvalidInput("The task name is empty. Type a name such as code or outline.")

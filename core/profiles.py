@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import KEY_CHOICES, Profile, ProfileRoute
-from core.routes import KEY_ORDER, RouteOptions, validate_chain
+from core.routes import KEY_ORDER, RouteOptions, check_options, validate_chain
 
 MAX_PROFILES: Final = 20
 KEY_CHOICE_LABELS: Final[Mapping[str, str]] = {
@@ -173,6 +173,7 @@ def set_profile_route(
 ) -> None:
     """Create or replace a profile's route for a task (last save wins), audited."""
     chain = validate_chain(models, known_model)
+    check_options(options or RouteOptions())
     task = task.strip().lower()
     if len(task) > 64:
         raise InvalidInput("A task name can be at most 64 characters.")

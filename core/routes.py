@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,17 @@ from core.models import ORG_OWNER_ID, Profile, ProfileRoute, RouteRow
 
 SCOPES = ("user", "team", "org")
 MAX_CHAIN = 8
+MAX_RETRIES: Final = 5  # per model; the per-deployment retry budget still applies
+MAX_TIMEOUT_S: Final = 3600.0  # an hour: longer is a hung request, not a slow one
+MAX_TEMPERATURE: Final = 2.0
+MAX_OUTPUT_TOKENS: Final = 1_000_000
+# Option field -> the words a person sees in a refusal.
+TIMEOUT_NAMES: Final = {
+    "connect_timeout_s": "connect timeout",
+    "first_token_timeout_s": "first-token timeout",
+    "idle_timeout_s": "stream idle timeout",
+    "total_timeout_s": "total timeout",
+}
 # Which key sources a request may use, in order, per profile keys choice.
 DEFAULT_KEY_ORDER: tuple[str, ...] = ("own", "team", "org", "env")
 KEY_ORDER: Mapping[str, tuple[str, ...]] = {
@@ -95,6 +106,35 @@ class ResolvedRoute:
     profile: str | None = None
 
 
+def check_options(options: RouteOptions) -> None:
+    """Refuse out-of-range options with a message that says the allowed range."""
+    for name, words in TIMEOUT_NAMES.items():
+        seconds = getattr(options, name)
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
+            raise InvalidInput(
+                f"The {words} {seconds:g} s is out of range; use more than 0 and at most "
+                f"{MAX_TIMEOUT_S:g} seconds."
+            )
+    if not 0 <= options.max_retries <= MAX_RETRIES:
+        raise InvalidInput(
+            f"Retries {options.max_retries} is out of range; use 0 to {MAX_RETRIES}."
+        )
+    t = options.temperature
+    if t is not None and not (math.isfinite(t) and 0.0 <= t <= MAX_TEMPERATURE):
+        raise InvalidInput(
+            f"Temperature {t} is out of range; use a value from 0 to {MAX_TEMPERATURE}."
+        )
+    if options.max_tokens is not None and not 1 <= options.max_tokens <= MAX_OUTPUT_TOKENS:
+        raise InvalidInput(
+            f"Max tokens {options.max_tokens} is out of range; use 1 to {MAX_OUTPUT_TOKENS:,}."
+        )
+    w = options.weights
+    values = (w.price, w.latency, w.quality, w.preference)
+    # 0..1 each, as the settings page edits them; the score only compares models.
+    if not all(math.isfinite(v) and 0 <= v <= 1 for v in values) or sum(values) <= 0:
+        raise InvalidInput("Weights must be from 0 to 1 each, and at least one above zero.")
+
+
 def validate_chain(models: Sequence[str], known_model: Callable[[str], bool]) -> tuple[str, ...]:
     chain = tuple(m.strip() for m in models if m.strip())
     if not chain:
@@ -126,10 +166,15 @@ def set_route(
     task: str = "",
     options: RouteOptions | None = None,
 ) -> None:
-    """Create or replace a route (last save wins) and audit it."""
+    """Create or replace a route (last save wins) and audit it.
+
+    ``options`` replaces the stored options whole: to change one, pass the saved
+    options with that one replaced (``dataclasses.replace``), not fresh defaults.
+    """
     if scope not in SCOPES:
         raise InvalidInput(f"Unknown route scope {scope!r}; use user, team or org.")
     chain = validate_chain(models, known_model)
+    check_options(options or RouteOptions())
     task = task.strip().lower()
     if len(task) > 64:
         raise InvalidInput("A task name can be at most 64 characters.")

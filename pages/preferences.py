@@ -9,7 +9,7 @@ from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.models import KEY_CHOICES
 from core.profiles import KEY_CHOICE_LABELS
-from core.routes import MAX_CHAIN, RouteOptions, Weights
+from core.routes import MAX_CHAIN, MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
 from ui import settings, state
 from ui.resources import services
 from ui.session import current_user
@@ -184,8 +184,32 @@ if cost:
     st.caption(f"Score = price × {w.price:.2f} + latency × {w.latency:.2f} + quality × "
                f"{w.quality:.2f} + preference × {w.preference:.2f}; each part is 0..1, "
                "higher is better.")
+with st.expander("Timeouts, retries and content refusals"):
+    st.caption("Seconds. A timed-out model is not retried; the next one in the chain is tried "
+               "while the total time allows.")
+    cols = st.columns(4)
+    timeouts = {
+        name: float(col.number_input(label, 0.0, MAX_TIMEOUT_S, float(getattr(opts, name)),
+                                     1.0, key=key))
+        for col, (name, label, key) in zip(cols, (
+            ("connect_timeout_s", "Connect", "t_connect"),
+            ("first_token_timeout_s", "First token", "t_first"),
+            ("idle_timeout_s", "Stream idle", "t_idle"),
+            ("total_timeout_s", "Total", "t_total"),
+        ), strict=True)
+    }
+    r1, r2 = st.columns(2)
+    retries = r1.number_input(f"Retries per model (0-{MAX_RETRIES})", 0, MAX_RETRIES,
+                              opts.max_retries, 1, key="max_retries",
+                              help="On a transient error (429, 5xx, reset), with backoff.")
+    content_failover = r2.toggle("Fail over on a content refusal",
+                                 value=opts.content_refusal_failover, key="content_failover",
+                                 help="Off: the provider's refusal is returned as the answer.")
+# Only what this section edits changes; other saved options (provider order, ...) stay.
 edited = RouteOptions.from_json({**opts.to_json(), "auto_fallback": auto,
-                                 "cost_optimised": cost, "weights": vars(weights)})
+                                 "cost_optimised": cost, "weights": vars(weights), **timeouts,
+                                 "max_retries": int(retries),
+                                 "content_refusal_failover": content_failover})
 
 prices = {}
 for m in draft:

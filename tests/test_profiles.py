@@ -85,6 +85,17 @@ def test_profile_names_are_validated_and_unique_per_user(sessions):
     _profile(sessions, other.id, "Work")  # another user may use the same name
 
 
+def test_profile_route_options_are_range_checked(sessions):
+    user = add_user(sessions, "pat")
+    work = _profile(sessions, user.id, "Work")
+    with pytest.raises(InvalidInput, match="Retries 9 is out of range"), sessions.begin() as s:
+        profiles.set_profile_route(s, profile_id=work.id, models=[GPT],
+                                   known_model=lambda m: True, actor="t", now=utc_now(),
+                                   options=routes.RouteOptions(max_retries=9))
+    with sessions() as s:
+        assert s.scalar(select(ProfileRoute)) is None
+
+
 def test_deleting_a_profile_removes_its_routes(sessions):
     user = add_user(sessions, "pat")
     work = _profile(sessions, user.id, "Work")

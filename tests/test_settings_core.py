@@ -70,11 +70,22 @@ def test_route_options_are_range_checked_and_nothing_is_saved(sessions):
         (RouteOptions(temperature=2.5), "Temperature 2.5 is out of range"),
         (RouteOptions(max_tokens=0), "Max tokens 0 is out of range"),
         (RouteOptions(weights=routes.Weights(0, 0, 0, 0)), "at least one above zero"),
+        (RouteOptions(total_timeout_s=0), "The total timeout 0 s is out of range"),
+        (RouteOptions(connect_timeout_s=-1), "The connect timeout -1 s is out of range"),
+        (RouteOptions(idle_timeout_s=float("nan")), "stream idle timeout nan s"),
+        (RouteOptions(first_token_timeout_s=3601), "at most 3600 seconds"),
+        (RouteOptions(max_retries=6), "Retries 6 is out of range; use 0 to 5"),
+        (RouteOptions(max_retries=-1), "Retries -1 is out of range"),
     ]:
         with pytest.raises(InvalidInput, match=message), sessions.begin() as s:
             preferences.save_route(s, user_id=user.id, profile=None, models=[GPT],
                                    known_model=lambda m: True, actor="pat", now=utc_now(),
                                    options=options)
+        # Every path that saves a route checks, not only the settings page's.
+        with pytest.raises(InvalidInput, match=message), sessions.begin() as s:
+            routes.set_route(s, scope="org", scope_id=ORG_OWNER_ID, models=[GPT],
+                             known_model=lambda m: True, actor="cli", now=utc_now(),
+                             options=options)
     with pytest.raises(InvalidInput, match="at least one model"), sessions.begin() as s:
         preferences.save_route(s, user_id=user.id, profile=None, models=[],
                                known_model=lambda m: True, actor="pat", now=utc_now())
@@ -257,8 +268,13 @@ def test_import_env_cli_imports_keys_and_default_model(sessions, monkeypatch):
     # Again: existing org settings are kept unless --replace.
     code, out, _ = run_cli("import-env", "--model", "openai/gpt-4o-mini")
     assert code == 0 and "Skipped openai" in out and "Skipped route" in out
+    assert run_cli("route", "set", "--org", "--total-timeout", "42", "--retries", "0")[0] == 0
     code, out, _ = run_cli("import-env", "--model", "openai/gpt-4o-mini", "--replace")
     assert code == 0 and "default model to openai/gpt-4o-mini" in out
+    with sessions() as s:  # a new default model keeps the route's options
+        route = routes.get_route(s, scope="org", scope_id=ORG_OWNER_ID)
+        assert route is not None and route.models == ["openai/gpt-4o-mini", "openai/gpt-4o"]
+        assert (route.options["total_timeout_s"], route.options["max_retries"]) == (42, 0)
 
 
 def test_import_env_refuses_bad_input_and_changes_nothing(sessions, monkeypatch):

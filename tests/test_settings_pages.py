@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core import auth, keys, profiles
+from core import auth, keys, profiles, routes
+from core.clock import utc_now
 from core.models import ApiKey, GatewayToken, PreferenceRefusal, ProfileRoute, RouteRow
+from core.routes import RouteOptions
 from tests.conftest import PASSWORD, add_user
 from tests.gateway_support import HAIKU, MINI
 from tests.support.pages import APP, signed_in, texts
@@ -193,6 +195,36 @@ def test_edit_a_chain_and_see_the_preview_change(sessions, app_fakes, monkeypatc
     with sessions() as s:  # the empty chain changed nothing
         assert s.scalar(select(RouteRow.models).where(RouteRow.task == "")) == [
             "openai/gpt-4o", MINI, HAIKU]
+
+
+def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options(
+    sessions, app_fakes
+):
+    user = add_user(sessions, "mia", "member")
+    with sessions.begin() as s:  # options saved elsewhere (CLI, provider order section)
+        routes.set_route(s, scope="user", scope_id=user.id, models=["openai/gpt-4o"],
+                         known_model=lambda m: True, actor="mia", now=utc_now(),
+                         options=RouteOptions(provider_order=("openai",), max_tokens=900,
+                                              idle_timeout_s=7.0))
+    at = signed_in("mia", page="pages/preferences.py")
+    assert at.number_input(key="t_idle").value == 7.0
+    at.number_input(key="t_total").set_value(0.0).run()
+    at.button(key="save_chain").click().run()
+    assert any("The total timeout 0 s is out of range" in e.value for e in at.error)
+    with sessions() as s:  # refused: nothing changed
+        assert s.scalar(select(RouteRow.options))["total_timeout_s"] == 300.0
+
+    at.number_input(key="t_total").set_value(60.0).run()
+    at.number_input(key="max_retries").set_value(0).run()
+    at.toggle(key="content_failover").set_value(True).run()
+    at.button(key="save_chain").click().run()
+    assert not at.error
+    with sessions() as s:
+        saved = RouteOptions.from_json(s.scalar(select(RouteRow.options)))
+    assert (saved.total_timeout_s, saved.max_retries, saved.content_refusal_failover) == (
+        60.0, 0, True)
+    assert (saved.provider_order, saved.max_tokens, saved.idle_timeout_s) == (
+        ("openai",), 900, 7.0)
 
 
 def test_task_route_validates_temperature_and_shows_a_recommendation(sessions, app_fakes):

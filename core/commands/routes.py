@@ -1,8 +1,13 @@
-"""Route commands: `route set` and `route list`."""
+"""Route commands: `route set` and `route list`.
+
+`route set` changes what its flags name and keeps the rest of a saved route: its
+options (timeouts, retries, weights, provider order, ...) survive a new chain.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -10,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from core import auth, endpoints, routes
 from core.catalog import load_catalog
+from core.commands import route_options
 from core.commands.context import CliContext, print_table
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.models import ORG_OWNER_ID, RouteRow, Team, User
+from core.routes import RouteOptions
 from core.targets import TargetResolver
 
 
@@ -32,24 +39,45 @@ def _scope(session: Session, args: argparse.Namespace) -> tuple[str, int, str]:
 
 def cmd_route_set(args: argparse.Namespace, ctx: CliContext) -> int:
     fallbacks = [m.strip() for m in (args.fallback or "").split(",") if m.strip()]
+    if fallbacks and not args.model:
+        raise InvalidInput("--fallback needs --model: give the whole chain, primary model first.")
+    task = (args.task or "").strip().lower()
+    what = f"task {task!r}" if task else "default"
     with ctx.sessions().begin() as session:
         scope, scope_id, label = _scope(session, args)
-        resolver = TargetResolver(load_catalog(), endpoints.list_endpoints(session))
-        options = routes.RouteOptions(cost_optimised=args.cost_optimised)
+        listed = endpoints.list_endpoints(session)
+        catalog = load_catalog()
+        resolver = TargetResolver(catalog, listed)
+        current = routes.get_route(session, scope=scope, scope_id=scope_id, task=task)
+        if args.model:
+            models = [args.model, *fallbacks]
+        elif current is None:
+            raise InvalidInput(f"There is no {what} route for {label} yet; give --model "
+                               "(and --fallback) to create it.")
+        else:
+            models = list(current.models)  # an options-only change keeps the chain
+        # Merge, don't reset: the saved options stay unless a flag changes them.
+        base = (RouteOptions() if current is None or args.reset_options
+                else RouteOptions.from_json(current.options))
+        changes = route_options.option_changes(
+            args, base, {*catalog.providers(), *(e.name for e in listed)})
+        if not (args.model or changes or args.reset_options):
+            raise InvalidInput("Nothing to change: give --model, or an option flag such as "
+                               "--total-timeout (see `switchboard route set --help`).")
+        options = replace(base, **changes)
         routes.set_route(
             session,
             scope=scope,
             scope_id=scope_id,
-            models=[args.model, *fallbacks],
+            models=models,
             known_model=resolver.known,
             actor="cli",
             now=ctx.clock(),
-            task=args.task or "",
+            task=task,
             options=options,
         )
-    chain = " -> ".join([args.model, *fallbacks])
-    what = f"task {args.task!r}" if args.task else "default"
-    ctx.out(f"Set the {what} route for {label}: {chain}.")
+    ctx.out(f"Set the {what} route for {label}: {' -> '.join(models)}.")
+    ctx.out(f"Options: {route_options.describe(options) or 'defaults'}.")
     return 0
 
 
@@ -70,30 +98,32 @@ def cmd_route_list(args: argparse.Namespace, ctx: CliContext) -> int:
             r.scope if r.scope == "org" else f"{r.scope}:{names[r.scope].get(r.scope_id, '?')}",
             r.task or "(default)",
             " -> ".join(r.models),
-            "yes" if r.options.get("cost_optimised") else "no",
+            route_options.describe(RouteOptions.from_json(r.options)) or "(defaults)",
         )
         for r in rows
     ]
-    print_table(ctx, ("SCOPE", "TASK", "CHAIN", "COST-OPTIMISED"), table)
+    # OPTIONS shows only what differs from the defaults, as the flags that set it.
+    print_table(ctx, ("SCOPE", "TASK", "CHAIN", "OPTIONS"), table)
     return 0
 
 
 def register(sub: Any) -> None:
     group = sub.add_parser("route", help="model chains per user, team or organisation")
     actions = group.add_subparsers(dest="route_command", required=True, metavar="ACTION")
-    p = actions.add_parser("set", help="set a route (primary model then fallbacks)")
+    p = actions.add_parser(
+        "set",
+        help="set a route (primary model then fallbacks) and its options",
+        description="Create or change a route. Saved options the flags do not name are kept.",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", metavar="USERNAME")
     who.add_argument("--team", metavar="TEAM")
     who.add_argument("--org", action="store_true", help="the organisation default")
-    p.add_argument("--model", required=True, help="the primary model id")
+    p.add_argument("--model", help="the primary model id (needed for a new route; "
+                   "omitted: keep the saved chain and change only options)")
     p.add_argument("--fallback", help="comma-separated fallback model ids, in order")
     p.add_argument("--task", help="a task name such as code or chat (default: all tasks)")
-    p.add_argument(
-        "--cost-optimised",
-        action="store_true",
-        help="order the chain by price, latency, quality and preference",
-    )
+    route_options.add_option_flags(p)
     p.set_defaults(handler=cmd_route_set)
     p = actions.add_parser("list", help="list routes")
     p.set_defaults(handler=cmd_route_list)
