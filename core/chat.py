@@ -130,7 +130,7 @@ class Summary:
     attempts: tuple[Attempt, ...]
     model: str | None = None  # the model that actually answered
     provider: str | None = None
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # every billed attempt's, a cut one's partial answer included
     cost_micros: int | None = 0  # summed over all billed attempts; None if any was unpriced
     priced: bool = True
     price_version: str | None = None
@@ -144,6 +144,14 @@ class Summary:
     @property
     def cost_usd(self) -> Decimal | None:
         return None if self.cost_micros is None else micros_to_usd(self.cost_micros)
+
+    @property
+    def answer_usage(self) -> Usage:
+        """The answering model's own usage, as an API response reports it."""
+        for attempt in reversed(self.attempts):
+            if attempt.outcome == "ok":
+                return attempt.usage
+        return self.usage
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from core.chat import Attempt, Caller, ChatRequest, Serving, Summary, Usage
+from core.chat import Attempt, Caller, ChatRequest, Serving, Summary, Usage, micros_to_usd
 from core.errors import InvalidInput, SwitchboardError
 from core.routes import MAX_CHAIN
 
@@ -420,10 +420,17 @@ def switchboard_info(summary: Summary) -> dict[str, Any]:
         "provider": summary.provider,
         "fallback": summary.fallback_used,
         "cost_usd": cost_text(summary),
-        "attempts": [
-            {name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in summary.attempts
-        ],
+        "attempts": [_attempt_info(a) for a in summary.attempts],
     }
+
+
+def _attempt_info(attempt: Attempt) -> dict[str, Any]:
+    info: dict[str, Any] = {name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}
+    info["prompt_tokens"] = attempt.usage.prompt_tokens
+    info["completion_tokens"] = attempt.usage.completion_tokens
+    cost = attempt.cost_micros
+    info["cost_usd"] = None if cost is None else f"{micros_to_usd(cost).normalize():f}"
+    return info
 
 
 def completion_body(text: str, summary: Summary, created: int) -> dict[str, Any]:
@@ -440,7 +447,7 @@ def completion_body(text: str, summary: Summary, created: int) -> dict[str, Any]
                 "logprobs": None,
             }
         ],
-        "usage": usage_json(summary.usage),
+        "usage": usage_json(summary.answer_usage),
         "system_fingerprint": None,
         "x_switchboard": switchboard_info(summary),
     }
@@ -457,7 +464,7 @@ def chunk(
 def usage_chunk(chunk_id: str, created: int, summary: Summary) -> dict[str, Any]:
     # As OpenAI sends it with stream_options.include_usage: no choices, only usage.
     out = chunk(chunk_id, created, summary.model, {}, None)
-    return {**out, "choices": [], "usage": usage_json(summary.usage)}
+    return {**out, "choices": [], "usage": usage_json(summary.answer_usage)}
 
 
 def error_body(message: str, kind: str, code: str) -> dict[str, Any]:

@@ -477,6 +477,28 @@ async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
     assert [a["outcome"] for a in info["attempts"]] == ["cut", "ok"]
 
 
+async def test_usage_is_the_answering_models_and_cost_covers_the_cut_attempt_too(
+    api: Api, fake_openai: FakeOpenAI
+) -> None:
+    words = [f"w{i} " for i in range(8)]
+    for model in ("gpt-4o-mini", "gpt-4o"):
+        fake_openai.configure(model, tokens=words)
+    fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
+    r = await api.chat({"model": MINI, "messages": HI, "stream": True,
+                        "stream_options": {"include_usage": True},
+                        "fallbacks": ["openai/gpt-4o"]})
+    events = sse_events(r.text)
+    usage = events[-2]["usage"]
+    info = next(e["x_switchboard"] for e in events[:-1] if "x_switchboard" in e)
+    cut, answered = info["attempts"]
+    # The continuation model's own usage, not the sum with the cut attempt's estimate ...
+    assert cut["completion_tokens"] > 0
+    assert usage["completion_tokens"] == answered["completion_tokens"] > 0
+    assert usage["prompt_tokens"] == answered["prompt_tokens"]
+    # ... while the cost is everything the request spent.
+    assert Decimal(info["cost_usd"]) == Decimal(cut["cost_usd"]) + Decimal(answered["cost_usd"])
+
+
 async def test_stream_that_ends_without_text_sends_every_header(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
