@@ -161,8 +161,10 @@ class Gateway:
     async def _events(
         self, request: ChatRequest, *, stream: bool
     ) -> AsyncGenerator[StreamEvent, None]:
+        # Before admission starts the request's clock: a first call's import of litellm
+        # (seconds) must not eat a short total timeout or be billed to its attempt.
+        self._upstream.load()
         run = await self._admit(request, stream)
-        self._upstream.load()  # so a first call's import is not billed to its attempt
         announced: Serving | None = None
         try:
             async with aclosing(self._walker.walk(run)) as texts:
