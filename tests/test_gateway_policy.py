@@ -40,11 +40,13 @@ async def test_key_resolution_order_own_team_org_env(rig):
     assert used == [OPENAI_KEY[-4:], ORG_KEY[-4:], TEAM_KEY[-4:], OWN_KEY[-4:]]
 
 
-async def test_auth_failure_marks_the_key_and_never_stores_it(rig):
+@pytest.mark.parametrize("code", [401, 403])
+async def test_auth_failure_marks_the_key_and_never_stores_it(rig, code):
     _set_key(rig, "user", rig.user.id, OWN_KEY)
-    rig.openai.script("gpt-4o", Status(401, message=f"Incorrect API key provided: {OWN_KEY}."))
+    rig.openai.script("gpt-4o", Status(code, message=f"Incorrect API key provided: {OWN_KEY}."))
     done = await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     assert done.summary.model == HAIKU
+    assert rig.openai.count("gpt-4o") == 1  # not retried: the key itself is the problem
     [row] = rig.rows()
     with rig.sessions() as s:
         stored = s.scalar(select(ApiKey))
