@@ -214,3 +214,62 @@ async def test_ledger_matches_upstream_under_concurrency(rig):
     rows = rig.rows()
     assert len(rows) == n == rig.openai.count("gpt-4o")
     assert len(rig.attempt_rows()) == n
+
+
+GARBAGE_RUN = b"data: {not json\n\n" * 6  # a run of unparsable events, then the stream ends
+
+
+def _break_stream(rig, how: str, fake_name: str, model: str) -> None:
+    """Make `model` send 3 words, then break for good: an in-stream error or a garbage run."""
+    fake = getattr(rig, fake_name)
+    if how == "garbage":
+        # The fakes' in-stream error slot ends the stream; fill it with garbage instead.
+        setattr(fake, "stream_error", lambda turn: GARBAGE_RUN)  # noqa: B010
+    fake.script(model, Reply(error_after=3, token_delay=0.02))
+
+
+@pytest.mark.parametrize("how", ["error", "garbage"])
+@pytest.mark.parametrize(("broken", "fake_name", "rescuer"), [
+    (GPT, "openai", HAIKU),  # continued with the partial answer as a prefill
+    (GPT, "openai", MINI),  # continued by asking again, passing on only what is new
+    (HAIKU, "anthropic", GPT),
+])
+async def test_stream_broken_after_text_continues_on_the_next_model(
+        rig, how, broken, fake_name, rescuer):
+    rig.set_route([broken, rescuer], **FAST)
+    for fake in (rig.openai, rig.anthropic):
+        for name in ("gpt-4o", "gpt-4o-mini", "claude-3-haiku-20240307"):
+            fake.configure(name, tokens=WORDS)
+    broken_name = broken.split("/", 1)[1]
+    _break_stream(rig, how, fake_name, broken_name)
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)  # one coherent answer, nothing repeated or lost
+    assert (s.model, s.status, s.fallback_used) == (rescuer, STATUS_FALLBACK, True)
+    assert s.finish_reason == "stop" and s.error is None
+    first, second = s.attempts
+    assert first.model == broken and first.outcome in ("cut", "error")
+    assert (second.model, second.outcome) == (rescuer, "ok")
+    assert getattr(rig, fake_name).count(broken_name) == 1  # text was out: never retried
+    rescuer_fake = rig.anthropic if rescuer == HAIKU else rig.openai
+    [rescue_call] = rescuer_fake.requests(rescuer.split("/", 1)[1])
+    if rescuer == HAIKU:  # the text already sent went over as the assistant's prefix
+        assert rescue_call.prefill == "".join(WORDS[:3]).rstrip()
+    else:
+        assert rescue_call.prefill is None
+    [row] = rig.rows()
+    assert (row.status, row.served_model, row.fallback_used, row.finish_reason) == (
+        STATUS_FALLBACK, rescuer, True, "stop")
+    assert [a["outcome"] for a in rig.attempts(row.id)] == [first.outcome, "ok"]
+
+
+@pytest.mark.parametrize("how", ["error", "garbage"])
+async def test_stream_broken_after_text_with_nowhere_to_go_is_partial_not_stop(rig, how):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    _break_stream(rig, how, "openai", "gpt-4o")
+    text, s = await collect(rig.gateway, rig.request(GPT, stream=True, fallbacks=()))
+    assert text == "".join(WORDS[:3])
+    assert s.status == STATUS_PARTIAL and s.finish_reason is None
+    assert isinstance(s.error, AllModelsFailed) and "cut off" in s.error.message
+    assert rig.openai.count("gpt-4o") == 1
+    [row] = rig.rows()
+    assert (row.status, row.finish_reason) == (STATUS_PARTIAL, None)
