@@ -82,6 +82,49 @@ async def test_task_route_beats_user_beats_org(rig):
     assert (b.summary.model, b.summary.route_source) == (GPT, "task:org")
 
 
+async def test_team_routes_apply_to_members_in_order(rig):
+    """request fallbacks > task route (user, team, org) > user > team > org default."""
+    from dataclasses import replace
+
+    from tests.support.compare import caller
+
+    dated = "openai/gpt-4o-2024-08-06"
+    tess = add_user(rig.sessions, "tess", "member", team="Blue")
+    member = caller(rig.sessions, tess.id)
+    assert member.team_id is not None
+    ok = lambda m: True  # noqa: E731
+
+    def route(scope: str, scope_id: int, models: list[str], task: str = "") -> None:
+        with rig.sessions.begin() as s:
+            routes.set_route(s, scope=scope, scope_id=scope_id, task=task, models=models,
+                             known_model=ok, actor="t", now=utc_now())
+
+    async def served(who, task: str = "", **kw) -> tuple[str, str]:
+        request = replace(rig.request("auto", task=task, **kw), caller=who)
+        done = await rig.gateway.complete(request)
+        return done.summary.model, done.summary.route_source
+
+    route("org", 0, [HAIKU])
+    route("team", member.team_id, [MINI])
+    route("team", member.team_id, [GPT], task="code")
+    route("org", 0, [HAIKU], task="code")
+    assert await served(member) == (MINI, "team")  # team default beats org default
+    assert await served(member, "code") == (GPT, "task:team")  # team task beats org task
+    assert await served(rig.caller) == (HAIKU, "org")  # not in the team: none of its routes
+    assert await served(rig.caller, "code") == (HAIKU, "task:org")
+
+    route("user", tess.id, [dated])
+    assert await served(member) == (dated, "user")  # user default beats team default
+    assert await served(member, "code") == (GPT, "task:team")  # task route beats user default
+    assert await served(member, "code", fallbacks=(HAIKU,)) == (HAIKU, "request")
+    recorded = sorted((r.route_source, r.served_model, r.team_id) for r in rig.rows()
+                      if r.user_id == tess.id)
+    team = member.team_id
+    assert recorded == sorted([("team", MINI, team), ("task:team", GPT, team),
+                               ("user", dated, team), ("task:team", GPT, team),
+                               ("request", HAIKU, team)])
+
+
 async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
     rig.set_route([GPT, MINI], cost_optimised=True)
     done = await rig.gateway.complete(rig.request("auto"))
