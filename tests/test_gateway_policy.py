@@ -134,6 +134,107 @@ async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
     assert "price 1.00" in row.order_reason
 
 
+def _cost_optimised_user_route(rig, *provider_order: str) -> None:
+    """The user's own cost-optimised route [GPT, HAIKU], default weights (40/30/20/10)."""
+    with rig.sessions.begin() as s:
+        routes.set_route(s, scope="user", scope_id=rig.user.id, models=[GPT, HAIKU],
+                         known_model=lambda m: True, actor="t", now=utc_now(),
+                         options=routes.RouteOptions(cost_optimised=True,
+                                                     provider_order=provider_order))
+
+
+def _same_price_for_gpt_and_haiku(rig) -> None:
+    """A negotiated price that makes both cost the same, so price cannot decide the order."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from core import pricing
+
+    with rig.sessions.begin() as s:
+        for model in (GPT, HAIKU):
+            pricing.set_price_override(s, model, Decimal("1"), Decimal("2"),
+                                       utc_now() - timedelta(days=1), "t", utc_now(),
+                                       known_model=lambda m: True)
+
+
+def _seed_calls(rig, model: str, *, ok: int, failed: int = 0, latency_ms: int = 500) -> None:
+    """Ledger history for ``model`` an hour before the rig's clock: ok and failed calls."""
+    from datetime import timedelta
+
+    from core import ledger
+    from tests.support.ledger_rows import attempt_row, request_row
+
+    at = rig.clock.now - timedelta(hours=1)
+    provider = model.split("/", 1)[0]
+    requests, attempts = [], []
+    for i in range(ok + failed):
+        good = i < ok
+        req = request_row(at, user_id=rig.user.id, username=rig.user.username, team_id=None,
+                          requested_model=model, served_model=model if good else None,
+                          provider=provider, latency_ms=latency_ms,
+                          status="success" if good else "failed",
+                          finish_reason="stop" if good else None)
+        requests.append(req)
+        attempts.append(attempt_row(req, model=model, outcome="ok" if good else "error",
+                                    status_code=200 if good else 503))
+    with rig.sessions.begin() as s:
+        ledger.insert_rows(s, requests, attempts)
+
+
+def _reason_parts(reason: str) -> dict[str, str]:
+    """{model: "price 1.00, latency 0.00, ..."} from a recorded cost-optimised reason."""
+    assert reason.startswith("cost-optimised: ")
+    parts = {}
+    for item in reason.removeprefix("cost-optimised: ").split("; "):
+        model, _, rest = item.partition("=")
+        parts[model] = rest
+    return parts
+
+
+@pytest.mark.parametrize("factor", ["latency", "success rate", "preference"])
+async def test_observed_latency_success_and_stated_preference_each_change_the_order(
+        rig, factor):
+    from datetime import timedelta
+
+    _same_price_for_gpt_and_haiku(rig)
+    _cost_optimised_user_route(rig)
+    before = await rig.gateway.complete(rig.request("auto"))
+    # Equal price, no history: the route's own order stands.
+    assert before.summary.chain == (GPT, HAIKU) and before.summary.model == GPT
+    assert _reason_parts(before.summary.order_reason) == {
+        GPT: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)",
+        HAIKU: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)"}
+    rig.clock.advance(timedelta(days=8).total_seconds())  # that call leaves the 7-day window
+
+    if factor == "latency":  # GPT answers slowly, HAIKU quickly; both always succeed
+        _seed_calls(rig, GPT, ok=6, latency_ms=4000)
+        _seed_calls(rig, HAIKU, ok=6, latency_ms=400)
+        expected = {GPT: "0.70 (price 1.00, latency 0.00, quality 1.00, preference 1.00)",
+                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+    elif factor == "success rate":  # same speed, but GPT fails four calls in five
+        _seed_calls(rig, GPT, ok=2, failed=8, latency_ms=500)
+        _seed_calls(rig, HAIKU, ok=10, latency_ms=500)
+        expected = {GPT: "0.84 (price 1.00, latency 1.00, quality 0.20, preference 1.00)",
+                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+    else:  # the user says they prefer anthropic
+        _cost_optimised_user_route(rig, "anthropic", "openai")
+        expected = {GPT: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)",
+                    HAIKU: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)"}
+    rig.gateway.refresh()
+    after = await rig.gateway.complete(rig.request("auto"))
+
+    s = after.summary
+    assert s.chain == (HAIKU, GPT) and s.model == HAIKU and s.route_source == "user"
+    assert rig.openai.count("gpt-4o") == 1  # only the first request went to GPT
+    parts = _reason_parts(s.order_reason)
+    assert list(parts) == [HAIKU, GPT]
+    # Weights 0.4 price, 0.3 latency, 0.2 quality (success rate), 0.1 preference.
+    assert parts == expected
+    row = next(r for r in rig.rows() if r.id == s.request_id)
+    assert (tuple(row.chain), row.order_reason, row.served_model) == (
+        (HAIKU, GPT), s.order_reason, HAIKU)
+
+
 async def test_hard_budget_refuses_with_402_and_calls_nobody(rig):
     with rig.sessions.begin() as s:
         budgets.set_budget(s, "user", str(rig.user.id), 10, True, "t", utc_now())  # $0.00001
