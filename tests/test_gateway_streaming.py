@@ -273,3 +273,47 @@ async def test_stream_broken_after_text_with_nowhere_to_go_is_partial_not_stop(r
     assert rig.openai.count("gpt-4o") == 1
     [row] = rig.rows()
     assert (row.status, row.finish_reason) == (STATUS_PARTIAL, None)
+
+
+@pytest.mark.parametrize("probe_succeeds", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True,
+    reason="core/chain.py ChainWalker.walk retries a failed half-open probe (TRANSIENT, "
+    "e.g. 500) up to max_retries times on the same deployment although the probe's "
+    "failure has just re-opened its breaker: 3 calls reach the broken deployment instead "
+    "of 1. A retry should re-check Breakers.allow and fail over when the breaker is open."))])
+async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeeds):
+    rig.openai.configure("gpt-4o", default=Status(500))
+    for _ in range(2):  # 3 failed calls in a row open the breaker; the 2nd request skips it
+        await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
+    opened = rig.openai.count("gpt-4o")
+    [state] = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    assert state.state == "open"
+
+    rig.clock.advance(16)  # past the 15 s cooldown
+    # The probe is slow, so the whole burst arrives while it is still in flight.
+    probe = Reply(headers_delay=0.5) if probe_succeeds else Status(500, delay=0.5)
+    rig.openai.configure("gpt-4o", default=probe)
+    burst = await asyncio.gather(*(
+        collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0, fallbacks=(HAIKU,)))
+        for i in range(12)))
+    assert rig.openai.count("gpt-4o") == opened + 1  # exactly one probe call, no retries
+    [probe_run] = [s for _, s in burst if s.attempts[0].outcome != "skipped-breaker"]
+    for text, s in burst:
+        if s is not probe_run:  # the rest skip the deployment at once, not queue behind it
+            assert s.model == HAIKU and text and len(s.attempts) == 2
+
+    after = rig.openai.count("gpt-4o")
+    rig.openai.configure("gpt-4o", default=Reply())
+    _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+    if probe_succeeds:
+        assert (probe_run.model, probe_run.status) == (GPT, STATUS_SUCCESS)
+        # Closed again: traffic goes back to the primary at once.
+        assert (s.model, s.status) == (GPT, STATUS_SUCCESS)
+        assert rig.openai.count("gpt-4o") == after + 1
+        assert not [b for b in rig.gateway.breaker_states()
+                    if b.deployment.startswith(GPT) and b.state != "closed"]
+    else:
+        assert probe_run.model == HAIKU and probe_run.attempts[0].outcome == "error"
+        # The failed probe re-opened it for another cooldown: GPT is skipped again.
+        assert s.model == HAIKU and s.attempts[0].outcome == "skipped-breaker"
+        assert rig.openai.count("gpt-4o") == after
