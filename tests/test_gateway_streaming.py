@@ -317,3 +317,36 @@ async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeed
         # The failed probe re-opened it for another cooldown: GPT is skipped again.
         assert s.model == HAIKU and s.attempts[0].outcome == "skipped-breaker"
         assert rig.openai.count("gpt-4o") == after
+
+
+@pytest.mark.parametrize("slow_requests", [1, 12])
+async def test_a_slow_model_never_blocks_requests_to_other_models(rig, slow_requests):
+    import litellm  # noqa: F401  (a first import takes seconds: keep it out of the timing)
+
+    rig.openai.configure("gpt-4o", default=Hang())  # answers nothing until the caller leaves
+    slow = [asyncio.create_task(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0,
+                                                                  fallbacks=())))
+            for i in range(slow_requests)]
+    deadline = time.monotonic() + 5
+    while rig.openai.count("gpt-4o") < slow_requests:  # every slow call is upstream, waiting
+        assert time.monotonic() < deadline, rig.openai.count("gpt-4o")
+        await asyncio.sleep(0.01)
+
+    async def timed(model: str, stream: bool) -> tuple[float, str, str | None]:
+        started = time.monotonic()
+        text, s = await collect(rig.gateway, rig.request(model, stream=stream, fallbacks=()))
+        return time.monotonic() - started, text, s.model
+
+    # Another model on the same provider (same HTTP clients) and one on another provider.
+    wanted = [(model, stream) for model in (MINI, HAIKU) * 4 for stream in (False, True)]
+    fast = await asyncio.gather(*(timed(model, stream) for model, stream in wanted))
+    assert [m for _, _, m in fast] == [model for model, _ in wanted]
+    assert all(text for _, text, _ in fast)
+    assert max(elapsed for elapsed, _, _ in fast) < 1.0, fast
+    assert not any(task.done() for task in slow)  # still waiting on the slow model
+
+    for task in slow:  # the callers give up on the slow model
+        task.cancel()
+    await asyncio.gather(*slow, return_exceptions=True)
+    statuses = sorted(r.status for r in rig.rows())
+    assert statuses == sorted(["success"] * len(wanted) + ["stopped"] * slow_requests)
