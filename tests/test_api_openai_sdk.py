@@ -318,3 +318,64 @@ def test_streamlit_process_serves_v1(isolated_env: Path, fake_openai: FakeOpenAI
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_switchboard_api_process_flushes_every_row_on_sigterm_under_load(
+    isolated_env: Path, fake_openai: FakeOpenAI
+) -> None:
+    """40 concurrent calls to a real `switchboard api` process, SIGTERM as soon as the
+    quick half is answered while the slow half is still streaming: no answer or row lost."""
+    import asyncio
+    import signal
+
+    url = os.environ["SWITCHBOARD_DB_URL"]
+    token = _prepare_db(url, fake_openai)
+    fake_openai.configure("gpt-4o", default=Reply(token_delay=0.1))  # the slow half
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "api", "--port", str(port), "--log-level", "warning"],
+        env=_env(), cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    n = 40
+    models = [MINI if i % 2 else "openai/gpt-4o" for i in range(n)]
+
+    async def call(client: httpx.AsyncClient, i: int) -> str:
+        body = {"model": models[i], "messages": HI, "stream": i % 4 < 2}
+        response = await client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    async def load() -> list[str]:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(max_connections=n),
+        ) as client:
+            calls = [asyncio.create_task(call(client, i)) for i in range(n)]
+            await asyncio.gather(*(c for c, m in zip(calls, models, strict=True) if m == MINI))
+            proc.send_signal(signal.SIGTERM)  # right after the quick ones are answered
+            assert not all(c.done() for c in calls)  # the slow ones are still streaming
+            return await asyncio.gather(*calls)
+
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", proc)
+        answers = asyncio.run(load())
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # uvicorn shuts down gracefully (the app's lifespan flushes the ledger), then re-raises
+    # SIGTERM with the default handler, so the process ends as killed by it.
+    assert proc.returncode in (0, -signal.SIGTERM), output.decode()
+    assert b"Traceback" not in output, output.decode()
+    assert len(answers) == n and all(answers)
+    engine = db.make_engine(url)  # read by another process: only what shutdown wrote
+    with db.make_session_factory(engine)() as s:
+        rows = list(s.scalars(select(RequestRow)))
+    engine.dispose()
+    assert len(rows) == fake_openai.count() == n
+    assert sorted(r.served_model for r in rows) == sorted(models)
+    assert {r.status for r in rows} == {"success"}

@@ -106,10 +106,14 @@ async def test_client_errors_fail_over_without_retry(rig, code):
     assert rig.openai.count("gpt-4o") == 1 and rig.sleeps.delays == []
 
 
-async def test_auth_failure_fails_over(rig):
-    rig.openai.script("gpt-4o", Status(401))
+@pytest.mark.parametrize("code", [401, 403])
+async def test_auth_failure_fails_over(rig, code):
+    rig.openai.script("gpt-4o", Status(code))
     done = await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     assert done.summary.model == HAIKU and rig.openai.count("gpt-4o") == 1
+    assert rig.sleeps.delays == []  # an auth failure is never retried on the same key
+    first = done.summary.attempts[0]
+    assert (first.model, first.outcome, first.status_code) == (GPT, "error", code)
 
 
 async def test_context_length_skips_models_that_cannot_fit(rig):

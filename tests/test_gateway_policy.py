@@ -40,11 +40,13 @@ async def test_key_resolution_order_own_team_org_env(rig):
     assert used == [OPENAI_KEY[-4:], ORG_KEY[-4:], TEAM_KEY[-4:], OWN_KEY[-4:]]
 
 
-async def test_auth_failure_marks_the_key_and_never_stores_it(rig):
+@pytest.mark.parametrize("code", [401, 403])
+async def test_auth_failure_marks_the_key_and_never_stores_it(rig, code):
     _set_key(rig, "user", rig.user.id, OWN_KEY)
-    rig.openai.script("gpt-4o", Status(401, message=f"Incorrect API key provided: {OWN_KEY}."))
+    rig.openai.script("gpt-4o", Status(code, message=f"Incorrect API key provided: {OWN_KEY}."))
     done = await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     assert done.summary.model == HAIKU
+    assert rig.openai.count("gpt-4o") == 1  # not retried: the key itself is the problem
     [row] = rig.rows()
     with rig.sessions() as s:
         stored = s.scalar(select(ApiKey))
@@ -80,6 +82,49 @@ async def test_task_route_beats_user_beats_org(rig):
     assert (b.summary.model, b.summary.route_source) == (GPT, "task:org")
 
 
+async def test_team_routes_apply_to_members_in_order(rig):
+    """request fallbacks > task route (user, team, org) > user > team > org default."""
+    from dataclasses import replace
+
+    from tests.support.compare import caller
+
+    dated = "openai/gpt-4o-2024-08-06"
+    tess = add_user(rig.sessions, "tess", "member", team="Blue")
+    member = caller(rig.sessions, tess.id)
+    assert member.team_id is not None
+    ok = lambda m: True  # noqa: E731
+
+    def route(scope: str, scope_id: int, models: list[str], task: str = "") -> None:
+        with rig.sessions.begin() as s:
+            routes.set_route(s, scope=scope, scope_id=scope_id, task=task, models=models,
+                             known_model=ok, actor="t", now=utc_now())
+
+    async def served(who, task: str = "", **kw) -> tuple[str, str]:
+        request = replace(rig.request("auto", task=task, **kw), caller=who)
+        done = await rig.gateway.complete(request)
+        return done.summary.model, done.summary.route_source
+
+    route("org", 0, [HAIKU])
+    route("team", member.team_id, [MINI])
+    route("team", member.team_id, [GPT], task="code")
+    route("org", 0, [HAIKU], task="code")
+    assert await served(member) == (MINI, "team")  # team default beats org default
+    assert await served(member, "code") == (GPT, "task:team")  # team task beats org task
+    assert await served(rig.caller) == (HAIKU, "org")  # not in the team: none of its routes
+    assert await served(rig.caller, "code") == (HAIKU, "task:org")
+
+    route("user", tess.id, [dated])
+    assert await served(member) == (dated, "user")  # user default beats team default
+    assert await served(member, "code") == (GPT, "task:team")  # task route beats user default
+    assert await served(member, "code", fallbacks=(HAIKU,)) == (HAIKU, "request")
+    recorded = sorted((r.route_source, r.served_model, r.team_id) for r in rig.rows()
+                      if r.user_id == tess.id)
+    team = member.team_id
+    assert recorded == sorted([("team", MINI, team), ("task:team", GPT, team),
+                               ("user", dated, team), ("task:team", GPT, team),
+                               ("request", HAIKU, team)])
+
+
 async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
     rig.set_route([GPT, MINI], cost_optimised=True)
     done = await rig.gateway.complete(rig.request("auto"))
@@ -87,6 +132,107 @@ async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
     [row] = rig.rows()
     assert row.order_reason.startswith("cost-optimised: openai/gpt-4o-mini=")
     assert "price 1.00" in row.order_reason
+
+
+def _cost_optimised_user_route(rig, *provider_order: str) -> None:
+    """The user's own cost-optimised route [GPT, HAIKU], default weights (40/30/20/10)."""
+    with rig.sessions.begin() as s:
+        routes.set_route(s, scope="user", scope_id=rig.user.id, models=[GPT, HAIKU],
+                         known_model=lambda m: True, actor="t", now=utc_now(),
+                         options=routes.RouteOptions(cost_optimised=True,
+                                                     provider_order=provider_order))
+
+
+def _same_price_for_gpt_and_haiku(rig) -> None:
+    """A negotiated price that makes both cost the same, so price cannot decide the order."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from core import pricing
+
+    with rig.sessions.begin() as s:
+        for model in (GPT, HAIKU):
+            pricing.set_price_override(s, model, Decimal("1"), Decimal("2"),
+                                       utc_now() - timedelta(days=1), "t", utc_now(),
+                                       known_model=lambda m: True)
+
+
+def _seed_calls(rig, model: str, *, ok: int, failed: int = 0, latency_ms: int = 500) -> None:
+    """Ledger history for ``model`` an hour before the rig's clock: ok and failed calls."""
+    from datetime import timedelta
+
+    from core import ledger
+    from tests.support.ledger_rows import attempt_row, request_row
+
+    at = rig.clock.now - timedelta(hours=1)
+    provider = model.split("/", 1)[0]
+    requests, attempts = [], []
+    for i in range(ok + failed):
+        good = i < ok
+        req = request_row(at, user_id=rig.user.id, username=rig.user.username, team_id=None,
+                          requested_model=model, served_model=model if good else None,
+                          provider=provider, latency_ms=latency_ms,
+                          status="success" if good else "failed",
+                          finish_reason="stop" if good else None)
+        requests.append(req)
+        attempts.append(attempt_row(req, model=model, outcome="ok" if good else "error",
+                                    status_code=200 if good else 503))
+    with rig.sessions.begin() as s:
+        ledger.insert_rows(s, requests, attempts)
+
+
+def _reason_parts(reason: str) -> dict[str, str]:
+    """{model: "price 1.00, latency 0.00, ..."} from a recorded cost-optimised reason."""
+    assert reason.startswith("cost-optimised: ")
+    parts = {}
+    for item in reason.removeprefix("cost-optimised: ").split("; "):
+        model, _, rest = item.partition("=")
+        parts[model] = rest
+    return parts
+
+
+@pytest.mark.parametrize("factor", ["latency", "success rate", "preference"])
+async def test_observed_latency_success_and_stated_preference_each_change_the_order(
+        rig, factor):
+    from datetime import timedelta
+
+    _same_price_for_gpt_and_haiku(rig)
+    _cost_optimised_user_route(rig)
+    before = await rig.gateway.complete(rig.request("auto"))
+    # Equal price, no history: the route's own order stands.
+    assert before.summary.chain == (GPT, HAIKU) and before.summary.model == GPT
+    assert _reason_parts(before.summary.order_reason) == {
+        GPT: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)",
+        HAIKU: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)"}
+    rig.clock.advance(timedelta(days=8).total_seconds())  # that call leaves the 7-day window
+
+    if factor == "latency":  # GPT answers slowly, HAIKU quickly; both always succeed
+        _seed_calls(rig, GPT, ok=6, latency_ms=4000)
+        _seed_calls(rig, HAIKU, ok=6, latency_ms=400)
+        expected = {GPT: "0.70 (price 1.00, latency 0.00, quality 1.00, preference 1.00)",
+                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+    elif factor == "success rate":  # same speed, but GPT fails four calls in five
+        _seed_calls(rig, GPT, ok=2, failed=8, latency_ms=500)
+        _seed_calls(rig, HAIKU, ok=10, latency_ms=500)
+        expected = {GPT: "0.84 (price 1.00, latency 1.00, quality 0.20, preference 1.00)",
+                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+    else:  # the user says they prefer anthropic
+        _cost_optimised_user_route(rig, "anthropic", "openai")
+        expected = {GPT: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)",
+                    HAIKU: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)"}
+    rig.gateway.refresh()
+    after = await rig.gateway.complete(rig.request("auto"))
+
+    s = after.summary
+    assert s.chain == (HAIKU, GPT) and s.model == HAIKU and s.route_source == "user"
+    assert rig.openai.count("gpt-4o") == 1  # only the first request went to GPT
+    parts = _reason_parts(s.order_reason)
+    assert list(parts) == [HAIKU, GPT]
+    # Weights 0.4 price, 0.3 latency, 0.2 quality (success rate), 0.1 preference.
+    assert parts == expected
+    row = next(r for r in rig.rows() if r.id == s.request_id)
+    assert (tuple(row.chain), row.order_reason, row.served_model) == (
+        (HAIKU, GPT), s.order_reason, HAIKU)
 
 
 async def test_hard_budget_refuses_with_402_and_calls_nobody(rig):

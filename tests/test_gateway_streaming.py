@@ -232,3 +232,139 @@ async def test_ledger_matches_upstream_under_concurrency(rig):
     rows = rig.rows()
     assert len(rows) == n == rig.openai.count("gpt-4o")
     assert len(rig.attempt_rows()) == n
+
+
+GARBAGE_RUN = b"data: {not json\n\n" * 6  # a run of unparsable events, then the stream ends
+
+
+def _break_stream(rig, how: str, fake_name: str, model: str) -> None:
+    """Make `model` send 3 words, then break for good: an in-stream error or a garbage run."""
+    fake = getattr(rig, fake_name)
+    if how == "garbage":
+        # The fakes' in-stream error slot ends the stream; fill it with garbage instead.
+        setattr(fake, "stream_error", lambda turn: GARBAGE_RUN)  # noqa: B010
+    fake.script(model, Reply(error_after=3, token_delay=0.02))
+
+
+@pytest.mark.parametrize("how", ["error", "garbage"])
+@pytest.mark.parametrize(("broken", "fake_name", "rescuer"), [
+    (GPT, "openai", HAIKU),  # continued with the partial answer as a prefill
+    (GPT, "openai", MINI),  # continued by asking again, passing on only what is new
+    (HAIKU, "anthropic", GPT),
+])
+async def test_stream_broken_after_text_continues_on_the_next_model(
+        rig, how, broken, fake_name, rescuer):
+    rig.set_route([broken, rescuer], **FAST)
+    for fake in (rig.openai, rig.anthropic):
+        for name in ("gpt-4o", "gpt-4o-mini", "claude-3-haiku-20240307"):
+            fake.configure(name, tokens=WORDS)
+    broken_name = broken.split("/", 1)[1]
+    _break_stream(rig, how, fake_name, broken_name)
+    text, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert text == "".join(WORDS)  # one coherent answer, nothing repeated or lost
+    assert (s.model, s.status, s.fallback_used) == (rescuer, STATUS_FALLBACK, True)
+    assert s.finish_reason == "stop" and s.error is None
+    first, second = s.attempts
+    assert first.model == broken and first.outcome in ("cut", "error")
+    assert (second.model, second.outcome) == (rescuer, "ok")
+    assert getattr(rig, fake_name).count(broken_name) == 1  # text was out: never retried
+    rescuer_fake = rig.anthropic if rescuer == HAIKU else rig.openai
+    [rescue_call] = rescuer_fake.requests(rescuer.split("/", 1)[1])
+    if rescuer == HAIKU:  # the text already sent went over as the assistant's prefix
+        assert rescue_call.prefill == "".join(WORDS[:3]).rstrip()
+    else:
+        assert rescue_call.prefill is None
+    [row] = rig.rows()
+    assert (row.status, row.served_model, row.fallback_used, row.finish_reason) == (
+        STATUS_FALLBACK, rescuer, True, "stop")
+    assert [a["outcome"] for a in rig.attempts(row.id)] == [first.outcome, "ok"]
+
+
+@pytest.mark.parametrize("how", ["error", "garbage"])
+async def test_stream_broken_after_text_with_nowhere_to_go_is_partial_not_stop(rig, how):
+    rig.openai.configure("gpt-4o", tokens=WORDS)
+    _break_stream(rig, how, "openai", "gpt-4o")
+    text, s = await collect(rig.gateway, rig.request(GPT, stream=True, fallbacks=()))
+    assert text == "".join(WORDS[:3])
+    assert s.status == STATUS_PARTIAL and s.finish_reason is None
+    assert isinstance(s.error, AllModelsFailed) and "cut off" in s.error.message
+    assert rig.openai.count("gpt-4o") == 1
+    [row] = rig.rows()
+    assert (row.status, row.finish_reason) == (STATUS_PARTIAL, None)
+
+
+@pytest.mark.parametrize("probe_succeeds", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True,
+    reason="core/chain.py ChainWalker.walk retries a failed half-open probe (TRANSIENT, "
+    "e.g. 500) up to max_retries times on the same deployment although the probe's "
+    "failure has just re-opened its breaker: 3 calls reach the broken deployment instead "
+    "of 1. A retry should re-check Breakers.allow and fail over when the breaker is open."))])
+async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeeds):
+    rig.openai.configure("gpt-4o", default=Status(500))
+    for _ in range(2):  # 3 failed calls in a row open the breaker; the 2nd request skips it
+        await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
+    opened = rig.openai.count("gpt-4o")
+    [state] = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    assert state.state == "open"
+
+    rig.clock.advance(16)  # past the 15 s cooldown
+    # The probe is slow, so the whole burst arrives while it is still in flight.
+    probe = Reply(headers_delay=0.5) if probe_succeeds else Status(500, delay=0.5)
+    rig.openai.configure("gpt-4o", default=probe)
+    burst = await asyncio.gather(*(
+        collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0, fallbacks=(HAIKU,)))
+        for i in range(12)))
+    assert rig.openai.count("gpt-4o") == opened + 1  # exactly one probe call, no retries
+    [probe_run] = [s for _, s in burst if s.attempts[0].outcome != "skipped-breaker"]
+    for text, s in burst:
+        if s is not probe_run:  # the rest skip the deployment at once, not queue behind it
+            assert s.model == HAIKU and text and len(s.attempts) == 2
+
+    after = rig.openai.count("gpt-4o")
+    rig.openai.configure("gpt-4o", default=Reply())
+    _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+    if probe_succeeds:
+        assert (probe_run.model, probe_run.status) == (GPT, STATUS_SUCCESS)
+        # Closed again: traffic goes back to the primary at once.
+        assert (s.model, s.status) == (GPT, STATUS_SUCCESS)
+        assert rig.openai.count("gpt-4o") == after + 1
+        assert not [b for b in rig.gateway.breaker_states()
+                    if b.deployment.startswith(GPT) and b.state != "closed"]
+    else:
+        assert probe_run.model == HAIKU and probe_run.attempts[0].outcome == "error"
+        # The failed probe re-opened it for another cooldown: GPT is skipped again.
+        assert s.model == HAIKU and s.attempts[0].outcome == "skipped-breaker"
+        assert rig.openai.count("gpt-4o") == after
+
+
+@pytest.mark.parametrize("slow_requests", [1, 12])
+async def test_a_slow_model_never_blocks_requests_to_other_models(rig, slow_requests):
+    import litellm  # noqa: F401  (a first import takes seconds: keep it out of the timing)
+
+    rig.openai.configure("gpt-4o", default=Hang())  # answers nothing until the caller leaves
+    slow = [asyncio.create_task(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0,
+                                                                  fallbacks=())))
+            for i in range(slow_requests)]
+    deadline = time.monotonic() + 5
+    while rig.openai.count("gpt-4o") < slow_requests:  # every slow call is upstream, waiting
+        assert time.monotonic() < deadline, rig.openai.count("gpt-4o")
+        await asyncio.sleep(0.01)
+
+    async def timed(model: str, stream: bool) -> tuple[float, str, str | None]:
+        started = time.monotonic()
+        text, s = await collect(rig.gateway, rig.request(model, stream=stream, fallbacks=()))
+        return time.monotonic() - started, text, s.model
+
+    # Another model on the same provider (same HTTP clients) and one on another provider.
+    wanted = [(model, stream) for model in (MINI, HAIKU) * 4 for stream in (False, True)]
+    fast = await asyncio.gather(*(timed(model, stream) for model, stream in wanted))
+    assert [m for _, _, m in fast] == [model for model, _ in wanted]
+    assert all(text for _, text, _ in fast)
+    assert max(elapsed for elapsed, _, _ in fast) < 1.0, fast
+    assert not any(task.done() for task in slow)  # still waiting on the slow model
+
+    for task in slow:  # the callers give up on the slow model
+        task.cancel()
+    await asyncio.gather(*slow, return_exceptions=True)
+    statuses = sorted(r.status for r in rig.rows())
+    assert statuses == sorted(["success"] * len(wanted) + ["stopped"] * slow_requests)
