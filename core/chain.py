@@ -136,6 +136,8 @@ class ChainWalker:
                     if (
                         failure.kind == TRANSIENT
                         and retries < options.max_retries
+                        # A failed probe re-opens the breaker: fail over, don't retry into it.
+                        and self._breakers.allow(cand.deployment)
                         and self._retry_budget.spend(cand.deployment)
                     ):
                         retries += 1

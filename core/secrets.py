@@ -312,9 +312,15 @@ class RedactingFilter(logging.Filter):
 
 
 def quiet_litellm(get_secrets: Callable[[], Iterable[str]] = _no_secrets) -> None:
-    """Silence litellm's debug output and scrub what it still logs (idempotent)."""
+    """Silence litellm's debug output, scrub what it still logs, keep it off the network.
+
+    Idempotent. Without the tokenizer switch, litellm fetches a Llama tokenizer from
+    huggingface.co on the event loop the first time a llama-2/3 model streams: ~20 s of
+    retries offline, for every request in the process.
+    """
     import litellm  # lazily: importing litellm takes seconds
 
+    litellm.disable_hf_tokenizer_download = True
     litellm.suppress_debug_info = True
     litellm.set_verbose = False  # type: ignore[attr-defined]  # re-exported, untyped
     redacting = RedactingFilter(get_secrets)

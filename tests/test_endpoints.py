@@ -233,14 +233,6 @@ async def test_endpoint_added_by_cli_sends_its_stored_key_upstream(
     assert outside_lookups == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/upstream.py default_completion leaves litellm.disable_hf_tokenizer_download "
-    "off: on a streaming call to a model whose name contains 'llama-3' (also 'llama-2', "
-    "'replicate'), litellm's response metadata (update_response_metadata -> "
-    "completion_cost -> token_counter -> _select_tokenizer) downloads a tokenizer from "
-    "huggingface.co, synchronously on the event loop; offline that stalls the whole "
-    "gateway ~20 s (5 backoff retries) on the first such call per model name. It should "
-    "contact no host but the endpoint (set litellm.disable_hf_tokenizer_download = True)."))
 async def test_streaming_to_a_llama_endpoint_contacts_no_other_host(rig, outside_lookups):
     from tests.fakes import FakeOpenAI
     from tests.gateway_support import collect

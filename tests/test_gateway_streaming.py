@@ -293,12 +293,7 @@ async def test_stream_broken_after_text_with_nowhere_to_go_is_partial_not_stop(r
     assert (row.status, row.finish_reason) == (STATUS_PARTIAL, None)
 
 
-@pytest.mark.parametrize("probe_succeeds", [True, pytest.param(False, marks=pytest.mark.xfail(
-    strict=True,
-    reason="core/chain.py ChainWalker.walk retries a failed half-open probe (TRANSIENT, "
-    "e.g. 500) up to max_retries times on the same deployment although the probe's "
-    "failure has just re-opened its breaker: 3 calls reach the broken deployment instead "
-    "of 1. A retry should re-check Breakers.allow and fail over when the breaker is open."))])
+@pytest.mark.parametrize("probe_succeeds", [True, False])
 async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeeds):
     rig.openai.configure("gpt-4o", default=Status(500))
     for _ in range(2):  # 3 failed calls in a row open the breaker; the 2nd request skips it
