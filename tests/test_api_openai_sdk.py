@@ -368,8 +368,9 @@ def test_switchboard_api_process_flushes_every_row_on_sigterm_under_load(
             proc.kill()
             proc.wait()
     # uvicorn shuts down gracefully (the app's lifespan flushes the ledger), then re-raises
-    # SIGTERM with the default handler, so the process ends as killed by it.
-    assert proc.returncode in (0, -signal.SIGTERM), output.decode()
+    # SIGTERM, which the command turns into a normal stop.
+    assert proc.returncode == 0, output.decode()
+    assert b"Stopped." in output, output.decode()
     assert b"Traceback" not in output, output.decode()
     assert len(answers) == n and all(answers)
     engine = db.make_engine(url)  # read by another process: only what shutdown wrote

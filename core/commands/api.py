@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from types import FrameType
 from typing import Any
 
 from core.commands.context import CliContext
@@ -10,6 +12,14 @@ from core.errors import InvalidInput
 
 DEFAULT_PORT = 8600
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _Terminated(Exception):
+    """SIGTERM, re-raised by uvicorn after its graceful shutdown."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -28,6 +38,9 @@ def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
     ctx.out(f"Switchboard API on {where}/v1 (health: {where}/health). Ctrl+C stops it.")
     if args.host not in LOCAL_HOSTS:
         ctx.out("Listening beyond this machine: put TLS in front of it (a reverse proxy).")
+    # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills
+    # the process before the clean-up below. Ours turns it into a normal stop.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         # The app's lifespan flushes the ledger on a graceful stop (Ctrl+C or SIGTERM).
         uvicorn.run(
@@ -37,9 +50,10 @@ def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
             log_level=args.log_level,
             access_log=args.log_level == "debug",
         )
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises Ctrl+C after its graceful shutdown: that is a normal stop
+    except (KeyboardInterrupt, _Terminated):
+        pass  # re-raised by uvicorn after its graceful shutdown: that is a normal stop
     finally:
+        signal.signal(signal.SIGTERM, previous)
         api.close()  # also covers a failed start (port in use), where no lifespan ran
     ctx.out("Stopped.")
     return 0
