@@ -456,8 +456,7 @@ class Gateway:
         correction = 0
         if run.rate_counted is not None:
             # Admission counted the prompt's estimate; the minute gets what was really used.
-            used = summary.usage.prompt_tokens + summary.usage.completion_tokens
-            correction = used - run.rate_counted
+            correction = summary.usage.total_tokens - run.rate_counted
         self._writer.submit(
             _Record(run.request, summary, tuple(run.holds), tuple(run.key_events), run.at,
                     correction)

@@ -368,11 +368,15 @@ def header_value(text: str) -> str:
     return quote(text, safe=_HEADER_SAFE)
 
 
+def usd_text(micros: int) -> str:
+    """Exact dollars, as few digits as the amount needs (``0.000005``)."""
+    return f"{micros_to_usd(micros).normalize():f}"
+
+
 def cost_text(summary: Summary) -> str:
-    usd = summary.cost_usd
-    if usd is None or not summary.priced:
+    if summary.cost_micros is None or not summary.priced:
         return "unpriced"
-    return f"{usd.normalize():f}"
+    return usd_text(summary.cost_micros)
 
 
 def attempts_header(attempts: Sequence[Attempt]) -> str:
@@ -428,8 +432,7 @@ def _attempt_info(attempt: Attempt) -> dict[str, Any]:
     info: dict[str, Any] = {name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}
     info["prompt_tokens"] = attempt.usage.prompt_tokens
     info["completion_tokens"] = attempt.usage.completion_tokens
-    cost = attempt.cost_micros
-    info["cost_usd"] = None if cost is None else f"{micros_to_usd(cost).normalize():f}"
+    info["cost_usd"] = None if attempt.cost_micros is None else usd_text(attempt.cost_micros)
     return info
 
 

@@ -133,13 +133,16 @@ def final_error(run: Run) -> SwitchboardError | None:
     return AllModelsFailed(f"Every model in the chain failed. {details}")
 
 
+def _is_fallback(run: Run, target: Target) -> bool:
+    """Another model than the chain's first answers, or one continues a cut answer."""
+    return target.model_id != run.candidates[0].target.model_id or run.cut is not None
+
+
 def serving_now(run: Run, cand: Candidate, first_ms: int) -> Serving:
     """``cand`` has just produced its first text for the caller."""
     target = cand.target
-    first = run.candidates[0].target.model_id
-    # As _status decides it at the end: another model than the first, or a continuation.
-    fell_back = target.model_id != first or run.cut is not None
-    return Serving(target.model_id, target.provider, fell_back, tuple(run.attempts), first_ms)
+    return Serving(target.model_id, target.provider, _is_fallback(run, target),
+                   tuple(run.attempts), first_ms)
 
 
 def _status(run: Run) -> str:
@@ -153,9 +156,7 @@ def _status(run: Run) -> str:
         if isinstance(run.error, BudgetExceeded):
             return STATUS_BUDGET
         return STATUS_FAILED
-    first = run.candidates[0].target.model_id if run.candidates else None
-    served = run.served
-    fell_back = served is not None and (served.model_id != first or run.cut is not None)
+    fell_back = run.served is not None and _is_fallback(run, run.served)
     return STATUS_FALLBACK if fell_back else STATUS_SUCCESS
 
 

@@ -78,6 +78,14 @@ class Rig:
         return ChatRequest(caller=self.caller, messages=tuple(messages), model=model,
                            stream=stream, **kw)
 
+    def point_openai_at(self, api_base: str) -> None:
+        """Override the built-in openai provider's base URL (e.g. a dead or silent port)."""
+        with self.sessions.begin() as s:
+            endpoints.update_endpoint(s, name="openai", kind="override", api_base=api_base,
+                                      actor="t", now=utc_now(),
+                                      builtin_providers=self.catalog.providers())
+        self.gateway.refresh()
+
     def set_route(self, models: Sequence[str], **options: Any) -> None:
         with self.sessions.begin() as s:
             routes.set_route(s, scope="org", scope_id=0, models=models,

@@ -450,15 +450,25 @@ async def test_stream_headers_name_the_model_after_a_failover_before_text(
     assert Decimal(info["cost_usd"]) == micros_to_usd(row.cost_micros or 0)
 
 
+CONTINUED_WORDS = [f"w{i} " for i in range(8)]
+
+
+async def _stream_cut_then_continued(
+    api: Api, fake_openai: FakeOpenAI, **body: Any
+) -> httpx.Response:
+    """gpt-4o-mini is cut after 3 words of 8, and gpt-4o continues the answer."""
+    for model in ("gpt-4o-mini", "gpt-4o"):
+        fake_openai.configure(model, tokens=CONTINUED_WORDS)
+    fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
+    return await api.chat({"model": MINI, "messages": HI, "stream": True,
+                           "fallbacks": ["openai/gpt-4o"], **body})
+
+
 async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
-    words = [f"w{i} " for i in range(8)]
-    for model in ("gpt-4o-mini", "gpt-4o"):
-        fake_openai.configure(model, tokens=words)
-    fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
-    r = await api.chat({"model": MINI, "messages": HI, "stream": True,
-                        "fallbacks": ["openai/gpt-4o"]})
+    words = CONTINUED_WORDS
+    r = await _stream_cut_then_continued(api, fake_openai)
     assert r.status_code == 200, r.text
     # Sent at the first text: the model streaming then, before the cut.
     assert (r.headers["x-switchboard-model"], r.headers["x-switchboard-fallback"]) == (
@@ -480,13 +490,8 @@ async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
 async def test_usage_is_the_answering_models_and_cost_covers_the_cut_attempt_too(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
-    words = [f"w{i} " for i in range(8)]
-    for model in ("gpt-4o-mini", "gpt-4o"):
-        fake_openai.configure(model, tokens=words)
-    fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
-    r = await api.chat({"model": MINI, "messages": HI, "stream": True,
-                        "stream_options": {"include_usage": True},
-                        "fallbacks": ["openai/gpt-4o"]})
+    r = await _stream_cut_then_continued(
+        api, fake_openai, stream_options={"include_usage": True})
     events = sse_events(r.text)
     usage = events[-2]["usage"]
     info = next(e["x_switchboard"] for e in events[:-1] if "x_switchboard" in e)

@@ -184,16 +184,10 @@ async def test_burst_of_failures_does_not_become_a_burst_of_retries(rig):
 
 
 async def test_connection_refused_is_retried_then_fails_over(rig):
-    from core import endpoints
-    from core.clock import utc_now
     from tests.fakes import refused_url
 
     with refused_url() as dead:
-        with rig.sessions.begin() as s:
-            endpoints.update_endpoint(s, name="openai", kind="override", api_base=dead,
-                                      actor="t", now=utc_now(),
-                                      builtin_providers=rig.catalog.providers())
-        rig.gateway.refresh()
+        rig.point_openai_at(dead)
         done = await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
     s = done.summary
     assert s.model == HAIKU

@@ -152,19 +152,13 @@ async def test_hung_upstream_never_hangs_the_request(rig):
 async def test_connect_timeout_fails_over_without_waiting_for_other_timers(rig, stream):
     import litellm  # noqa: F401  (a first import takes seconds: keep it out of the timing)
 
-    from core import endpoints
-    from core.clock import utc_now
     from tests.fakes import unanswered_url
 
     # First-token and total timers are far away: only the connect timeout can end it.
     rig.set_route([GPT, HAIKU], connect_timeout_s=0.5, first_token_timeout_s=30.0,
                   total_timeout_s=60.0)
     with unanswered_url() as silent:
-        with rig.sessions.begin() as s:
-            endpoints.update_endpoint(s, name="openai", kind="override", api_base=silent,
-                                      actor="t", now=utc_now(),
-                                      builtin_providers=rig.catalog.providers())
-        rig.gateway.refresh()
+        rig.point_openai_at(silent)
         started = time.monotonic()
         if stream:
             text, s = await collect(rig.gateway, rig.request("auto", stream=True))
