@@ -427,7 +427,8 @@ def test_hang_times_out_and_stop_is_prompt() -> None:
     assert [r.outcome for r in fake.requests()] == ["hang", "hang", "stall:1"]
     started = time.monotonic()
     fake.stop()
-    assert time.monotonic() - started < 0.5
+    # Held sockets never end on their own: a stop that waited on them would not return.
+    assert time.monotonic() - started < 3
     for sock in held:
         sock.close()
 
