@@ -3,7 +3,8 @@
 * ``GET  /health``               whether the process can reach its database
 * ``POST /v1/chat/completions``  OpenAI chat completions through the gateway
 * ``GET  /v1/models``            models the caller can use (``?all=true``: every model)
-* ``GET  /v1/models/{id}``       one model
+* ``GET  /v1/models/{id}``       one model, 403 if the caller could not use it
+  (both take ``?profile=NAME``: that profile's keys choice decides what is usable)
 
 The wire format lives in core/openai_format.py (headers documented there); this module
 does the HTTP: bearer auth, body limits, errors as OpenAI-shaped JSON, and the SSE stream.
@@ -29,13 +30,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from core import db, errors, heap, keys
+from core import db, errors, heap, keys, routes
 from core import openai_format as fmt
 from core.chat import Caller, Done, RequestIds, StreamEvent, Summary, TextDelta
 from core.clock import Clock, utc_now
 from core.config import Settings, load_settings
 from core.errors import SwitchboardError
 from core.gateway import Gateway
+from core.run import not_allowed
 from core.runtime import Runtime, build_runtime
 from core.secrets import redact
 from core.targets import KEYLESS_PROVIDERS
@@ -374,16 +376,26 @@ def _model(model_id: str, provider: str, **extra: Any) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": provider, **extra}
 
 
+def _usable_providers(
+    runtime: Runtime, caller: Caller, environ: Mapping[str, str], profile: str | None
+) -> tuple[set[str], str | None]:
+    """Providers with a key this caller may use under ``profile`` (or needing none)."""
+    with runtime.sessions() as session:
+        found = routes.find_caller_profile(session, caller, profile)
+        status = keys.key_status(session, caller, runtime.catalog.providers(), environ,
+                                 routes.profile_key_sources(found))
+    usable = {s.provider for s in status if s.source is not None} | KEYLESS_PROVIDERS
+    return usable, found.name if found else None
+
+
 def list_models(
-    runtime: Runtime, caller: Caller, environ: Mapping[str, str], show_all: bool
+    runtime: Runtime, caller: Caller, environ: Mapping[str, str], show_all: bool,
+    profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """Catalog models whose provider has a key for ``caller`` (or needs none), then endpoints."""
-    catalog = runtime.catalog
-    with runtime.sessions() as session:
-        status = keys.key_status(session, caller, catalog.providers(), environ)
-    usable = {s.provider for s in status if s.source is not None} | KEYLESS_PROVIDERS
+    usable, _ = _usable_providers(runtime, caller, environ, profile)
     rows = []
-    for info in catalog.models():
+    for info in runtime.catalog.models():
         ok = info.provider in usable
         if ok or show_all:
             rows.append(_model(info.id, info.provider, **({"available": ok} if show_all else {})))
@@ -395,17 +407,28 @@ def list_models(
     return rows
 
 
-def find_model(runtime: Runtime, model_id: str) -> dict[str, Any]:
+def find_model(
+    runtime: Runtime, caller: Caller, environ: Mapping[str, str], model_id: str,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """One model, as /v1/models lists it; 404 if unknown, 403 if the caller has no key."""
     target = runtime.gateway.resolver().resolve(model_id)  # NotFound if unknown
+    if target.key_required:
+        usable, profile_name = _usable_providers(runtime, caller, environ, profile)
+        if target.provider not in usable:
+            raise not_allowed(target, profile_name)  # as a chat request for it would be
     return _model(target.model_id, target.provider)
 
 
 async def models(ctx: ApiContext, request: Request, auth: Authed) -> Response:
     model_id = request.path_params.get("model_id")
+    profile = request.query_params.get("profile") or None
     if model_id:
-        return JSONResponse(await asyncio.to_thread(find_model, auth.runtime, model_id))
+        return JSONResponse(await asyncio.to_thread(
+            find_model, auth.runtime, auth.caller, ctx.environ, model_id, profile))
     show_all = request.query_params.get("all", "").lower() in ("1", "true", "yes")
-    data = await asyncio.to_thread(list_models, auth.runtime, auth.caller, ctx.environ, show_all)
+    data = await asyncio.to_thread(
+        list_models, auth.runtime, auth.caller, ctx.environ, show_all, profile)
     return JSONResponse({"object": "list", "data": data})
 
 

@@ -223,8 +223,8 @@ def resolve(
     ``profile`` names one of the caller's profiles; its routes win over the user's
     and its keys choice sets ``key_sources``. An unknown profile is InvalidInput.
     """
-    found_profile = _find_profile(session, caller, profile)
-    key_sources = KEY_ORDER[found_profile.keys_choice] if found_profile else DEFAULT_KEY_ORDER
+    found_profile = find_caller_profile(session, caller, profile)
+    key_sources = profile_key_sources(found_profile)
     profile_name = found_profile.name if found_profile else None
     explicit = model not in ("", "auto")
     if fallbacks is not None:
@@ -250,7 +250,13 @@ def resolve(
     return ResolvedRoute(chain, source, options, None, key_sources, profile_name)
 
 
-def _find_profile(session: Session, caller: Caller, name: str | None) -> Profile | None:
+def profile_key_sources(profile: Profile | None) -> tuple[str, ...]:
+    """Where keys are looked up, in order, under ``profile`` (its keys choice)."""
+    return KEY_ORDER[profile.keys_choice] if profile else DEFAULT_KEY_ORDER
+
+
+def find_caller_profile(session: Session, caller: Caller, name: str | None) -> Profile | None:
+    """The caller's profile by name (None for no name); an unknown name is InvalidInput."""
     if name is None or not name.strip():
         return None
     row = session.scalar(

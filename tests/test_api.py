@@ -771,6 +771,37 @@ async def test_models_lists_what_the_caller_has_keys_for(api: Api) -> None:
     assert r.status_code == 404
 
 
+async def test_one_model_is_403_when_the_caller_could_not_use_it(api: Api) -> None:
+    # The same answer a chat request naming it would get: listed models are usable ones.
+    r = await api.client.get(f"/v1/models/anthropic/{HAIKU}", headers=api.auth)
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert error["code"] == "model_not_allowed"
+    assert "add your own anthropic key on the Providers & keys page" in error["message"]
+    r = await api.client.get("/v1/models/ollama/llama3", headers=api.auth)
+    assert r.status_code == 200 and r.json()["owned_by"] == "ollama"  # needs no key
+
+
+async def test_models_follow_the_profiles_keys_choice(api: Api) -> None:
+    # The environment's OpenAI key is shared, not the caller's own: a profile that
+    # allows only the caller's own keys sees no OpenAI model, as its chats would.
+    with api.runtime.sessions.begin() as s:
+        profiles.create_profile(s, user_id=api.user_id, name="Personal", keys_choice="own",
+                                actor="t", now=utc_now())
+    r = await api.client.get("/v1/models?profile=Personal", headers=api.auth)
+    assert r.status_code == 200
+    owners = {m["owned_by"] for m in r.json()["data"]}
+    assert "openai" not in owners and "ollama" in owners
+    r = await api.client.get(f"/v1/models/{MINI}?profile=Personal", headers=api.auth)
+    assert r.status_code == 403
+    assert "profile 'Personal'" in r.json()["error"]["message"]
+    r = await api.client.get(f"/v1/models/{MINI}", headers=api.auth)  # no profile: env key
+    assert r.status_code == 200
+    r = await api.client.get("/v1/models?profile=nope", headers=api.auth)
+    assert r.status_code == 400
+    assert "no profile named 'nope'" in r.json()["error"]["message"]
+
+
 async def test_health(api: Api) -> None:
     r = await api.client.get("/health")
     assert r.status_code == 200
