@@ -1,4 +1,4 @@
-"""Admin: organisation and team keys, endpoints, budgets, prices and the audit log."""
+"""Admin: organisation and team keys and routes, endpoints, budgets, prices, the audit log."""
 
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -11,7 +11,7 @@ from core.chat import MICROS_PER_USD, Caller
 from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.models import ORG_OWNER_ID
-from ui import settings
+from ui import admin_routes, settings
 from ui.resources import services
 from ui.session import require_role
 
@@ -51,8 +51,8 @@ def parse_usd(text: str, what: str) -> Decimal:
     return value
 
 
-keys_tab, endpoints_tab, budgets_tab, prices_tab, audit_tab = st.tabs(
-    ["Organisation & team keys", "Endpoints", "Budgets", "Prices", "Audit log"])
+keys_tab, routes_tab, endpoints_tab, budgets_tab, prices_tab, audit_tab = st.tabs(
+    ["Organisation & team keys", "Routes", "Endpoints", "Budgets", "Prices", "Audit log"])
 
 # --- keys ------------------------------------------------------------------------------
 with keys_tab:
@@ -119,6 +119,10 @@ with keys_tab:
                     settings.routing_changed(svc)
                     settings.flash(f"Saved {owner_label(*owner)}'s {saved.provider} key "
                                    f"{saved.masked}.")
+
+# --- organisation and team routes ------------------------------------------------------
+with routes_tab:
+    admin_routes.render(svc, admin.username, teams)
 
 # --- endpoints ---------------------------------------------------------------------------
 with endpoints_tab:

@@ -9,8 +9,8 @@ from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.models import KEY_CHOICES
 from core.profiles import KEY_CHOICE_LABELS
-from core.routes import MAX_CHAIN, MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
-from ui import settings, state
+from core.routes import MAX_CHAIN, RouteOptions, Weights
+from ui import route_fields, settings, state
 from ui.resources import services
 from ui.session import current_user
 
@@ -184,32 +184,10 @@ if cost:
     st.caption(f"Score = price × {w.price:.2f} + latency × {w.latency:.2f} + quality × "
                f"{w.quality:.2f} + preference × {w.preference:.2f}; each part is 0..1, "
                "higher is better.")
-with st.expander("Timeouts, retries and content refusals"):
-    st.caption("Seconds. A timed-out model is not retried; the next one in the chain is tried "
-               "while the total time allows.")
-    cols = st.columns(4)
-    timeouts = {
-        name: float(col.number_input(label, 0.0, MAX_TIMEOUT_S, float(getattr(opts, name)),
-                                     1.0, key=key))
-        for col, (name, label, key) in zip(cols, (
-            ("connect_timeout_s", "Connect", "t_connect"),
-            ("first_token_timeout_s", "First token", "t_first"),
-            ("idle_timeout_s", "Stream idle", "t_idle"),
-            ("total_timeout_s", "Total", "t_total"),
-        ), strict=True)
-    }
-    r1, r2 = st.columns(2)
-    retries = r1.number_input(f"Retries per model (0-{MAX_RETRIES})", 0, MAX_RETRIES,
-                              opts.max_retries, 1, key="max_retries",
-                              help="On a transient error (429, 5xx, reset), with backoff.")
-    content_failover = r2.toggle("Fail over on a content refusal",
-                                 value=opts.content_refusal_failover, key="content_failover",
-                                 help="Off: the provider's refusal is returned as the answer.")
 # Only what this section edits changes; other saved options (provider order, ...) stay.
 edited = RouteOptions.from_json({**opts.to_json(), "auto_fallback": auto,
-                                 "cost_optimised": cost, "weights": vars(weights), **timeouts,
-                                 "max_retries": int(retries),
-                                 "content_refusal_failover": content_failover})
+                                 "cost_optimised": cost, "weights": vars(weights),
+                                 **route_fields.limit_fields(opts)})
 
 prices = {}
 for m in draft:
@@ -308,6 +286,8 @@ t_temp_text = c1.text_input("Temperature (0-2, empty: model default)", key=f"tas
 t_max = c2.number_input("Max tokens (0: model default)", min_value=0, step=256,
                         value=existing.options.max_tokens or 0 if existing else 0,
                         key=f"task_max_{task_name}")
+task_base = existing.options if existing else RouteOptions()
+task_limits = route_fields.limit_fields(task_base, prefix=f"task_{task_name}_")
 c1, c2 = st.columns(2)
 if c1.button("Save task route", type="primary", key="save_task"):
     try:
@@ -321,8 +301,8 @@ if c1.button("Save task route", type="primary", key="save_task"):
             raise InvalidInput(
                 f"Temperature {t_temp_text!r} is not a number; use 0 to 2, or leave it empty."
             ) from None
-        base = existing.options if existing else RouteOptions()
-        task_opts = RouteOptions.from_json({**base.to_json(), "temperature": temperature,
+        task_opts = RouteOptions.from_json({**task_base.to_json(), **task_limits,
+                                            "temperature": temperature,
                                             "max_tokens": int(t_max) or None})
         with svc.sessions.begin() as session:
             preferences.save_route(session, user_id=user.id, profile=profile, task=task_name,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core import auth
-from core.models import ApiKey, Budget, Endpoint, PriceOverride
+from core import auth, routes
+from core.chat import Caller
+from core.models import ORG_OWNER_ID, ApiKey, Budget, Endpoint, PriceOverride, RouteRow, Team
 from tests.conftest import add_user
+from tests.gateway_support import MINI
 from tests.support.pages import signed_in, texts
 
 
@@ -134,3 +136,55 @@ def test_users_page_guards_the_last_admin_and_edits_users(sessions):
     with sessions() as s:
         bob = auth.get_user(s, "bob")
         assert (bob.team, bob.role, bob.active) == ("Blue", "manager", False)
+
+
+def test_routes_tab_sets_org_and_team_routes_with_their_options(sessions):
+    at = _admin(sessions)
+    member = add_user(sessions, "mia", "member", team="Red")
+    assert any("No organisation or team routes yet" in i.value for i in at.info)
+
+    # The organisation default, with a bad timeout first: refused, nothing saved.
+    at.selectbox(key="sr_owner").set_value("Organisation").run()
+    form = f"org_{ORG_OWNER_ID}_"
+    at.selectbox(key=f"sr_model_{form}").set_value(MINI).run()
+    at.multiselect(key=f"sr_fallbacks_{form}").set_value(["openai/gpt-4o"]).run()
+    at.number_input(key=f"sr_{form}_t_total").set_value(0.0).run()
+    at.button(key="sr_save").click().run()
+    assert any("The total timeout 0 s is out of range" in e.value for e in at.error)
+    with sessions() as s:
+        assert s.scalar(select(RouteRow)) is None
+    at.number_input(key=f"sr_{form}_t_total").set_value(60.0).run()
+    at.number_input(key=f"sr_{form}_max_retries").set_value(1).run()
+    at.button(key="sr_save").click().run()
+    assert any("Saved the default route for Organisation" in s.value for s in at.success)
+
+    # Team Red's code route, failing over on content refusals.
+    with sessions() as s:
+        red = s.scalar(select(Team.id).where(Team.name == "Red"))
+    at.selectbox(key="sr_owner").set_value("Team Red").run()
+    at.selectbox(key="sr_task").set_value("code").run()
+    form = f"team_{red}_code"
+    at.selectbox(key=f"sr_model_{form}").set_value("openai/gpt-4o").run()
+    at.toggle(key=f"sr_{form}_content_failover").set_value(True).run()
+    at.button(key="sr_save").click().run()
+    table = next(d.value for d in at.dataframe if "Chain" in d.value.columns)
+    assert list(table["For"]) == ["Organisation", "Team Red"]
+    assert list(table["Options"]) == ["1 retry per model, total timeout 60 s",
+                                      "fails over on content refusals"]
+
+    # The gateway's resolution uses them: the team's code route, the org's default.
+    caller = Caller(member.id, "mia", "member", red)
+    with sessions() as s:
+        code = routes.resolve(s, caller, model="auto", fallbacks=None, task="code")
+        chat = routes.resolve(s, caller, model="auto", fallbacks=None, task="chat")
+    assert (code.chain, code.source, code.options.content_refusal_failover) == (
+        ("openai/gpt-4o",), "task:team", True)
+    assert (chat.chain, chat.source, chat.options.total_timeout_s, chat.options.max_retries) == (
+        (MINI, "openai/gpt-4o"), "org", 60.0, 1)
+
+    # Removing asks first.
+    at.button(key="del_shared_route").click().run()
+    assert any("Remove the code route for Team Red?" in w.value for w in at.warning)
+    at.button(key="yes_shared_route").click().run()
+    with sessions() as s:
+        assert [r.scope for r in s.scalars(select(RouteRow))] == ["org"]

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from core import auth, keys, keytest, preferences, recommend, routes
+from core import auth, keys, keytest, preferences, recommend, routes, shared_routes
 from core.breaker import BreakerState
 from core.chat import Caller
 from core.clock import utc_now
@@ -94,6 +94,32 @@ def test_route_options_are_range_checked_and_nothing_is_saved(sessions):
                                known_model=lambda m: False, actor="pat", now=utc_now())
     with sessions() as s:
         assert s.scalar(select(RouteRow)) is None
+
+
+def test_shared_routes_are_org_and_team_only_listed_org_first_and_described(sessions):
+    add_user(sessions, "mia", "member", team="Red")
+    now = utc_now()
+    with sessions.begin() as s:
+        red = auth.list_teams(s)[0][0]
+        with pytest.raises(InvalidInput, match="users set their own"):
+            shared_routes.save_shared_route(s, scope="user", scope_id=1, task="", models=[MINI],
+                                            options=RouteOptions(), known_model=lambda m: True,
+                                            actor="root", now=now)
+        shared_routes.save_shared_route(
+            s, scope="team", scope_id=red, task="Code", models=[GPT, MINI],
+            options=RouteOptions(auto_fallback=False, provider_order=("openai",)),
+            known_model=lambda m: True, actor="root", now=now)
+        shared_routes.save_shared_route(s, scope="org", scope_id=999, task="", models=[MINI],
+                                        options=RouteOptions(), known_model=lambda m: True,
+                                        actor="root", now=now)
+        routes.set_route(s, scope="user", scope_id=1, models=[HAIKU], known_model=lambda m: True,
+                         actor="mia", now=now)
+    with sessions() as s:
+        listed = shared_routes.list_shared_routes(s, {red: "Red"})
+    assert [(r.owner, r.scope_id, r.task, r.models) for r in listed] == [
+        ("Organisation", ORG_OWNER_ID, "", (MINI,)), ("Team Red", red, "code", (GPT, MINI))]
+    assert shared_routes.describe_options(listed[0].options) == "defaults"
+    assert shared_routes.describe_options(listed[1].options) == "first model only, prefers openai"
 
 
 def test_default_model_keeps_the_fallbacks_and_later_save_wins(sessions):

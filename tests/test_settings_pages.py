@@ -240,10 +240,16 @@ def test_task_route_validates_temperature_and_shows_a_recommendation(sessions, a
     assert any("Temperature 3.0 is out of range" in e.value for e in at.error)
     at.text_input(key="task_t_code").set_value("0.2").run()
     at.number_input(key="task_max_code").set_value(2048).run()
+    at.number_input(key="task_code_t_first").set_value(4.0).run()
+    at.number_input(key="task_code_max_retries").set_value(0).run()
     at.button(key="save_task").click().run()
     with sessions() as s:
         row = s.scalar(select(RouteRow).where(RouteRow.task == "code"))
-        assert row.options["temperature"] == 0.2 and row.options["max_tokens"] == 2048
+        saved = RouteOptions.from_json(row.options)
+    assert (saved.temperature, saved.max_tokens) == (0.2, 2048)
+    assert (saved.first_token_timeout_s, saved.max_retries) == (4.0, 0)
+    # The task route's own limits: the default chain's are untouched.
+    assert at.number_input(key="t_first").value == RouteOptions().first_token_timeout_s
 
 
 def test_preferring_a_provider_without_a_key_is_refused_on_the_page(sessions, monkeypatch):

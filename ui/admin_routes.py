@@ -1,0 +1,115 @@
+"""Admin > Routes: organisation and team routes, with the same options users have."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import preferences, routes, shared_routes
+from core.clock import utc_now
+from core.errors import InvalidInput, SwitchboardError
+from core.models import ORG_OWNER_ID
+from core.routes import RouteOptions
+from core.shared_routes import ORG, TEAM
+from ui import route_fields, settings
+from ui.resources import Services
+
+ANOTHER_TASK = "another task…"
+DEFAULT_TASK = "(default: every task)"
+
+
+def render(svc: Services, actor: str, teams: list[tuple[int, str]]) -> None:
+    cat = svc.catalog
+    resolver = svc.runtime.gateway.resolver()
+    team_names = dict(teams)
+    with svc.sessions() as session:
+        saved = shared_routes.list_shared_routes(session, team_names)
+    st.caption("A request uses the first route that applies: its own `fallbacks`, then a "
+               "route for its task (the user's, their team's, the organisation's), then the "
+               "user's default, the team's default, the organisation's default. Users set "
+               "their own on Model preferences; these apply to everyone else.")
+    if saved:
+        st.dataframe([{"For": r.owner, "Task": r.task or "(default)",
+                       "Chain": " → ".join(r.models),
+                       "Options": shared_routes.describe_options(r.options),
+                       "Changed": f"{settings.when(r.updated_at)} by {r.updated_by}"}
+                      for r in saved], hide_index=True, width="stretch")
+    else:
+        st.info("No organisation or team routes yet. Without a route, a request must name "
+                "its model. Set the organisation default below.")
+
+    owners = {"Organisation": (ORG, ORG_OWNER_ID),
+              **{f"Team {name}": (TEAM, team_id) for team_id, name in teams}}
+    c1, c2, c3 = st.columns([2, 2, 2])
+    owner = c1.selectbox("Route for", list(owners), key="sr_owner")
+    scope, scope_id = owners[owner]
+    known_tasks = [r.task for r in saved if r.task]
+    tasks = [DEFAULT_TASK, *dict.fromkeys([*preferences.DEFAULT_TASKS, *known_tasks]),
+             ANOTHER_TASK]
+    task_pick = c2.selectbox("Task", tasks, key="sr_task")
+    custom = c3.text_input("Task name", key="sr_task_custom", disabled=task_pick != ANOTHER_TASK,
+                           placeholder="e.g. poetry")
+    task = ("" if task_pick == DEFAULT_TASK
+            else custom if task_pick == ANOTHER_TASK else task_pick).strip().lower()
+    existing = next((r for r in saved if (r.scope, r.scope_id, r.task) == (scope, scope_id, task)),
+                    None)
+    opts = existing.options if existing else RouteOptions()
+    form = f"{scope}_{scope_id}_{task}"  # fresh widgets per route, filled from what is saved
+
+    choices = preferences.picker_options(cat.models(), resolver.endpoint_models(), providers=None)
+    start = existing.models[0] if existing else None
+    if start is not None and start not in choices:
+        choices = [start, *choices]
+
+    def label(model_id: str) -> str:
+        return preferences.model_label(model_id, cat.get)
+
+    model = st.selectbox("Model", choices, format_func=label, key=f"sr_model_{form}",
+                         index=choices.index(start) if start in choices else None,
+                         placeholder="choose the primary model")
+    saved_fallbacks = existing.models[1:] if existing else ()
+    fallbacks = st.multiselect(
+        "Fallbacks, in order", [m for m in choices if m != model], format_func=label,
+        default=[m for m in saved_fallbacks if m in choices and m != model],
+        key=f"sr_fallbacks_{form}")
+    c1, c2 = st.columns(2)
+    auto = c1.toggle("Automatic fallback", value=opts.auto_fallback, key=f"sr_auto_{form}",
+                     help="Off: only the first model is tried.")
+    cost = c2.toggle("Cost-optimised ordering", value=opts.cost_optimised,
+                     key=f"sr_cost_{form}",
+                     help="Order by a score of price, latency, quality and provider order.")
+    limits = route_fields.limit_fields(opts, prefix=f"sr_{form}_")
+    what = f"the {task} route" if task else "the default route"
+
+    c1, c2 = st.columns(2)
+    if c1.button("Save route", type="primary", key="sr_save"):
+        try:
+            if task_pick == ANOTHER_TASK and not task:
+                raise InvalidInput("Type a task name first.")
+            if model is None:
+                raise InvalidInput("Choose a model for this route.")
+            # Merge: options edited elsewhere (weights, provider order, ...) are kept.
+            options = RouteOptions.from_json({**opts.to_json(), "auto_fallback": auto,
+                                              "cost_optimised": cost, **limits})
+            with svc.sessions.begin() as session:
+                shared_routes.save_shared_route(
+                    session, scope=scope, scope_id=scope_id, task=task,
+                    models=[model, *fallbacks], options=options, known_model=resolver.known,
+                    actor=actor, now=utc_now())
+        except SwitchboardError as exc:
+            st.error(exc.message)
+        else:
+            settings.routing_changed(svc)
+            settings.flash(f"Saved {what} for {owner}: {' → '.join([model, *fallbacks])}.")
+    if existing is not None:
+        with c2:
+
+            def _remove() -> None:
+                with svc.sessions.begin() as session:
+                    routes.delete_route(session, scope=scope, scope_id=scope_id, task=task,
+                                        actor=actor, now=utc_now())
+                settings.routing_changed(svc)
+                settings.flash(f"Removed {what} for {owner}.")
+
+            settings.confirm(f"route:{form}", f"Remove {what} for {owner}? Requests it served "
+                             "fall back to the next route that applies.", _remove,
+                             key="shared_route", label="Remove")

@@ -1,0 +1,42 @@
+"""Route option widgets shared by the route editors (Model preferences, Admin > Routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions
+
+_TIMEOUT_FIELDS = (
+    ("connect_timeout_s", "Connect", "t_connect"),
+    ("first_token_timeout_s", "First token", "t_first"),
+    ("idle_timeout_s", "Stream idle", "t_idle"),
+    ("total_timeout_s", "Total", "t_total"),
+)
+
+
+def limit_fields(opts: RouteOptions, prefix: str = "") -> dict[str, Any]:
+    """Timeouts, retries and the content-refusal switch, in an expander.
+
+    Returns only the fields edited here, to merge over the saved options so that the
+    ones other sections own (provider order, temperature, ...) are kept.
+    """
+    with st.expander("Timeouts, retries and content refusals"):
+        st.caption("Seconds. A timed-out model is not retried; the next one in the chain is "
+                   "tried while the total time allows.")
+        edited: dict[str, Any] = {
+            name: float(col.number_input(label, 0.0, MAX_TIMEOUT_S, float(getattr(opts, name)),
+                                         1.0, key=prefix + key))
+            for col, (name, label, key) in zip(st.columns(4), _TIMEOUT_FIELDS, strict=True)
+        }
+        r1, r2 = st.columns(2)
+        edited["max_retries"] = int(r1.number_input(
+            f"Retries per model (0-{MAX_RETRIES})", 0, MAX_RETRIES, opts.max_retries, 1,
+            key=prefix + "max_retries",
+            help="On a transient error (429, 5xx, reset), with backoff."))
+        edited["content_refusal_failover"] = r2.toggle(
+            "Fail over on a content refusal", value=opts.content_refusal_failover,
+            key=prefix + "content_failover",
+            help="Off: the provider's refusal is returned as the answer.")
+    return edited
