@@ -434,11 +434,9 @@ class Gateway:
             return reservations.ReservationHandle(run.request_id, ())
         max_out = max_tokens_for(run.request, run.route, target)
         # A hold must bound the real count, which the 4-characters estimate does not (CJK
-        # text). A prompt over the model's window is refused upstream, costing nothing.
-        prompt = pricing.prompt_token_bound(run.request.messages)
-        prompt += pricing.utf8_len(run.sent)  # a continuation re-sends the text
-        if target.context_window:
-            prompt = min(prompt, target.context_window)
+        # text, images). A prompt over the model's window is refused upstream, costing nothing.
+        prompt = pricing.prompt_token_bound(run.request.messages, extra_text=run.sent,
+                                            context_window=target.context_window)
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
         return reservations.reserve(
             self._sessions,

@@ -54,7 +54,8 @@ CHARS_PER_TOKEN: Final = 4
 TOKENS_PER_MESSAGE: Final = 4
 TOKENS_PER_REPLY: Final = 3
 TOKENS_PER_IMAGE: Final = 765
-# The most Anthropic's and OpenAI's standard models count for one image (high detail).
+# Per image when a model's context window is unknown: the most Anthropic's and
+# OpenAI's standard models count for one (high detail). Models with a known window hold it.
 IMAGE_TOKENS_BOUND: Final = 1_600
 _PRECISION: Final = 60  # token counts times prices stay far below this many digits
 
@@ -301,19 +302,28 @@ def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def prompt_token_bound(messages: Iterable[Message]) -> int:
+def prompt_token_bound(
+    messages: Iterable[Message], *, extra_text: str = "", context_window: int | None = None
+) -> int:
     """A prompt size no provider's count exceeds, for budget holds: one token per UTF-8 byte.
 
     Byte-level BPE (OpenAI, Anthropic, Llama) and SentencePiece with byte fallback never
     make a token of less than a byte, so this holds where the 4-characters estimate does
     not (Chinese or Japanese text is about one token per character, three bytes).
+    Images have no such bound: gpt-4o-mini counts one at up to ~37k tokens (at a lower
+    price). Only the model's context window bounds every count, since a longer prompt is
+    refused, so a prompt with an image holds the whole window when it is known.
+    ``extra_text`` is sent besides the messages (a continuation's partial answer).
     """
-    tokens = TOKENS_PER_REPLY
+    tokens = TOKENS_PER_REPLY + utf8_len(extra_text)
+    image_count = 0
     for message in messages:
         texts, images = _texts(message)
         tokens += TOKENS_PER_MESSAGE + sum(utf8_len(t) for t in texts)
-        tokens += images * IMAGE_TOKENS_BOUND
-    return tokens
+        image_count += images
+    if context_window:
+        return context_window if image_count else min(tokens, context_window)
+    return tokens + image_count * IMAGE_TOKENS_BOUND
 
 
 TokenCounter = Callable[..., int]

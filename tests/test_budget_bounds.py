@@ -7,7 +7,7 @@ import pytest
 from core import budgets, pricing
 from core.clock import utc_now
 from core.errors import BudgetExceeded
-from tests.gateway_support import GPT
+from tests.gateway_support import GPT, MINI
 
 # 12,000 characters of Chinese: a 4-characters-per-token guess says ~3,000 tokens, real
 # tokenizers (and the fake) count ~12,000.
@@ -56,3 +56,33 @@ async def test_back_to_back_requests_never_take_spending_past_the_limit(rig):
         [b] = budgets.list_budgets(s)
     assert b.spent_micros == served[0].summary.cost_micros <= b.limit_micros
     assert b.reserved_micros == 0
+
+
+IMAGE_PROMPT = ({"role": "user", "content": [
+    {"type": "text", "text": "What is in this picture?"},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},)
+
+
+def test_an_image_holds_the_whole_context_window_when_it_is_known():
+    # gpt-4o-mini counts one image at up to ~37k tokens: no per-image figure bounds
+    # every model, the window does.
+    assert pricing.prompt_token_bound(IMAGE_PROMPT, context_window=128_000) == 128_000
+    text = ({"role": "user", "content": "Say hello"},)
+    assert pricing.prompt_token_bound(text, context_window=128_000) < 100
+    assert pricing.prompt_token_bound(text, extra_text="Hello, te") == (
+        pricing.prompt_token_bound(text) + len("Hello, te"))
+    # Unknown window: the most the standard models count per image.
+    assert pricing.prompt_token_bound(IMAGE_PROMPT) >= pricing.IMAGE_TOKENS_BOUND
+
+
+async def test_an_image_request_that_could_overspend_is_refused_before_it_is_sent(rig):
+    # Held at 128k tokens x $0.15/M = $0.0192 against $0.015 left. A 1,600-token image
+    # hold ($0.00025) would have let in a request gpt-4o-mini may bill at ~$0.006.
+    _budget(rig, 15_000)
+    with pytest.raises(BudgetExceeded):
+        await rig.gateway.complete(rig.request(MINI, fallbacks=(), max_tokens=MAX_OUT,
+                                               messages=IMAGE_PROMPT))
+    assert rig.openai.count() == 0
+    text = rig.request(MINI, fallbacks=(), max_tokens=MAX_OUT,
+                       messages=({"role": "user", "content": "Say hello"},))
+    assert (await rig.gateway.complete(text)).text  # text alone is held at its own size
