@@ -6,8 +6,9 @@
 * ``GET  /v1/models/{id}``       one model, 403 if the caller could not use it
   (both take ``?profile=NAME``: that profile's keys choice decides what is usable)
 
-The wire format lives in core/openai_format.py (headers documented there); this module
-does the HTTP: bearer auth, body limits, errors as OpenAI-shaped JSON, and the SSE stream.
+The wire format lives in core/openai_request.py (in) and core/openai_format.py (out,
+headers documented there); this module does the HTTP: bearer auth, body limits, errors
+as OpenAI-shaped JSON, and the SSE stream.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from core import db, errors, heap, keys, routes
+from core import db, errors, heap, keys, openai_request, routes
 from core import openai_format as fmt
 from core.chat import Caller, Done, RequestIds, StreamEvent, Summary, TextDelta
 from core.clock import Clock, utc_now
@@ -216,7 +217,7 @@ async def _aclose(events: AsyncGenerator[StreamEvent, None]) -> None:
     await events.aclose()
 
 
-async def complete(gateway: Gateway, call: fmt.ChatCall, created: int) -> Response:
+async def complete(gateway: Gateway, call: openai_request.ChatCall, created: int) -> Response:
     parts: list[str] = []
     summary: Summary | None = None
     async for event in gateway.stream(call.request):
@@ -266,7 +267,7 @@ def _stream_headers(first: StreamEvent, stream_id: str) -> dict[str, str]:
 async def _sse_body(
     first: StreamEvent,
     events: AsyncGenerator[StreamEvent, None],
-    call: fmt.ChatCall,
+    call: openai_request.ChatCall,
     stream_id: str,
     created: int,
     token: str,
@@ -306,7 +307,7 @@ async def _sse_body(
 
 
 async def stream(
-    gateway: Gateway, call: fmt.ChatCall, stream_id: str, created: int, token: str
+    gateway: Gateway, call: openai_request.ChatCall, stream_id: str, created: int, token: str
 ) -> Response:
     events = gateway.stream(call.request)
     try:
@@ -361,7 +362,7 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
 
 async def chat_completions(ctx: ApiContext, request: Request, auth: Authed) -> Response:
     raw = await read_body(request, ctx.settings.api_max_body_bytes)
-    call = fmt.parse_chat(fmt.parse_json(raw), auth.caller, auth.request_id)
+    call = openai_request.parse_chat(openai_request.parse_json(raw), auth.caller, auth.request_id)
     created = int(ctx.clock().timestamp())
     gateway = auth.runtime.gateway
     if call.request.stream:

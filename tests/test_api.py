@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from core import budgets, db, endpoints, keys, profiles, ratelimits, routes, tokens
+from core import budgets, db, endpoints, keys, openai_request, profiles, ratelimits, routes, tokens
 from core import openai_format as fmt
 from core.api import CALLER_TTL_S, ApiContext, build_app
 from core.catalog import Catalog, load_catalog
@@ -860,7 +860,7 @@ def test_developer_role_and_text_parts_are_accepted() -> None:
         "stream_options": {"include_usage": True},
         "metadata": {"k": "v"},
     }
-    call = fmt.parse_chat(body, Caller(1, "alice", "member"))
+    call = openai_request.parse_chat(body, Caller(1, "alice", "member"))
     assert call.include_usage and call.request.stream and call.request.max_tokens == 5
     assert call.request.messages[0] == {"role": "system", "content": "be brief"}
     assert call.request.model == "auto" and call.request.source == "api"
