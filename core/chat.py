@@ -19,6 +19,7 @@ Message = Mapping[str, Any]  # OpenAI-shaped: {"role": ..., "content": ...}
 SOURCES = ("chat", "compare", "api")
 Source = Literal["chat", "compare", "api"]
 
+
 class RequestIds:
     """Random 128-bit hex request ids: ids, not secrets, so no os.urandom per id.
 

@@ -87,6 +87,12 @@ class RouteOptions:
         out["provider_order"] = list(self.provider_order)
         return out
 
+    def changed(self) -> dict[str, Any]:
+        """The fields that differ from the defaults, by name, in declaration order."""
+        default = RouteOptions()
+        return {k: getattr(self, k) for k in self.__dataclass_fields__
+                if getattr(self, k) != getattr(default, k)}
+
     def preference_for(self, chain: Sequence[str]) -> tuple[str, ...]:
         """The chain's models ordered by provider preference (stable), for order_by_score."""
         if not self.provider_order:

@@ -52,26 +52,24 @@ def list_shared_routes(session: Session, team_names: Mapping[int, str]) -> list[
 
 def describe_options(options: RouteOptions) -> str:
     """What differs from the defaults, in words ("defaults" when nothing does)."""
-    default = RouteOptions()
+    changed = options.changed()
     parts: list[str] = []
-    if not options.auto_fallback:
+    if "auto_fallback" in changed:
         parts.append("first model only")
-    if options.cost_optimised:
+    if "cost_optimised" in changed:
         parts.append("cost-optimised order")
-    if options.content_refusal_failover:
+    if "content_refusal_failover" in changed:
         parts.append("fails over on content refusals")
-    if options.max_retries != default.max_retries:
+    if "max_retries" in changed:
         n = options.max_retries
         parts.append(f"{n} {'retry' if n == 1 else 'retries'} per model")
-    for name, words in routes.TIMEOUT_NAMES.items():
-        seconds = getattr(options, name)
-        if seconds != getattr(default, name):
-            parts.append(f"{words} {seconds:g} s")
-    if options.temperature is not None:
+    parts += [f"{words} {changed[name]:g} s" for name, words in routes.TIMEOUT_NAMES.items()
+              if name in changed]
+    if "temperature" in changed:
         parts.append(f"temperature {options.temperature:g}")
-    if options.max_tokens is not None:
+    if "max_tokens" in changed:
         parts.append(f"max tokens {options.max_tokens:,}")
-    if options.provider_order:
+    if "provider_order" in changed:
         parts.append("prefers " + " > ".join(options.provider_order))
     return ", ".join(parts) or "defaults"
 

@@ -267,18 +267,12 @@ recs = recommend.recommend(task_name or "chat", cat.models(), stats=stats,
                            providers=keyed or None)
 all_options = preferences.picker_options(cat.models(), resolver.endpoint_models(),
                                          providers=allowed)
-start = existing.models[0] if existing else (recs[0].model if recs else None)
-if start is not None and start not in all_options:
-    all_options = [start, *all_options]
 if recs:
     st.caption(f"Recommended for {task_name or 'this task'}: **{recs[0].model}**. "
                f"{recs[0].reason}")
-t_model = st.selectbox("Model", all_options, format_func=label, key=f"task_model_{task_name}",
-                       index=all_options.index(start) if start in all_options else None)
-t_fallbacks = st.multiselect("Fallbacks, in order", [m for m in all_options if m != t_model],
-                             default=[m for m in (existing.models[1:] if existing else ())
-                                      if m in all_options and m != t_model],
-                             format_func=label, key=f"task_fallbacks_{task_name}")
+t_model, t_fallbacks = route_fields.chain_fields(
+    all_options, existing.models if existing else (), label, prefix="task", suffix=task_name,
+    start=recs[0].model if recs else None)
 c1, c2 = st.columns(2)
 t_temp_text = c1.text_input("Temperature (0-2, empty: model default)", key=f"task_t_{task_name}",
                             value="" if not existing or existing.options.temperature is None

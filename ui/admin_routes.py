@@ -55,22 +55,12 @@ def render(svc: Services, actor: str, teams: list[tuple[int, str]]) -> None:
     opts = existing.options if existing else RouteOptions()
     form = f"{scope}_{scope_id}_{task}"  # fresh widgets per route, filled from what is saved
 
-    choices = preferences.picker_options(cat.models(), resolver.endpoint_models(), providers=None)
-    start = existing.models[0] if existing else None
-    if start is not None and start not in choices:
-        choices = [start, *choices]
-
     def label(model_id: str) -> str:
         return preferences.model_label(model_id, cat.get)
 
-    model = st.selectbox("Model", choices, format_func=label, key=f"sr_model_{form}",
-                         index=choices.index(start) if start in choices else None,
-                         placeholder="choose the primary model")
-    saved_fallbacks = existing.models[1:] if existing else ()
-    fallbacks = st.multiselect(
-        "Fallbacks, in order", [m for m in choices if m != model], format_func=label,
-        default=[m for m in saved_fallbacks if m in choices and m != model],
-        key=f"sr_fallbacks_{form}")
+    choices = preferences.picker_options(cat.models(), resolver.endpoint_models(), providers=None)
+    model, fallbacks = route_fields.chain_fields(
+        choices, existing.models if existing else (), label, prefix="sr", suffix=form)
     c1, c2 = st.columns(2)
     auto = c1.toggle("Automatic fallback", value=opts.auto_fallback, key=f"sr_auto_{form}",
                      help="Off: only the first model is tried.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -40,3 +41,31 @@ def limit_fields(opts: RouteOptions, prefix: str = "") -> dict[str, Any]:
             key=prefix + "content_failover",
             help="Off: the provider's refusal is returned as the answer.")
     return edited
+
+
+def chain_fields(
+    choices: Sequence[str],
+    saved: Sequence[str],
+    label: Callable[[str], str],
+    *,
+    prefix: str,
+    suffix: str,
+    start: str | None = None,
+) -> tuple[str | None, list[str]]:
+    """The primary model and its fallbacks in order, filled from the ``saved`` chain.
+
+    ``start`` pre-selects a model when nothing is saved (a recommendation). Widget keys
+    are ``{prefix}_model_{suffix}`` and ``{prefix}_fallbacks_{suffix}``.
+    """
+    first = saved[0] if saved else start
+    options = list(choices)
+    if first is not None and first not in options:
+        options.insert(0, first)  # a saved model no longer offered stays visible
+    model = st.selectbox("Model", options, format_func=label, key=f"{prefix}_model_{suffix}",
+                         index=options.index(first) if first in options else None,
+                         placeholder="choose the primary model")
+    fallbacks = st.multiselect(
+        "Fallbacks, in order", [m for m in options if m != model], format_func=label,
+        default=[m for m in saved[1:] if m in options and m != model],
+        key=f"{prefix}_fallbacks_{suffix}")
+    return model, fallbacks

@@ -98,24 +98,24 @@ def option_changes(
 
 def describe(options: RouteOptions) -> str:
     """The non-default options, written as the flags that would set them ("" if none)."""
-    default = RouteOptions()
+    changed = options.changed()
     parts: list[str] = []
     for dest, name, _ in SWITCHES:
-        if getattr(options, name) != getattr(default, name):
-            parts.append(flag(dest if getattr(options, name) else f"no_{dest}"))
+        if name in changed:
+            parts.append(flag(dest if changed[name] else f"no_{dest}"))
     for dest, name, _ in TIMEOUTS:
-        if getattr(options, name) != getattr(default, name):
-            parts.append(f"{flag(dest)} {getattr(options, name):g}")
-    if options.max_retries != default.max_retries:
+        if name in changed:
+            parts.append(f"{flag(dest)} {changed[name]:g}")
+    if "max_retries" in changed:
         parts.append(f"--retries {options.max_retries}")
-    if options.weights != default.weights:
+    if "weights" in changed:
         parts.append("--weights " + ",".join(
             f"{n}={getattr(options.weights, n):g}" for n in WEIGHT_NAMES))
-    if options.temperature is not None:
+    if "temperature" in changed:
         parts.append(f"--temperature {options.temperature:g}")
-    if options.max_tokens is not None:
+    if "max_tokens" in changed:
         parts.append(f"--max-tokens {options.max_tokens}")
-    if options.provider_order:
+    if "provider_order" in changed:
         parts.append("--provider-order " + ",".join(options.provider_order))
     return " ".join(parts)
 
