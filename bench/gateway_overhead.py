@@ -1,7 +1,7 @@
 """Added latency of the in-process gateway over calling the same fake provider directly.
 
-Both sides make the same litellm call (core.upstream.default_completion: litellm's
-own HTTP handler, its success logging skipped) to the same loopback fake (in a
+Both sides make the same litellm call (core.litellm_calls.default_completion: litellm's
+own HTTP handler, its success logging and response metadata skipped) to the same loopback fake (in a
 process of its own, bench/fake_process.py, as a real provider would be), so the
 difference is Switchboard's own work: routing, key lookup, rate limit, budget
 reservation, breaker and retry bookkeeping, and queueing the ledger rows.
@@ -99,8 +99,8 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
     """``rounds`` paired rounds of each scenario."""
     from core import heap
     from core.chat import Caller, ChatRequest
+    from core.litellm_calls import default_completion
     from core.runtime import build_runtime
-    from core.upstream import default_completion
 
     results: list[Overhead] = []
     with scratch_env(), fake_openai_process() as fake:

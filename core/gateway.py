@@ -41,6 +41,7 @@ from core.chat import (
 from core.clock import Clock, utc_now
 from core.errors import InvalidInput, ModelNotAllowed, NotFound, RateLimited, SwitchboardError
 from core.lazysession import LazySession, NeedsDatabase
+from core.litellm_calls import CompletionFn
 from core.recorder import BatchWriter
 from core.retry import RetryPolicy
 from core.routes import ResolvedRoute
@@ -48,7 +49,7 @@ from core.run import Candidate, Run, not_allowed, spend_by_provider, summarise
 from core.secrets import Cipher
 from core.targets import Target, TargetResolver
 from core.ttlcache import TtlCache
-from core.upstream import CompletionFn, Upstream
+from core.upstream import Upstream
 
 
 @dataclass(frozen=True)

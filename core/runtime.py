@@ -15,8 +15,8 @@ from core import db
 from core.catalog import Catalog, load_catalog
 from core.config import Settings, load_settings
 from core.gateway import Gateway, GatewaySettings
+from core.litellm_calls import CompletionFn
 from core.secrets import Cipher, load_cipher, quiet_litellm
-from core.upstream import CompletionFn
 
 
 @dataclass(frozen=True)

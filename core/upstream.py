@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import os
 import time
 from collections.abc import (
     AsyncGenerator,
-    Awaitable,
-    Callable,
     Mapping,
-    MutableMapping,
     Sequence,
 )
 from dataclasses import dataclass
@@ -27,11 +23,10 @@ from typing import Any
 
 import httpx
 
-from core.chat import Message, RequestIds, Usage
+from core.chat import Message, Usage
+from core.litellm_calls import CompletionFn, default_completion, openai_via_sdk
 from core.secrets import redact
-from core.sse_filter import SanitizedClients
-
-CompletionFn = Callable[..., Awaitable[Any]]
+from core.upstream_clients import UpstreamClients
 
 # Failure kinds the gateway acts on.
 TRANSIENT = "transient"  # retry the same model, then fail over
@@ -41,52 +36,6 @@ REJECTED = "rejected"  # 400/404/422: fail over
 CONTEXT = "context"  # prompt too long for this model: skip to one that fits
 CONTENT = "content"  # provider refused on content policy
 CUT = "cut"  # the stream broke or ended without finishing
-
-
-# litellm's switch between the OpenAI SDK and its own HTTP handler for the OpenAI family.
-OWN_HTTP_ENV = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
-
-
-def prefer_litellm_own_http(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Call OpenAI-family models through litellm's own HTTP handler, not the OpenAI SDK.
-
-    The SDK's request transform and response models cost about 0.9 ms of CPU a call
-    (bench/api_http); litellm's handler, which its Anthropic calls already use, does
-    the same translation without them. An operator's own setting wins, so
-    ``EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER=false`` goes back to the SDK.
-    """
-    environ.setdefault(OWN_HTTP_ENV, "true")
-
-
-def openai_via_sdk() -> bool:
-    """Whether litellm will call OpenAI-family models through the SDK (read as litellm does)."""
-    from litellm.secret_managers.main import get_secret_bool
-
-    return not get_secret_bool(OWN_HTTP_ENV)
-
-
-def default_completion() -> CompletionFn:
-    """litellm.acompletion, minus the per-call work of litellm's own logging."""
-    import litellm
-    from litellm._internal_context import is_internal_call
-
-    from core.secrets import quiet_litellm
-
-    quiet_litellm()  # before the first call: litellm prints help banners and debug by default
-    prefer_litellm_own_http()
-    call_ids = RequestIds()
-
-    async def acompletion(**kwargs: Any) -> Any:
-        # litellm's success logging re-prices every answer (~0.2 ms CPU) for callbacks
-        # we never register; the ledger prices calls itself. Its internal-call flag
-        # skips that logging, and a call id of ours spares it a uuid4 (an os.urandom).
-        flag = is_internal_call.set(True)
-        try:
-            return await litellm.acompletion(litellm_call_id=call_ids.new(), **kwargs)
-        finally:
-            is_internal_call.reset(flag)
-
-    return acompletion
 
 
 @dataclass(frozen=True)
@@ -200,7 +149,8 @@ class Upstream:
     def __init__(self, completion: CompletionFn | None = None) -> None:
         self._completion = completion
         # Our own clients only under real litellm; an injected function gets plain kwargs.
-        self._clients = SanitizedClients() if completion is None else None
+        self._clients = UpstreamClients() if completion is None else None
+        self._openai_sdk: bool | None = None  # litellm's OpenAI path, read at the first call
 
     async def aclose(self) -> None:
         """Close the HTTP clients this loop made; call before the loop ends."""
@@ -244,9 +194,11 @@ class Upstream:
             kwargs["api_key"] = api_key
         if api_base is not None:
             kwargs["api_base"] = api_base
-        if self._clients is not None and stream:
+        if self._clients is not None:
+            if self._openai_sdk is None:
+                self._openai_sdk = openai_via_sdk()
             client = self._clients.client_for(
-                litellm_model, api_key, api_base, openai_sdk=openai_via_sdk()
+                litellm_model, api_key, api_base, openai_sdk=self._openai_sdk
             )
             if client is not None:
                 kwargs["client"] = client

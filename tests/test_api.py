@@ -141,6 +141,7 @@ async def api(
     transport = httpx.ASGITransport(app=build_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield Api(client, ctx, runtime, token, user_id, environ)
+    await runtime.gateway.aclose()  # as the lifespan does, which ASGITransport skips
     ctx.close()
 
 

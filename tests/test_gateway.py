@@ -198,7 +198,7 @@ async def test_connection_refused_is_retried_then_fails_over(rig):
 @pytest.mark.parametrize(("setting", "sdk_expected"), [(None, False), ("false", True)])
 async def test_openai_calls_use_litellms_own_http_unless_the_operator_opts_out(
         rig, monkeypatch, setting, sdk_expected):
-    from core.upstream import OWN_HTTP_ENV, prefer_litellm_own_http
+    from core.litellm_calls import OWN_HTTP_ENV, prefer_litellm_own_http
 
     monkeypatch.delenv(OWN_HTTP_ENV, raising=False)
     if setting is not None:

@@ -125,7 +125,7 @@ async def test_missing_done_is_finalised_promptly_with_usage(rig):
     (GPT, "openai", "litellm-http"), (GPT, "openai", "sdk"), (HAIKU, "anthropic", "litellm-http")])
 async def test_one_malformed_event_is_skipped_on_the_same_model(
         rig, monkeypatch, model, fake_name, openai_path):
-    from core.upstream import OWN_HTTP_ENV
+    from core.litellm_calls import OWN_HTTP_ENV
 
     # Both of litellm's OpenAI paths: its own handler (our default) and the SDK (opt-out).
     monkeypatch.setenv(OWN_HTTP_ENV, "true" if openai_path == "litellm-http" else "false")

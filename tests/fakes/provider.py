@@ -74,6 +74,8 @@ class FakeProvider(ABC):
         self._log = RequestLog()
         self._ids = itertools.count(1)
         self._server = BackgroundServer(self._handle, self._bad_http)
+        # A Set-Cookie header on every response, as a provider behind a CDN sends one.
+        self.set_cookie: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -270,6 +272,12 @@ class FakeProvider(ABC):
     def response_headers(self, seq: int) -> dict[str, str]:
         return {}
 
+    def _headers_for(self, seq: int) -> dict[str, str]:
+        headers = self.response_headers(seq)
+        if self.set_cookie is not None:
+            headers["set-cookie"] = self.set_cookie
+        return headers
+
     @abstractmethod
     def completion(self, turn: Turn) -> dict[str, Any]: ...
 
@@ -331,7 +339,7 @@ class FakeProvider(ABC):
     ) -> None:
         headers = {
             "Content-Type": "application/json",
-            **self.response_headers(seq),
+            **self._headers_for(seq),
             **err.headers,
         }
         await conn.send(err.status, headers, dumps(self.error_body(err)))
@@ -482,7 +490,7 @@ class FakeProvider(ABC):
         delay = reply.headers_delay + reply.first_token_delay
         delay += reply.token_delay * max(len(turn.tokens) - 1, 0)
         await asyncio.sleep(delay)
-        headers = {"Content-Type": "application/json", **self.response_headers(seq)}
+        headers = {"Content-Type": "application/json", **self._headers_for(seq)}
         payload = dumps(self.completion(turn))
         if reply.malformed_after is not None:
             payload = b'{"id": "' + turn.id.encode() + b'", not json'
@@ -505,7 +513,7 @@ class FakeProvider(ABC):
         headers = {
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
-            **self.response_headers(seq),
+            **self._headers_for(seq),
         }
         await conn.start_stream(200, headers, chunked=reply.chunked)
         await asyncio.sleep(reply.first_token_delay)

@@ -1,0 +1,137 @@
+"""The HTTP clients Switchboard hands litellm for its upstream calls, one set per event loop.
+
+Each client:
+- skips a malformed server-sent event (core/sse_filter.py);
+- keeps no cookies. litellm's shared clients store whatever cookies a provider sets
+  (a CDN's bot-management cookie, say) and send them with every later call, whoever
+  makes it, which lets the provider link requests of different users and teams.
+  Not parsing them also spares httpx's cookie handling on every response;
+- is built as litellm builds its own: the same SSL settings (``SSL_CERT_FILE``,
+  ``SSL_VERIFY``, ``litellm.ssl_verify``), transport (aiohttp unless disabled) and
+  User-Agent.
+
+Only the OpenAI family (``openai/…``: OpenAI and every OpenAI-compatible endpoint)
+and Anthropic accept an injected client in litellm; other providers keep litellm's
+own clients. The OpenAI family takes an SDK client or litellm's own handler,
+depending on which path litellm is set to use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+import httpx
+
+from core.sse_filter import SseSanitizingTransport
+
+log = logging.getLogger("switchboard.upstream")
+
+
+class _DiscardingCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Store nothing a provider sets."""
+
+
+class CookielessAsyncClient(httpx.AsyncClient):
+    """An httpx client that never stores a response's cookies."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kept = _DiscardingCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._kept
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._kept = _DiscardingCookies(cookies)
+
+
+class UpstreamClients:
+    """Clients to pass litellm as ``client=``, cached per loop, family and endpoint."""
+
+    FAMILIES = ("openai", "anthropic")
+
+    def __init__(self, max_per_loop: int = 64) -> None:
+        self._max = max_per_loop
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, OrderedDict[tuple[str, str | None, str], Any]
+        ] = weakref.WeakKeyDictionary()
+
+    def client_for(
+        self, litellm_model: str, api_key: str | None, api_base: str | None, *, openai_sdk: bool
+    ) -> Any:
+        """The client to pass to litellm as ``client=``, or None to let litellm pick."""
+        family = litellm_model.partition("/")[0]
+        if family not in self.FAMILIES:
+            return None
+        sdk = family == "openai" and openai_sdk
+        loop = asyncio.get_running_loop()
+        clients = self._by_loop.setdefault(loop, OrderedDict())
+        # An SDK client holds its key, so it is one per key: cached by the key's digest,
+        # never the key, so the cache is not a second copy of secrets. litellm's handler
+        # takes the key per call, so one serves every key.
+        digest = hashlib.sha256((api_key or "").encode()).hexdigest() if sdk else ""
+        cache_key = (family + "-sdk" * sdk, api_base, digest)
+        client = clients.get(cache_key)
+        if client is None:
+            client = _openai_client(api_key, api_base) if sdk else _litellm_handler()
+            clients[cache_key] = client
+            if len(clients) > self._max:
+                clients.popitem(last=False)
+        else:
+            clients.move_to_end(cache_key)
+        return client
+
+    async def aclose_current_loop(self) -> None:
+        """Close the clients made on the running loop; call before the loop ends."""
+        clients = self._by_loop.pop(asyncio.get_running_loop(), None)
+        for client in (clients or {}).values():
+            try:
+                await client.close()  # AsyncOpenAI and AsyncHTTPHandler both close this way
+            except Exception:
+                log.debug("closing an upstream client failed", exc_info=True)
+
+
+def upstream_httpx() -> httpx.AsyncClient:
+    """A cookieless, event-filtering client, otherwise as litellm's handler makes one."""
+    from litellm.llms.custom_httpx.http_handler import (
+        AsyncHTTPHandler,
+        get_default_headers,
+        get_ssl_configuration,
+    )
+
+    verify = get_ssl_configuration()
+    inner = AsyncHTTPHandler._create_async_transport(
+        ssl_context=verify if isinstance(verify, ssl.SSLContext) else None,
+        ssl_verify=verify if isinstance(verify, bool) else None,
+    ) or httpx.AsyncHTTPTransport(verify=verify)
+    return CookielessAsyncClient(
+        transport=SseSanitizingTransport(inner),
+        headers=get_default_headers(),
+        follow_redirects=True,
+    )
+
+
+def _openai_client(api_key: str | None, api_base: str | None) -> Any:
+    import openai
+
+    # None falls back to the SDK's own environment defaults, as litellm's would.
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=api_base, max_retries=0, http_client=upstream_httpx()
+    )
+
+
+def _litellm_handler() -> Any:
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+    handler = AsyncHTTPHandler()
+    handler.client = upstream_httpx()
+    return handler
