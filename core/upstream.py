@@ -1,6 +1,7 @@
 """One call to one upstream model through litellm, with our own timeouts and error kinds.
 
-Only this module touches litellm's objects and exceptions. It classifies every
+Only this module touches litellm's responses and exceptions (core/litellm_calls.py
+sets litellm up; core/upstream_clients.py makes its HTTP clients). It classifies every
 failure into a small set of kinds the gateway decides on, and it never lets
 litellm pass off a truncated stream as complete: litellm ends a cut stream with a
 synthetic ``finish_reason="stop"``, so completion is judged from whether the
@@ -87,6 +88,14 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
     status = status if isinstance(status, int) else None
     text = redact(str(getattr(exc, "message", "") or exc) or name, secrets)
     retry_after = _retry_after(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        # A retry cannot fix trust; the next model may be elsewhere.
+        return UpstreamError(
+            REJECTED,
+            f"{text} The provider's TLS certificate is not trusted; if it is your proxy's, "
+            "point SSL_CERT_FILE at your CA bundle.",
+            status=status, error_class="CertificateVerifyFailed",
+        )
     if "ContextWindowExceededError" in names or "context_length_exceeded" in text:
         kind = CONTEXT
     elif "ContentPolicyViolationError" in names or any(

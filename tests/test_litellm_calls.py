@@ -1,15 +1,20 @@
 """How Switchboard calls litellm: its own calls skip litellm's response metadata, and
-the clients it hands litellm keep no provider cookies. Against the loopback fakes."""
+the clients it hands litellm keep no provider cookies and trust what litellm is told
+to trust. Against the loopback fakes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import litellm
+import pytest
 
+from core.chat import STATUS_FAILED, STATUS_SUCCESS
 from core.litellm_calls import default_completion
 from tests.fakes import FakeOpenAI
+from tests.fakes.tls import loopback_tls
 from tests.gateway_support import GPT, HAIKU, OPENAI_KEY, Rig, collect
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -58,3 +63,29 @@ async def test_upstream_calls_never_send_a_providers_cookie_back(rig: Rig) -> No
             assert r.status_code == 200
     assert rig.openai.requests("gpt-4o")[-1].headers.get("cookie") == (
         "_cfuvid=seen-on-alices-call")
+
+
+async def test_upstream_clients_trust_the_ca_litellm_is_told_to(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """A provider behind a corporate proxy with its own CA: SSL_CERT_FILE, as litellm
+    reads it, is what our clients trust, streaming or not."""
+    context, cert = loopback_tls(tmp_path)
+    with FakeOpenAI(tls=context) as untrusted, FakeOpenAI(tls=context) as trusted:
+        untrusted.configure("gpt-4o", tokens=["Hi"])
+        trusted.configure("gpt-4o", tokens=["Hi"])
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        rig.point_openai_at(untrusted.base_url)
+        _, refused = await collect(rig.gateway, rig.request(GPT, fallbacks=()))
+        assert refused.status == STATUS_FAILED
+        assert [a.error_class for a in refused.attempts] == ["CertificateVerifyFailed"]
+        assert "certificate verify failed" in str(refused.error)
+        assert untrusted.count("gpt-4o") == 0  # nothing was sent over an unverified link
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        rig.point_openai_at(trusted.base_url)
+        for stream in (False, True):
+            text, summary = await collect(rig.gateway, rig.request(GPT, stream=stream,
+                                                                   fallbacks=()))
+            assert (text, summary.status) == ("Hi", STATUS_SUCCESS)
+        assert trusted.count("gpt-4o") == 2

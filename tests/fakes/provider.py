@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -65,7 +66,9 @@ class FakeProvider(ABC):
     #: When set, chat requests whose key is not in it get the provider's 401 (invalid key).
     accepted_keys: frozenset[str] | None = None
 
-    def __init__(self, *, token_count: int = DEFAULT_TOKEN_COUNT) -> None:
+    def __init__(
+        self, *, token_count: int = DEFAULT_TOKEN_COUNT, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.default: Behaviour = Reply()
         self.token_count = token_count
         self._lock = threading.Lock()
@@ -73,7 +76,8 @@ class FakeProvider(ABC):
         self._models: dict[str, ModelConfig] = {}
         self._log = RequestLog()
         self._ids = itertools.count(1)
-        self._server = BackgroundServer(self._handle, self._bad_http)
+        self._server = BackgroundServer(self._handle, self._bad_http, tls)
+        self._scheme = "https" if tls is not None else "http"
         # A Set-Cookie header on every response, as a provider behind a CDN sends one.
         self.set_cookie: str | None = None
 
@@ -117,7 +121,7 @@ class FakeProvider(ABC):
 
     @property
     def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     @property
     @abstractmethod

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
+import ssl
 import struct
 import threading
 import traceback
@@ -201,8 +202,12 @@ BadRequestHandler = Callable[[Connection, str], Awaitable[None]]
 class BackgroundServer:
     """asyncio.start_server on 127.0.0.1:<random> in a daemon thread with its own loop."""
 
-    def __init__(self, handler: Handler, on_bad_request: BadRequestHandler) -> None:
+    def __init__(
+        self, handler: Handler, on_bad_request: BadRequestHandler,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._handler = handler
+        self._tls = tls
         self._on_bad_request = on_bad_request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -263,7 +268,7 @@ class BackgroundServer:
         if self._server is not None:
             return
         self._server = await asyncio.start_server(
-            self._serve, HOST, port, reuse_address=True, limit=_MAX_HEADER_BYTES
+            self._serve, HOST, port, reuse_address=True, limit=_MAX_HEADER_BYTES, ssl=self._tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
