@@ -5,8 +5,10 @@ For each call, litellm does work for features Switchboard does not use:
 - its response metadata (``_hidden_params``) prices the answer again and copies headers.
 
 The ledger prices every call itself (core/pricing.py), so both are skipped. Our calls
-carry litellm's internal-call flag, and only flagged calls skip them: anything else in
-the process that calls litellm keeps litellm's behaviour. Measured with callgrind on
+carry litellm's internal-call flag, and only flagged calls skip them: other code in the
+process that calls litellm keeps litellm's behaviour, except for sub-calls litellm
+itself flags as internal (its emulated file search, which Switchboard does not use).
+Measured with callgrind on
 ``switchboard api`` (bench/api_http's request), the metadata alone was 1.1 of 10
 million instructions a request.
 """

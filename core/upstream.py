@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -37,6 +38,7 @@ REJECTED = "rejected"  # 400/404/422: fail over
 CONTEXT = "context"  # prompt too long for this model: skip to one that fits
 CONTENT = "content"  # provider refused on content policy
 CUT = "cut"  # the stream broke or ended without finishing
+UNTRUSTED = "untrusted"  # TLS certificate not trusted: fail over, never retry
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,14 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
     status = status if isinstance(status, int) else None
     text = redact(str(getattr(exc, "message", "") or exc) or name, secrets)
     retry_after = _retry_after(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        # A retry cannot fix trust; the next model may be elsewhere.
+    if _certificate_refused(exc):
+        # A retry cannot fix trust; the next model may be elsewhere. litellm reports it
+        # as a 500, so only the cause chain tells it from a relay's own error text.
         return UpstreamError(
-            REJECTED,
+            UNTRUSTED,
             f"{text} The provider's TLS certificate is not trusted; if it is your proxy's, "
             "point SSL_CERT_FILE at your CA bundle.",
-            status=status, error_class="CertificateVerifyFailed",
+            error_class="CertificateVerifyFailed",
         )
     if "ContextWindowExceededError" in names or "context_length_exceeded" in text:
         kind = CONTEXT
@@ -114,6 +117,17 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
         # Connection errors, 408/429/5xx/529 and anything unrecognised: worth a retry.
         kind = TRANSIENT
     return UpstreamError(kind, text, status=status, retry_after_s=retry_after, error_class=name)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -207,7 +221,7 @@ class Upstream:
             if self._openai_sdk is None:
                 self._openai_sdk = openai_via_sdk()
             client = self._clients.client_for(
-                litellm_model, api_key, api_base, openai_sdk=self._openai_sdk
+                litellm_model, api_key, api_base, openai_sdk=self._openai_sdk, stream=stream
             )
             if client is not None:
                 kwargs["client"] = client

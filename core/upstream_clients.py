@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import ssl
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -54,6 +56,14 @@ class CookielessAsyncClient(httpx.AsyncClient):
         self._kept = _DiscardingCookies(cookies)
 
 
+@dataclass
+class _LoopClients:
+    # One aiohttp session for all of a loop's clients, with a jar that stores nothing;
+    # None when litellm is set to use httpx's transport instead.
+    session: Any | None
+    clients: OrderedDict[tuple[str, str | None, str], Any] = field(default_factory=OrderedDict)
+
+
 class UpstreamClients:
     """Clients to pass litellm as ``client=``, cached per loop, family and endpoint."""
 
@@ -61,46 +71,93 @@ class UpstreamClients:
 
     def __init__(self, max_per_loop: int = 64) -> None:
         self._max = max_per_loop
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, OrderedDict[tuple[str, str | None, str], Any]
-        ] = weakref.WeakKeyDictionary()
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._aiohttp: bool | None = None  # litellm's transport choice, read at first use
 
     def client_for(
-        self, litellm_model: str, api_key: str | None, api_base: str | None, *, openai_sdk: bool
+        self, litellm_model: str, api_key: str | None, api_base: str | None, *,
+        openai_sdk: bool, stream: bool,
     ) -> Any:
         """The client to pass to litellm as ``client=``, or None to let litellm pick."""
         family = litellm_model.partition("/")[0]
         if family not in self.FAMILIES:
             return None
+        if not stream and not self._uses_aiohttp():
+            # litellm's own httpx clients honour proxy variables and client certificates;
+            # only a stream needs ours, for the malformed-event filter.
+            return None
         sdk = family == "openai" and openai_sdk
-        loop = asyncio.get_running_loop()
-        clients = self._by_loop.setdefault(loop, OrderedDict())
+        here = self._here()
         # An SDK client holds its key, so it is one per key: cached by the key's digest,
         # never the key, so the cache is not a second copy of secrets. litellm's handler
         # takes the key per call, so one serves every key.
         digest = hashlib.sha256((api_key or "").encode()).hexdigest() if sdk else ""
         cache_key = (family + "-sdk" * sdk, api_base, digest)
-        client = clients.get(cache_key)
+        client = here.clients.get(cache_key)
         if client is None:
-            client = _openai_client(api_key, api_base) if sdk else _litellm_handler()
-            clients[cache_key] = client
-            if len(clients) > self._max:
-                clients.popitem(last=False)
+            http = upstream_httpx(here.session)
+            client = _openai_client(api_key, api_base, http) if sdk else _litellm_handler(http)
+            here.clients[cache_key] = client
+            if len(here.clients) > self._max:
+                here.clients.popitem(last=False)
         else:
-            clients.move_to_end(cache_key)
+            here.clients.move_to_end(cache_key)
         return client
 
     async def aclose_current_loop(self) -> None:
         """Close the clients made on the running loop; call before the loop ends."""
-        clients = self._by_loop.pop(asyncio.get_running_loop(), None)
-        for client in (clients or {}).values():
+        here = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if here is None:
+            return
+        for client in here.clients.values():
             try:
                 await client.close()  # AsyncOpenAI and AsyncHTTPHandler both close this way
             except Exception:
                 log.debug("closing an upstream client failed", exc_info=True)
+        if here.session is not None:
+            await here.session.close()
+
+    def _uses_aiohttp(self) -> bool:
+        if self._aiohttp is None:
+            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+            self._aiohttp = AsyncHTTPHandler._should_use_aiohttp_transport()
+        return self._aiohttp
+
+    def _here(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        here = self._by_loop.get(loop)
+        if here is None:
+            here = _LoopClients(_cookieless_session() if self._uses_aiohttp() else None)
+            self._by_loop[loop] = here
+        return here
 
 
-def upstream_httpx() -> httpx.AsyncClient:
+def _cookieless_session() -> Any:
+    """An aiohttp session set up as litellm sets up its own, but keeping no cookies."""
+    import aiohttp
+    import litellm
+    from litellm import constants
+    from litellm.secret_managers.main import str_to_bool
+
+    # aiohttp's own defaults where litellm leaves a limit unset (0).
+    connector = aiohttp.TCPConnector(
+        keepalive_timeout=constants.AIOHTTP_KEEPALIVE_TIMEOUT,
+        ttl_dns_cache=constants.AIOHTTP_TTL_DNS_CACHE,
+        local_addr=("0.0.0.0", 0) if litellm.force_ipv4 else None,
+        limit=constants.AIOHTTP_CONNECTOR_LIMIT or 100,
+        limit_per_host=max(0, constants.AIOHTTP_CONNECTOR_LIMIT_PER_HOST),
+    )
+    trust_env = bool(litellm.aiohttp_trust_env) or bool(
+        str_to_bool(os.getenv("AIOHTTP_TRUST_ENV", "False")))
+    # TLS is set per request by litellm's transport, from its SSL settings.
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=trust_env, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def upstream_httpx(session: Any | None) -> httpx.AsyncClient:
     """A cookieless, event-filtering client, otherwise as litellm's handler makes one."""
     from litellm.llms.custom_httpx.http_handler import (
         AsyncHTTPHandler,
@@ -112,6 +169,7 @@ def upstream_httpx() -> httpx.AsyncClient:
     inner = AsyncHTTPHandler._create_async_transport(
         ssl_context=verify if isinstance(verify, ssl.SSLContext) else None,
         ssl_verify=verify if isinstance(verify, bool) else None,
+        shared_session=session,
     ) or httpx.AsyncHTTPTransport(verify=verify)
     return CookielessAsyncClient(
         transport=SseSanitizingTransport(inner),
@@ -120,18 +178,16 @@ def upstream_httpx() -> httpx.AsyncClient:
     )
 
 
-def _openai_client(api_key: str | None, api_base: str | None) -> Any:
+def _openai_client(api_key: str | None, api_base: str | None, http: httpx.AsyncClient) -> Any:
     import openai
 
     # None falls back to the SDK's own environment defaults, as litellm's would.
-    return openai.AsyncOpenAI(
-        api_key=api_key, base_url=api_base, max_retries=0, http_client=upstream_httpx()
-    )
+    return openai.AsyncOpenAI(api_key=api_key, base_url=api_base, max_retries=0, http_client=http)
 
 
-def _litellm_handler() -> Any:
+def _litellm_handler(http: httpx.AsyncClient) -> Any:
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
     handler = AsyncHTTPHandler()
-    handler.client = upstream_httpx()
+    handler.client = http
     return handler

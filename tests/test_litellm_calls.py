@@ -4,15 +4,20 @@ to trust. Against the loopback fakes."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import litellm
 import pytest
 
+from core import endpoints
 from core.chat import STATUS_FAILED, STATUS_SUCCESS
+from core.clock import utc_now
 from core.litellm_calls import default_completion
+from core.upstream import TRANSIENT, UNTRUSTED, classify
 from tests.fakes import FakeOpenAI
 from tests.fakes.tls import loopback_tls
 from tests.gateway_support import GPT, HAIKU, OPENAI_KEY, Rig, collect
@@ -41,6 +46,14 @@ async def test_our_calls_skip_litellms_response_metadata_and_other_callers_keep_
 async def test_upstream_calls_never_send_a_providers_cookie_back(rig: Rig) -> None:
     """litellm's shared clients would replay a CDN cookie from one user's call on
     everyone's later calls, linking them at the provider."""
+    # By host name: aiohttp's jar ignores cookies from a bare IP address.
+    rig.point_openai_at(rig.openai.base_url.replace("127.0.0.1", "localhost"))
+    with rig.sessions.begin() as s:
+        endpoints.update_endpoint(
+            s, name="anthropic", kind="override", actor="t", now=utc_now(),
+            api_base=rig.anthropic.base_url.replace("127.0.0.1", "localhost"),
+            builtin_providers=rig.catalog.providers())
+    rig.gateway.refresh()
     rig.openai.set_cookie = "_cfuvid=seen-on-alices-call; Path=/; HttpOnly"
     rig.anthropic.set_cookie = "_cfuvid=seen-on-alices-call; Path=/; HttpOnly"
     rig.openai.configure("gpt-4o", tokens=["Hi"])
@@ -54,15 +67,36 @@ async def test_upstream_calls_never_send_a_providers_cookie_back(rig: Rig) -> No
     assert len(sent) == 8
     assert [r for r in sent if "cookie" in r.headers] == []
 
-    # The control: a client with a cookie jar (httpx's default) does send it back.
+    # The control: clients with a cookie jar (httpx's, aiohttp's) do send it back.
+    url = f"{rig.openai.base_url.replace('127.0.0.1', 'localhost')}/chat/completions"
+    body = {"model": "gpt-4o", "messages": HI}
+    auth = {"Authorization": f"Bearer {OPENAI_KEY}"}
     async with httpx.AsyncClient() as plain:
         for _ in range(2):
-            r = await plain.post(f"{rig.openai.base_url}/chat/completions",
-                                 json={"model": "gpt-4o", "messages": HI},
-                                 headers={"Authorization": f"Bearer {OPENAI_KEY}"})
-            assert r.status_code == 200
-    assert rig.openai.requests("gpt-4o")[-1].headers.get("cookie") == (
-        "_cfuvid=seen-on-alices-call")
+            assert (await plain.post(url, json=body, headers=auth)).status_code == 200
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):
+            async with session.post(url, json=body, headers=auth) as r:
+                assert r.status == 200
+    replayed = [r.headers.get("cookie") for r in rig.openai.requests("gpt-4o")[-4:]]
+    assert replayed == [None, "_cfuvid=seen-on-alices-call"] * 2
+
+
+def test_only_a_refused_certificate_is_untrusted_not_a_relay_quoting_one() -> None:
+    refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
+    try:
+        try:
+            raise refused
+        except ssl.SSLError as exc:
+            raise litellm.InternalServerError(
+                "Cannot connect to host ... CERTIFICATE_VERIFY_FAILED", "openai", "gpt-4o"
+            ) from exc
+    except litellm.InternalServerError as wrapped:
+        assert classify(wrapped).kind == UNTRUSTED
+    # A relay's own 500 that quotes its upstream's failure is an ordinary transient error.
+    relay = litellm.InternalServerError(
+        "upstream said: CERTIFICATE_VERIFY_FAILED", "openai", "gpt-4o")
+    assert classify(relay).kind == TRANSIENT
 
 
 async def test_upstream_clients_trust_the_ca_litellm_is_told_to(
