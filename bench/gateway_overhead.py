@@ -1,10 +1,10 @@
 """Added latency of the in-process gateway over calling the same fake provider directly.
 
 Both sides make the same litellm call (core.litellm_calls.default_completion: litellm's
-own HTTP handler, its success logging and response metadata skipped) to the same loopback fake (in a
-process of its own, bench/fake_process.py, as a real provider would be), so the
-difference is Switchboard's own work: routing, key lookup, rate limit, budget
-reservation, breaker and retry bookkeeping, and queueing the ledger rows.
+own HTTP handler, its success logging and response metadata skipped) to the same
+loopback fake (in a process of its own, bench/fake_process.py, as a real provider
+would be), so the difference is Switchboard's own work: routing, key lookup, rate
+limit, budget reservation, breaker and retry bookkeeping, and queueing the ledger rows.
 
 Latency is measured below saturation: 32 clients of a provider that answers at once
 would keep the one event loop 100% busy, and each request's latency would then be
