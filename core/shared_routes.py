@@ -69,6 +69,10 @@ def describe_options(options: RouteOptions) -> str:
         parts.append(f"temperature {options.temperature:g}")
     if "max_tokens" in changed:
         parts.append(f"max tokens {options.max_tokens:,}")
+    if "weights" in changed:
+        w = options.weights
+        parts.append(f"weights price {w.price:g}, latency {w.latency:g}, quality {w.quality:g}, "
+                     f"preference {w.preference:g}")
     if "provider_order" in changed:
         parts.append("prefers " + " > ".join(options.provider_order))
     return ", ".join(parts) or "defaults"

@@ -9,7 +9,7 @@ from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.models import KEY_CHOICES
 from core.profiles import KEY_CHOICE_LABELS
-from core.routes import MAX_CHAIN, RouteOptions, Weights
+from core.routes import MAX_CHAIN, RouteOptions
 from ui import route_fields, settings, state
 from ui.resources import services
 from ui.session import current_user
@@ -168,22 +168,7 @@ auto = c1.toggle("Automatic fallback", value=opts.auto_fallback, key="auto_fallb
                  help="Off: only the first model is tried.")
 cost = c2.toggle("Cost-optimised ordering", value=opts.cost_optimised, key="cost_optimised",
                  help="Order by a score of price, latency, quality and your provider order.")
-weights = opts.weights
-if cost:
-    w1, w2, w3, w4 = st.columns(4)
-    weights = Weights(
-        price=w1.number_input("Price weight", 0.0, 1.0, opts.weights.price, 0.05, key="w_price"),
-        latency=w2.number_input("Latency weight", 0.0, 1.0, opts.weights.latency, 0.05,
-                                key="w_latency"),
-        quality=w3.number_input("Quality weight", 0.0, 1.0, opts.weights.quality, 0.05,
-                                key="w_quality"),
-        preference=w4.number_input("Preference weight", 0.0, 1.0, opts.weights.preference, 0.05,
-                                   key="w_pref"),
-    )
-    w = weights
-    st.caption(f"Score = price × {w.price:.2f} + latency × {w.latency:.2f} + quality × "
-               f"{w.quality:.2f} + preference × {w.preference:.2f}; each part is 0..1, "
-               "higher is better.")
+weights = route_fields.weight_fields(opts) if cost else opts.weights
 # Only what this section edits changes; other saved options (provider order, ...) stay.
 edited = RouteOptions.from_json({**opts.to_json(), "auto_fallback": auto,
                                  "cost_optimised": cost, "weights": vars(weights),

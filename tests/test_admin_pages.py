@@ -8,7 +8,7 @@ from core import auth, routes
 from core.chat import Caller
 from core.models import ORG_OWNER_ID, ApiKey, Budget, Endpoint, PriceOverride, RouteRow, Team
 from tests.conftest import add_user
-from tests.gateway_support import MINI
+from tests.gateway_support import HAIKU, MINI
 from tests.support.pages import signed_in, texts
 
 
@@ -188,3 +188,43 @@ def test_routes_tab_sets_org_and_team_routes_with_their_options(sessions):
     at.button(key="yes_shared_route").click().run()
     with sessions() as s:
         assert [r.scope for r in s.scalars(select(RouteRow))] == ["org"]
+
+
+def test_routes_tab_sets_cost_optimised_weights_and_provider_order(sessions):
+    at = _admin(sessions)
+    at.selectbox(key="sr_owner").set_value("Organisation").run()
+    form = f"org_{ORG_OWNER_ID}_"
+    at.selectbox(key=f"sr_model_{form}").set_value(MINI).run()
+    at.multiselect(key=f"sr_fallbacks_{form}").set_value([HAIKU]).run()
+    at.toggle(key=f"sr_cost_{form}").set_value(True).run()
+
+    # Every weight at zero is refused, and nothing is saved.
+    for name in ("w_price", "w_latency", "w_quality", "w_pref"):
+        at.number_input(key=f"sr_{form}_{name}").set_value(0.0)
+    at.run()
+    at.button(key="sr_save").click().run()
+    assert any("Weights must be from 0 to 1 each" in e.value for e in at.error)
+    with sessions() as s:
+        assert s.scalar(select(RouteRow)) is None
+
+    at.number_input(key=f"sr_{form}_w_price").set_value(0.7)
+    at.number_input(key=f"sr_{form}_w_latency").set_value(0.3)
+    at.multiselect(key=f"sr_{form}_provider_order").set_value(["anthropic", "openai"])
+    at.run()
+    at.button(key="sr_save").click().run()
+    assert any("Saved the default route for Organisation" in s.value for s in at.success)
+    table = next(d.value for d in at.dataframe if "Chain" in d.value.columns)
+    assert list(table["Options"]) == [
+        "cost-optimised order, weights price 0.7, latency 0.3, quality 0, preference 0, "
+        "prefers anthropic > openai"]
+
+    # What the gateway resolves for a member: the same weights and order.
+    member = add_user(sessions, "mia", "member", team="Red")
+    with sessions() as s:
+        red = s.scalar(select(Team.id).where(Team.name == "Red"))
+        route = routes.resolve(s, Caller(member.id, "mia", "member", red), model="auto",
+                               fallbacks=None, task="chat")
+    w = route.options.weights
+    assert (route.options.cost_optimised, route.options.provider_order) == (
+        True, ("anthropic", "openai"))
+    assert (w.price, w.latency, w.quality, w.preference) == (0.7, 0.3, 0.0, 0.0)

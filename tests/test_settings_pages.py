@@ -182,10 +182,13 @@ def test_edit_a_chain_and_see_the_preview_change(sessions, app_fakes, monkeypatc
     tried = _preview(at)[_preview(at)["Order"] != "–"]
     assert list(tried["Model"]) == [MINI, "openai/gpt-4o"]  # cheapest first
     assert any("Score = price" in c.value for c in at.caption)
+    at.number_input(key="w_price").set_value(0.8).run()
+    assert any("Score = price × 0.80" in c.value for c in at.caption)
     at.button(key="save_chain").click().run()
     with sessions() as s:
         row = s.scalar(select(RouteRow).where(RouteRow.task == ""))
         assert row.models == ["openai/gpt-4o", MINI, HAIKU] and row.options["cost_optimised"]
+        assert row.options["weights"]["price"] == 0.8
 
     at.button(key="remove_0").click().run()
     at.button(key="remove_0").click().run()

@@ -67,6 +67,16 @@ def render(svc: Services, actor: str, teams: list[tuple[int, str]]) -> None:
     cost = c2.toggle("Cost-optimised ordering", value=opts.cost_optimised,
                      key=f"sr_cost_{form}",
                      help="Order by a score of price, latency, quality and provider order.")
+    weights, order = opts.weights, list(opts.provider_order)
+    if cost:
+        weights = route_fields.weight_fields(opts, prefix=f"sr_{form}_")
+        providers = sorted({*cat.providers(),
+                            *(m.partition("/")[0] for m in resolver.endpoint_models())})
+        order = st.multiselect(
+            "Preferred providers, best first", providers,
+            default=[p for p in opts.provider_order if p in providers],
+            key=f"sr_{form}_provider_order",
+            help="The preference part of the score. Empty: no provider is preferred.")
     limits = route_fields.limit_fields(opts, prefix=f"sr_{form}_")
     what = f"the {task} route" if task else "the default route"
 
@@ -77,9 +87,10 @@ def render(svc: Services, actor: str, teams: list[tuple[int, str]]) -> None:
                 raise InvalidInput("Type a task name first.")
             if model is None:
                 raise InvalidInput("Choose a model for this route.")
-            # Merge: options edited elsewhere (weights, provider order, ...) are kept.
+            # Merge: options set elsewhere (temperature, max tokens) are kept.
             options = RouteOptions.from_json({**opts.to_json(), "auto_fallback": auto,
-                                              "cost_optimised": cost, **limits})
+                                              "cost_optimised": cost, "weights": vars(weights),
+                                              "provider_order": order, **limits})
             with svc.sessions.begin() as session:
                 shared_routes.save_shared_route(
                     session, scope=scope, scope_id=scope_id, task=task,

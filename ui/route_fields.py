@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions
+from core.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
 
 _TIMEOUT_FIELDS = (
     ("connect_timeout_s", "Connect", "t_connect"),
@@ -41,6 +41,25 @@ def limit_fields(opts: RouteOptions, prefix: str = "") -> dict[str, Any]:
             key=prefix + "content_failover",
             help="Off: the provider's refusal is returned as the answer.")
     return edited
+
+
+def weight_fields(opts: RouteOptions, prefix: str = "") -> Weights:
+    """The four cost-optimised score weights, with the formula they make."""
+    w1, w2, w3, w4 = st.columns(4)
+    w = opts.weights
+    weights = Weights(
+        price=w1.number_input("Price weight", 0.0, 1.0, w.price, 0.05, key=prefix + "w_price"),
+        latency=w2.number_input("Latency weight", 0.0, 1.0, w.latency, 0.05,
+                                key=prefix + "w_latency"),
+        quality=w3.number_input("Quality weight", 0.0, 1.0, w.quality, 0.05,
+                                key=prefix + "w_quality"),
+        preference=w4.number_input("Preference weight", 0.0, 1.0, w.preference, 0.05,
+                                   key=prefix + "w_pref"),
+    )
+    st.caption(f"Score = price × {weights.price:.2f} + latency × {weights.latency:.2f} + "
+               f"quality × {weights.quality:.2f} + preference × {weights.preference:.2f}; "
+               "each part is 0..1, higher is better.")
+    return weights
 
 
 def chain_fields(
