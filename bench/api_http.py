@@ -20,11 +20,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NamedTuple
 
 import httpx
 
 from bench.common import Stats, bench_user, print_table, scratch_env, stats
-from bench.fake_process import fake_openai_process
+from bench.fake_process import FakeProcess, fake_openai_process
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -94,6 +95,86 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(1, 60, 0.0, 6), Scenario(32, 64, 0.5, 6), Scenario(32, 128, 0.25, 6),
     Scenario(32, 320, 0.0, 4))
+# The bare proxy, at the unsaturated extremes.
+FLOOR_SCENARIOS: tuple[Scenario, ...] = (Scenario(1, 60, 0.0, 4), Scenario(32, 64, 0.5, 4))
+
+
+class Paired(NamedTuple):
+    direct: Stats
+    via: Stats
+    added_p50_ms: float
+    added_p95_ms: float
+    via_rps: float
+    errors: int
+    cpu_s: float  # the process behind ``via_url``, measured rounds only
+
+
+async def _paired(via_url: str, via_auth: dict[str, str], direct_url: str,
+                  direct_auth: dict[str, str], sc: Scenario, pid: int) -> Paired:
+    """Warm-up, then rounds alternating which side goes first; added = median difference."""
+    spread = sc.provider_s  # clients start spread over one answer time
+    await _load(direct_url, direct_auth, sc.clients, sc.clients * 3)
+    await _load(via_url, via_auth, sc.clients, sc.clients * 3)
+    paired: list[tuple[list[float], list[float]]] = []
+    rates: list[float] = []
+    errors = 0
+    cpu_s = 0.0
+    for i in range(sc.rounds):
+        # Alternate which side goes first, so drift within a round cancels out.
+        if i % 2:
+            d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round, spread)
+        cpu_before = _cpu_seconds(pid)
+        a, failed, wall = await _load(via_url, via_auth, sc.clients, sc.per_round, spread)
+        cpu_s += _cpu_seconds(pid) - cpu_before
+        if not i % 2:
+            d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round, spread)
+        paired.append((d, a))
+        rates.append(sc.per_round / wall)
+        errors += failed
+    d50 = [stats(a).p50_ms - stats(d).p50_ms for d, a in paired]
+    d95 = [stats(a).p95_ms - stats(d).p95_ms for d, a in paired]
+    return Paired(stats([x for d, _ in paired for x in d]),
+                  stats([x for _, a in paired for x in a]), statistics.median(d50),
+                  statistics.median(d95), statistics.median(rates), errors, cpu_s)
+
+
+def _start_server(args: list[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_healthy(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{base} did not become healthy within 60 s")
+
+
+def _hop_floor(fake: FakeProcess, data: Path) -> list[tuple[object, ...]]:
+    """The bare proxy of bench/hop_floor.py against the same fake, same pairing."""
+    port = _free_port()
+    with open(data / "floor.log", "w") as log:
+        server = _start_server(["-m", "bench.hop_floor", str(port), fake.base_url],
+                               dict(os.environ), log)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}")
+            auth = {"Authorization": f"Bearer {KEY}"}
+            rows: list[tuple[object, ...]] = []
+            for sc in FLOOR_SCENARIOS:
+                fake.set_delay(sc.provider_s)
+                r = asyncio.run(_paired(f"http://127.0.0.1:{port}/v1/chat/completions", auth,
+                                        f"{fake.base_url}/chat/completions", auth, sc,
+                                        server.pid))
+                rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{r.direct.p50_ms:.2f}",
+                             f"{r.via.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
+                             f"{r.added_p95_ms:+.2f}", r.errors))
+            return rows
+        finally:
+            server.terminate()
+            server.wait(30)
 
 
 def run() -> None:
@@ -101,77 +182,40 @@ def run() -> None:
         token = _prepare(fake.base_url)
         port = _free_port()
         env = {**os.environ, "OPENAI_API_KEY": KEY}
-        log = open(Path(data) / "api.log", "w")  # noqa: SIM115  (closed below)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "core", "api", "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            auth = {"Authorization": f"Bearer {token}"}
-            direct_url = f"{fake.base_url}/chat/completions"
-            direct_auth = {"Authorization": f"Bearer {KEY}"}
-            api_url = f"{base}/v1/chat/completions"
-
-            measured_cpu_s = 0.0  # the API's CPU in measured runs, start-up and warm-up excluded
-            sent = 0
-
-            async def scenario(sc: Scenario) -> tuple[Stats, Stats, float, float, float, int]:
-                nonlocal measured_cpu_s, sent
-                spread = sc.provider_s  # clients start spread over one answer time
-                await _load(direct_url, direct_auth, sc.clients, sc.clients * 3)  # warm up
-                await _load(api_url, auth, sc.clients, sc.clients * 3)
-                sent += sc.clients * 3
-                paired: list[tuple[list[float], list[float]]] = []
-                rates: list[float] = []
-                errors = 0
-                for i in range(sc.rounds):
-                    # Alternate which side goes first, so drift within a round cancels out.
-                    if i % 2:
-                        d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round,
-                                              spread)
-                    cpu_before = _cpu_seconds(server.pid)
-                    a, failed, wall = await _load(api_url, auth, sc.clients, sc.per_round, spread)
-                    measured_cpu_s += _cpu_seconds(server.pid) - cpu_before
-                    if not i % 2:
-                        d, _, _ = await _load(direct_url, direct_auth, sc.clients, sc.per_round,
-                                              spread)
-                    paired.append((d, a))
-                    rates.append(sc.per_round / wall)
-                    errors += failed
-                    sent += sc.per_round
-                    fake.reset_log()
-                d50 = [stats(a).p50_ms - stats(d).p50_ms for d, a in paired]
-                d95 = [stats(a).p95_ms - stats(d).p95_ms for d, a in paired]
-                return (stats([x for d, _ in paired for x in d]),
-                        stats([x for _, a in paired for x in a]), statistics.median(d50),
-                        statistics.median(d95), statistics.median(rates), errors)
-
-            rows = []
-            throughput = 0.0
-            errors_total = 0
-            measured = 0
-            for sc in SCENARIOS:
-                fake.set_delay(sc.provider_s)
-                d, a, added50, added95, rps, errors = asyncio.run(scenario(sc))
-                measured += sc.per_round * sc.rounds
-                errors_total += errors
-                throughput = rps
-                rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{d.p50_ms:.2f}",
-                             f"{a.p50_ms:.2f}", f"{added50:+.2f}", f"{a.p50_ms / d.p50_ms:.3f}x",
-                             f"{d.p95_ms:.2f}", f"{a.p95_ms:.2f}", f"{added95:+.2f}",
-                             f"{rps:.0f}", errors))
-        finally:
-            server.terminate()
-            server.wait(30)
-            log.close()
+        with open(data / "api.log", "w") as log:
+            server = _start_server(
+                ["-m", "core", "api", "--port", str(port), "--log-level", "warning"], env, log)
+            try:
+                base = f"http://127.0.0.1:{port}"
+                _wait_healthy(base)
+                auth = {"Authorization": f"Bearer {token}"}
+                direct_url = f"{fake.base_url}/chat/completions"
+                direct_auth = {"Authorization": f"Bearer {KEY}"}
+                api_url = f"{base}/v1/chat/completions"
+                measured_cpu_s = 0.0  # the API's, measured rounds only (not start-up, warm-up)
+                sent = measured = errors_total = 0
+                throughput = 0.0
+                rows = []
+                for sc in SCENARIOS:
+                    fake.set_delay(sc.provider_s)
+                    r = asyncio.run(_paired(api_url, auth, direct_url, direct_auth, sc,
+                                            server.pid))
+                    fake.reset_log()  # so the fake's heap does not grow all run
+                    measured_cpu_s += r.cpu_s
+                    sent += sc.clients * 3 + sc.per_round * sc.rounds
+                    measured += sc.per_round * sc.rounds
+                    errors_total += r.errors
+                    throughput = r.via_rps
+                    d, a = r.direct, r.via
+                    rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{d.p50_ms:.2f}",
+                                 f"{a.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
+                                 f"{a.p50_ms / d.p50_ms:.3f}x", f"{d.p95_ms:.2f}",
+                                 f"{a.p95_ms:.2f}", f"{r.added_p95_ms:+.2f}", f"{r.via_rps:.0f}",
+                                 r.errors))
+            finally:
+                server.terminate()
+                server.wait(30)
+        floor = _hop_floor(fake, data)
         from sqlalchemy import func, select
 
         from core import db
@@ -193,3 +237,10 @@ def run() -> None:
           f"errors: {errors_total}; throughput at 32 clients: {throughput:.0f} req/s; "
           f"API process CPU per measured request: "
           f"{measured_cpu_s / max(1, measured) * 1000:.1f} ms")
+    print_table(
+        "The hop alone: a bare proxy (uvicorn + one aiohttp session, no gateway; "
+        "bench/hop_floor.py) vs POST straight to the fake (ms). The API's added latency "
+        "less this is Switchboard's own work",
+        ("clients", "provider", "direct p50", "proxy p50", "added p50", "added p95", "errors"),
+        floor,
+    )
