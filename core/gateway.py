@@ -1,9 +1,9 @@
 """The one way a prompt reaches a model: pages, the /v1 API and the CLI all come here.
 
-The walk: admit (route, targets, keys, rate limit) -> walk the chain (core.chain:
-reserve each candidate's worst case, call it, retry, fail over, continue a broken
-stream) -> summarise (core.run) -> hand the ledger rows and budget settlement to a
-batched background writer, so no request waits on those writes.
+The walk: admit (core.admission: route, targets, keys, rate limit) -> walk the chain
+(core.chain: reserve each candidate's worst case, call it, retry, fail over, continue a
+broken stream) -> summarise (core.run) -> hand the ledger rows and budget settlement to
+a batched background writer, so no request waits on those writes.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import endpoints, keys, leaderboard, ledger, pricing, ratelimits, reservations, routes
+from core import keys, ledger, pricing, ratelimits, reservations, routes
+from core.admission import Admission
 from core.breaker import Breakers, BreakerState
 from core.catalog import Catalog
 from core.chain import ChainWalker, max_tokens_for
@@ -44,11 +44,9 @@ from core.lazysession import LazySession, NeedsDatabase
 from core.litellm_calls import CompletionFn
 from core.recorder import BatchWriter
 from core.retry import RetryPolicy
-from core.routes import ResolvedRoute
-from core.run import Candidate, Run, not_allowed, spend_by_provider, summarise
+from core.run import Run, spend_by_provider, summarise
 from core.secrets import Cipher
-from core.targets import Target, TargetResolver
-from core.ttlcache import TtlCache
+from core.targets import TargetResolver
 from core.upstream import Upstream
 
 
@@ -84,12 +82,6 @@ def _refusal_status(exc: SwitchboardError) -> str:
     return STATUS_NO_KEY if isinstance(exc, ModelNotAllowed) else STATUS_FAILED
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    resolver: TargetResolver
-    book: pricing.PriceBook
-
-
 class Gateway:
     def __init__(
         self,
@@ -106,32 +98,48 @@ class Gateway:
     ) -> None:
         self.settings = settings or GatewaySettings()
         self._sessions = sessions
-        self._catalog = catalog
-        self._cipher = cipher
         self._clock = clock
-        self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.breakers = Breakers(
             self.settings.breaker_threshold,
             timedelta(seconds=self.settings.breaker_cooldown_s),
             clock,
+        )
+        self._admission = Admission(
+            sessions=sessions,
+            catalog=catalog,
+            cipher=cipher,
+            clock=clock,
+            environ=os.environ if environ is None else environ,
+            policy_ttl_s=self.settings.policy_ttl_s,
+            refresh_s=self.settings.refresh_s,
+            default_rpm=self.settings.default_rpm,
+            default_tpm=self.settings.default_tpm,
         )
         self._upstream = Upstream(completion)
         self._walker = ChainWalker(
             upstream=self._upstream,
             breakers=self.breakers,
             retry=self.settings.retry,
-            reserve=self._reserve,
+            reserve=self._admission.reserve,
             clock=clock,
             sleep=sleep,
             rng=rng or random.Random(),
         )
-        self._policy: TtlCache[Any] = TtlCache(self.settings.policy_ttl_s)
-        # Endpoints with prices, ledger stats and comparison ratings: shared by every caller.
-        self._shared: TtlCache[Any] = TtlCache(self.settings.refresh_s)
         self._ids = RequestIds()
         self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
 
     # --- public -----------------------------------------------------------------
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """Where provider keys are looked up last (the process environment by default)."""
+        return self._admission.environ
+
+    @environ.setter
+    def environ(self, environ: Mapping[str, str]) -> None:
+        # Key lookups are cached for policy_ttl_s; forget them so the new one applies.
+        self._admission.environ = environ
+        self._admission.clear()
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
@@ -197,7 +205,7 @@ class Gateway:
                 task=request.task,
                 profile=request.profile,
             )
-            snap = self._snapshot_for(db)
+            snap = self._admission.snapshot(db)
         prompt = pricing.estimate_prompt_tokens(request.messages)
         lows: list[int] = []
         highs: list[int] = []
@@ -222,15 +230,14 @@ class Gateway:
     def resolver(self) -> TargetResolver:
         """Which models exist right now (catalog plus admin endpoints)."""
         with LazySession(self._sessions) as db:  # no session at all while the snapshot is fresh
-            return self._snapshot_for(db).resolver
+            return self._admission.snapshot(db).resolver
 
     def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()
 
     def refresh(self) -> None:
         """Forget cached endpoints, prices and stats (after an admin changes them)."""
-        self._shared.clear()
-        self._policy.clear()
+        self._admission.clear()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         return self._writer.flush(timeout_s)
@@ -254,11 +261,12 @@ class Gateway:
         try:
             try:
                 # Usually every fact is cached: admit on the loop, no thread hop.
-                return self._admit_with(LazySession(None), request, stream, request_id, at, started)
+                return self._admission.admit(
+                    LazySession(None), request, stream, request_id, at, started)
             except NeedsDatabase:
                 return await asyncio.to_thread(
-                    self._admit_with, LazySession(self._sessions), request, stream, request_id, at,
-                    started,
+                    self._admission.admit, LazySession(self._sessions), request, stream,
+                    request_id, at, started,
                 )
         except SwitchboardError as exc:
             # Refused before any upstream call: still one ledger row, so nothing goes missing.
@@ -274,179 +282,6 @@ class Gateway:
             )
             self._writer.submit(_Record(request, summary, (), (), at))
             raise
-
-    def _admit_with(
-        self, db: LazySession, request: ChatRequest, stream: bool, request_id: str, at: datetime,
-        started: float,
-    ) -> Run:
-        """Route, targets, keys and rate limit; ``db`` opens a session only on a cache miss."""
-        caller = request.caller
-        with db:
-            route = self._policy.get_or_load(
-                (
-                    "route",
-                    caller.user_id,
-                    caller.team_id,
-                    request.model,
-                    request.fallbacks,
-                    request.task,
-                    request.profile,
-                ),
-                lambda: routes.resolve(
-                    db.session(),
-                    caller,
-                    model=request.model,
-                    fallbacks=request.fallbacks,
-                    task=request.task,
-                    profile=request.profile,
-                ),
-                wait=db.may_wait,
-            )
-            snap = self._snapshot_for(db)
-            targets: list[Target] = []
-            asked: Target | None = None  # the model the request names, if it names one
-            for model in route.chain:
-                try:
-                    targets.append(snap.resolver.resolve(model))
-                    if model == request.model:
-                        asked = targets[-1]
-                except NotFound:
-                    # A route's stale fallback is skipped; the model asked for is an error.
-                    if model == request.model or len(route.chain) == 1:
-                        raise
-            if route.options.cost_optimised and len(targets) > 1:
-                route = self._reorder(db, route, targets, snap.book, at, request.task)
-                by_id = {t.model_id: t for t in targets}
-                targets = [by_id[m] for m in route.chain if m in by_id]
-            sources = request.key_sources or route.key_sources
-            found = {
-                provider: self._policy.get_or_load(
-                    ("key", caller.user_id, caller.team_id, provider, sources),
-                    lambda p=provider: keys.resolve_key(  # type: ignore[misc]
-                        db.session(), self._cipher, caller, p, self.environ, sources
-                    ),
-                    wait=db.may_wait,
-                )
-                for provider in dict.fromkeys(t.provider for t in targets)
-            }
-            if request.strict_model and asked and asked.key_required and not found[asked.provider]:
-                raise not_allowed(asked, route.profile)  # before counting it against a limit
-            limits = self._policy.get_or_load(
-                ("limits", caller.user_id),
-                lambda: ratelimits.effective_limits(
-                    db.session(), caller.user_id, self.settings.default_rpm,
-                    self.settings.default_tpm,
-                ),
-                wait=db.may_wait,
-            )
-        prompt = pricing.estimate_prompt_tokens(request.messages)
-        counted = None
-        if not limits.unlimited:
-            db.require()  # counting is a database write; never on the loop
-            ratelimits.check_and_count(
-                self._sessions,
-                caller,
-                prompt,
-                at,
-                self.settings.default_rpm,
-                self.settings.default_tpm,
-                limits=limits,
-            )
-            counted = prompt
-        candidates = [Candidate(t, found[t.provider]) for t in targets]
-        return Run(
-            request, request_id, at, started, route, candidates, prompt, snap.book, stream,
-            rate_counted=counted,
-        )
-
-    def _snapshot_for(self, db: LazySession) -> _Snapshot:
-        def load() -> _Snapshot:
-            session = db.session()
-            resolver = TargetResolver(self._catalog, endpoints.list_endpoints(session))
-            return _Snapshot(resolver, pricing.load_price_book(session, self._catalog,
-                                                               self._clock()))
-
-        snap: _Snapshot = self._shared.get_or_load("snapshot", load, wait=db.may_wait)
-        return snap
-
-    def _ratings_for(self, db: LazySession, task: str) -> dict[str, float]:
-        """Team votes from comparisons: the task's ratings when it has any, else overall."""
-        task = task.strip().lower()
-        for key in dict.fromkeys((task, "")):
-            scores: dict[str, float] = self._shared.get_or_load(
-                ("ratings", key),
-                lambda k=key: leaderboard.quality_scores(  # type: ignore[misc]
-                    db.session(), task=k or None
-                ),
-                wait=db.may_wait,
-            )
-            if scores:
-                return scores
-        return {}
-
-    def _reorder(
-        self,
-        db: LazySession,
-        route: ResolvedRoute,
-        targets: list[Target],
-        book: pricing.PriceBook,
-        at: datetime,
-        task: str = "",
-    ) -> ResolvedRoute:
-        stats: dict[str, ledger.ModelStats] = self._shared.get_or_load(
-            "stats", lambda: ledger.recent_stats(db.session(), at - timedelta(days=7)),
-            wait=db.may_wait,
-        )
-        prices = {}
-        for t in targets:
-            price = book.price_at(t.model_id, at)
-            # Blended as most chat traffic is: three input tokens for every output token.
-            prices[t.model_id] = (
-                None if price is None else (3 * price.input_per_1m + price.output_per_1m) / 4
-            )
-        chain, reason = routes.order_by_score(
-            [t.model_id for t in targets],
-            weights=route.options.weights,
-            prices=prices,
-            stats=stats,
-            ratings=self._ratings_for(db, task),
-            preference=route.options.preference_for([t.model_id for t in targets]),
-        )
-        return replace(route, chain=chain, order_reason=reason)
-
-    async def _reserve(self, run: Run, cand: Candidate) -> reservations.ReservationHandle:
-        caller, provider = run.request.caller, cand.target.provider
-        key = ("budgets", caller.user_id, caller.team_id, provider)
-        known, applies = self._policy.peek(key)
-        if known and not applies:
-            return reservations.ReservationHandle(run.request_id, ())  # no thread hop, no query
-        return await asyncio.to_thread(self._reserve_sync, run, cand, key)
-
-    def _reserve_sync(
-        self, run: Run, cand: Candidate, key: tuple[object, ...]
-    ) -> reservations.ReservationHandle:
-        target, caller = cand.target, run.request.caller
-
-        def load() -> bool:
-            with self._sessions() as session:
-                return reservations.any_apply(session, caller, (target.provider,))
-
-        if not self._policy.get_or_load(key, load):
-            return reservations.ReservationHandle(run.request_id, ())
-        max_out = max_tokens_for(run.request, run.route, target)
-        # A hold must bound the real count, which the 4-characters estimate does not (CJK
-        # text, images). A prompt over the model's window is refused upstream, costing nothing.
-        prompt = pricing.prompt_token_bound(run.request.messages, extra_text=run.sent,
-                                            context_window=target.context_window)
-        worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
-        return reservations.reserve(
-            self._sessions,
-            request_id=run.request_id,
-            caller=caller,
-            amounts={target.provider: worst},
-            now=self._clock(),
-            unpriced_models=(target.model_id,) if worst is None else (),
-        )
 
     # --- recording --------------------------------------------------------------
 

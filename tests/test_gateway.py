@@ -9,6 +9,7 @@ import pytest
 
 from core.chat import STATUS_FALLBACK, STATUS_SUCCESS
 from core.errors import AllModelsFailed, ContentRefused, ContextTooLong, NoKey, NotFound
+from core.gateway import Gateway
 from tests.fakes import ContentFilter, ContextLength, Reply, Reset, Status
 from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
 
@@ -146,9 +147,15 @@ async def test_content_refusal_can_fail_over_when_the_route_says_so(rig):
 
 
 async def test_no_key_skips_the_provider_and_says_where_to_add_one(rig):
-    rig.gateway.environ = {}  # no env keys at all
-    with pytest.raises(NoKey, match="Providers & keys"):
-        await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
+    keyless = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
+                      clock=rig.clock, sleep=rig.sleeps, environ={},  # no env keys at all
+                      settings=rig.gateway.settings)
+    try:
+        with pytest.raises(NoKey, match="Providers & keys"):
+            await keyless.complete(rig.request(GPT, fallbacks=(HAIKU,)))
+    finally:
+        await keyless.aclose()
+        keyless.close()  # writes its ledger rows
     assert rig.openai.count() == 0 and rig.anthropic.count() == 0
     [row] = rig.rows()
     assert row.status == "no-key"
