@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import db, errors, heap, keys, openai_request, routes
 from core import openai_format as fmt
@@ -42,6 +42,7 @@ from core.run import not_allowed
 from core.runtime import Runtime, build_runtime
 from core.secrets import redact
 from core.targets import KEYLESS_PROVIDERS
+from core.tcp_cork import CorkedResponses
 from core.tokens import authenticate_token, hash_token
 from core.ttlcache import TtlCache
 
@@ -464,7 +465,7 @@ def api_routes(ctx: ApiContext | None = None) -> list[BaseRoute]:
     ]
 
 
-def build_app(ctx: ApiContext | None = None) -> Starlette:
+def build_app(ctx: ApiContext | None = None) -> ASGIApp:
     """The API alone, as `switchboard api` serves it; shutdown flushes the ledger."""
     context = ctx or ApiContext(load_settings())
-    return Starlette(routes=api_routes(context), lifespan=context.lifespan)
+    return CorkedResponses(Starlette(routes=api_routes(context), lifespan=context.lifespan))

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,48 +34,13 @@ from core.models import RequestRow
 from core.runtime import Runtime
 from tests.conftest import add_user
 from tests.fakes import FakeOpenAI, Reply, Status
+from tests.support.server import ServerThread, free_socket
 from tests.test_api import MINI, OPENAI_KEY, catalog, make_runtime, template_db, wire
 
 __all__ = ["catalog", "template_db"]  # fixtures shared with test_api
 
 PROJECT = Path(__file__).resolve().parent.parent
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-class ServerThread:
-    """uvicorn in a background thread, bound before start so the port cannot be taken."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = free_socket()
-        # The stdlib loop: uvloop would replace the process-wide event-loop policy and
-        # break every later asyncio test in this process.
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 class Served:
