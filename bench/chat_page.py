@@ -81,7 +81,6 @@ def _first_token_times(fake: object, runtime: object, rounds: int) -> tuple[list
     assert isinstance(fake, FakeOpenAI) and isinstance(runtime, Runtime)
     fake.configure("gpt-4o-mini", default=Reply(first_token_delay=FIRST_TOKEN_DELAY_S,
                                                 tokens=["Hi", " there"]))
-    runtime.gateway.environ = {"OPENAI_API_KEY": KEY}
     sync = SyncGateway(runtime.gateway, thread_name="bench-chat")
     with runtime.sessions() as s:
         from core.auth import get_user

@@ -31,12 +31,11 @@ def run(repeats: int = 7) -> float:
     from tests.fakes import FakeOpenAI, Reply
 
     with scratch_env(), FakeOpenAI() as fake:
-        runtime = build_runtime()
+        runtime = build_runtime(environ={"OPENAI_API_KEY": KEY})
         user = bench_user(runtime, fake.base_url)
         for model, (first, between) in DELAYS.items():
             fake.configure(model.split("/", 1)[1],
                            default=Reply(first_token_delay=first, token_delay=between))
-        runtime.gateway.environ = {"OPENAI_API_KEY": KEY}
         gateway = SyncGateway(runtime.gateway, thread_name="bench-compare")
         caller = Caller(user.id, user.username, user.role)
         settings = RoundSettings(models=tuple(DELAYS))

@@ -104,11 +104,10 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
 
     results: list[Overhead] = []
     with scratch_env(), fake_openai_process() as fake:
-        runtime = build_runtime()
+        runtime = build_runtime(environ={"OPENAI_API_KEY": KEY})
         user = bench_user(runtime, fake.base_url)
         heap.freeze_startup_heap()  # as `switchboard api` and the dashboard do at start
         gateway = runtime.gateway
-        gateway.environ = {"OPENAI_API_KEY": KEY}
         caller = Caller(user.id, user.username, user.role)
         messages = ({"role": "user", "content": "Say hello to the team"},)
         request = ChatRequest(caller=caller, messages=messages, model=GPT, fallbacks=())

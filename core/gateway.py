@@ -135,12 +135,6 @@ class Gateway:
         """Where provider keys are looked up last (the process environment by default)."""
         return self._admission.environ
 
-    @environ.setter
-    def environ(self, environ: Mapping[str, str]) -> None:
-        # Key lookups are cached for policy_ttl_s; forget them so the new one applies.
-        self._admission.environ = environ
-        self._admission.clear()
-
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 

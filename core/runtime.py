@@ -6,6 +6,7 @@ at start. Nothing here is global: callers hold the object and close it on exit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -39,8 +40,10 @@ def build_runtime(
     *,
     completion: CompletionFn | None = None,
     gateway_settings: GatewaySettings | None = None,
+    environ: Mapping[str, str] | None = None,
     upgrade: bool = True,
 ) -> Runtime:
+    """``environ``: where provider keys are looked up last (default: the process's)."""
     settings = settings or load_settings()
     engine = db.make_engine(settings.database_url)
     if upgrade:
@@ -56,6 +59,7 @@ def build_runtime(
         catalog=catalog,
         cipher=cipher,
         completion=completion,
+        environ=environ,
         settings=gateway_settings
         or GatewaySettings(default_rpm=settings.rate_rpm, default_tpm=settings.rate_tpm),
     )

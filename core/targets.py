@@ -57,6 +57,10 @@ class TargetResolver:
     def catalog(self) -> Catalog:
         return self._catalog
 
+    def providers(self) -> tuple[str, ...]:
+        """Every provider a model can come from: the catalog's and each endpoint's name."""
+        return tuple(sorted({*self._catalog.providers(), *self._endpoints}))
+
     def endpoint_models(self) -> tuple[str, ...]:
         return tuple(f"{e.name}/{m}" for e in self._endpoints.values() for m in e.models)
 

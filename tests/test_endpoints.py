@@ -247,3 +247,15 @@ async def test_streaming_to_a_llama_endpoint_contacts_no_other_host(rig, outside
         text, s = await collect(rig.gateway, request)
     assert text and s.error is None and corp.count() == 1
     assert outside_lookups == []
+
+
+def test_an_endpoint_is_a_provider_a_route_can_prefer(run):
+    argv = ("route", "set", "--org", "--model", "openai/gpt-4o-mini", "--cost-optimised",
+            "--provider-order", "corp,openai")
+    code, _, err = run(*argv)
+    assert code == 2 and "unknown provider 'corp'" in err
+    run("provider", "add", "corp", "--type", "openai-compatible", "--api-base", "http://10.0.0.5",
+        "--models", "llama-3")
+    code, out, err = run(*argv)
+    assert (code, err) == (0, ""), out
+    assert "--provider-order corp,openai" in out

@@ -70,8 +70,7 @@ def render(svc: Services, actor: str, teams: list[tuple[int, str]]) -> None:
     weights, order = opts.weights, list(opts.provider_order)
     if cost:
         weights = route_fields.weight_fields(opts, prefix=f"sr_{form}_")
-        providers = sorted({*cat.providers(),
-                            *(m.partition("/")[0] for m in resolver.endpoint_models())})
+        providers = resolver.providers()
         order = st.multiselect(
             "Preferred providers, best first", providers,
             default=[p for p in opts.provider_order if p in providers],

@@ -59,8 +59,7 @@ def cmd_route_set(args: argparse.Namespace, ctx: CliContext) -> int:
         # Merge, don't reset: the saved options stay unless a flag changes them.
         base = (RouteOptions() if current is None or args.reset_options
                 else RouteOptions.from_json(current.options))
-        changes = route_options.option_changes(
-            args, base, {*catalog.providers(), *(e.name for e in listed)})
+        changes = route_options.option_changes(args, base, resolver.providers())
         if not (args.model or changes or args.reset_options):
             raise InvalidInput("Nothing to change: give --model, or an option flag such as "
                                "--total-timeout (see `switchboard route set --help`).")
