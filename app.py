@@ -13,7 +13,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if get_script_run_ctx(suppress_warning=True) is None:
-    from core.api import ApiContext, api_routes
+    from core.api.app import api_routes
+    from core.api.context import ApiContext
     from core.config import load_settings
 
     # The lifespan closes the API's runtime on shutdown, flushing queued ledger rows.

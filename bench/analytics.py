@@ -91,9 +91,9 @@ def naive_worker() -> dict[str, Any]:
     import pandas as pd
     from sqlalchemy import select
 
-    from core import db
     from core.clock import utc_now
-    from core.models import RequestRow
+    from core.store import db
+    from core.store.tables import RequestRow
 
     engine = db.make_engine(os.environ["SWITCHBOARD_DB_URL"])
     started = time.perf_counter()

@@ -47,9 +47,9 @@ def _free_port() -> int:
 
 def _prepare(fake_base: str) -> str:
     """User, token and an override pointing openai at the fake. Returns the token."""
-    from core import tokens
+    from core.accounts import tokens
     from core.clock import utc_now
-    from core.runtime import build_runtime
+    from core.gateway.runtime import build_runtime
 
     runtime = build_runtime()
     bench_user(runtime, fake_base)
@@ -218,9 +218,9 @@ def run() -> None:
         floor = _hop_floor(fake, data)
         from sqlalchemy import func, select
 
-        from core import db
         from core.config import load_settings
-        from core.models import RequestRow
+        from core.store import db
+        from core.store.tables import RequestRow
 
         engine = db.make_engine(load_settings().database_url)
         with engine.connect() as conn:

@@ -26,10 +26,11 @@ KEY = "sk-bench-000000000000"
 
 
 def _seed(runtime: object, base_url: str) -> None:
-    from core import conversations, endpoints
-    from core.auth import create_user
+    from core.accounts.auth import create_user
+    from core.chat import conversations
     from core.clock import utc_now
-    from core.runtime import Runtime
+    from core.gateway.runtime import Runtime
+    from core.settings import endpoints
 
     assert isinstance(runtime, Runtime)
     now = utc_now()
@@ -72,10 +73,10 @@ def _first_token_times(fake: object, runtime: object, rounds: int) -> tuple[list
                                                                            list[float]]:
     import litellm
 
-    from core.auth import caller_for
-    from core.chat_turns import ChatTurn, TurnPlan
-    from core.runtime import Runtime
-    from core.syncgateway import SyncGateway
+    from core.accounts.auth import caller_for
+    from core.chat.turns import ChatTurn, TurnPlan
+    from core.gateway.runtime import Runtime
+    from core.gateway.sync_bridge import SyncGateway
     from tests.fakes import FakeOpenAI, Reply
 
     assert isinstance(fake, FakeOpenAI) and isinstance(runtime, Runtime)
@@ -83,7 +84,7 @@ def _first_token_times(fake: object, runtime: object, rounds: int) -> tuple[list
                                                 tokens=["Hi", " there"]))
     sync = SyncGateway(runtime.gateway, thread_name="bench-chat")
     with runtime.sessions() as s:
-        from core.auth import get_user
+        from core.accounts.auth import get_user
 
         caller = caller_for(s, get_user(s, "bench").id)
 
@@ -124,7 +125,7 @@ def _first_token_times(fake: object, runtime: object, rounds: int) -> tuple[list
 
 
 def run(rounds: int = 15) -> tuple[Stats, Stats, Stats, Stats]:
-    from core.runtime import build_runtime
+    from core.gateway.runtime import build_runtime
     from tests.fakes import FakeOpenAI
 
     with scratch_env(), FakeOpenAI() as fake:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.auth import UserInfo
-    from core.runtime import Runtime
+    from core.accounts.auth import UserInfo
+    from core.gateway.runtime import Runtime
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -49,9 +49,9 @@ def scratch_env() -> Iterator[Path]:
 
 def bench_user(runtime: Runtime, fake_base_url: str) -> UserInfo:
     """The benchmarks' member "bench", with the openai provider pointed at the fake."""
-    from core import endpoints
-    from core.auth import create_user
+    from core.accounts.auth import create_user
     from core.clock import utc_now
+    from core.settings import endpoints
 
     with runtime.sessions.begin() as s:
         user = create_user(s, username="bench", password="not-guessable-123", role="member",

@@ -2,7 +2,7 @@
 
 Four fake models answer with different delays. The baseline is the slowest model
 streamed alone through the same SyncGateway; the round streams all four at once
-(core.compare_run.run_round, as the page and batch runs do). Target: ratio <= 1.15.
+(core.compare.rounds.run_round, as the page and batch runs do). Target: ratio <= 1.15.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ SLOWEST = "openai/gpt-4o"
 
 
 def run(repeats: int = 7) -> float:
-    from core.chat import Caller, ChatRequest
-    from core.compare_run import RoundSettings, build_requests, run_round
-    from core.runtime import build_runtime
-    from core.syncgateway import SyncGateway
+    from core.compare.rounds import RoundSettings, build_requests, run_round
+    from core.gateway.runtime import build_runtime
+    from core.gateway.sync_bridge import SyncGateway
+    from core.request import Caller, ChatRequest
     from tests.fakes import FakeOpenAI, Reply
 
     with scratch_env(), FakeOpenAI() as fake:

@@ -1,6 +1,6 @@
 """Added latency of the in-process gateway over calling the same fake provider directly.
 
-Both sides make the same litellm call (core.litellm_calls.default_completion: litellm's
+Both sides make the same litellm call (core.upstream.litellm_calls.default_completion: litellm's
 own HTTP handler, its success logging and response metadata skipped) to the same
 loopback fake (in a process of its own, bench/fake_process.py, as a real provider
 would be), so the difference is Switchboard's own work: routing, key lookup, rate
@@ -28,8 +28,8 @@ from bench.common import Stats, bench_user, print_table, scratch_env, stats
 from bench.fake_process import fake_openai_process
 
 if TYPE_CHECKING:
-    from core.chat import ChatRequest
-    from core.runtime import Runtime
+    from core.gateway.runtime import Runtime
+    from core.request import ChatRequest
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
@@ -97,10 +97,10 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Overhead]:
     """``rounds`` paired rounds of each scenario."""
-    from core import heap
-    from core.chat import Caller, ChatRequest
-    from core.litellm_calls import default_completion
-    from core.runtime import build_runtime
+    from core.api import heap
+    from core.gateway.runtime import build_runtime
+    from core.request import Caller, ChatRequest
+    from core.upstream.litellm_calls import default_completion
 
     results: list[Overhead] = []
     with scratch_env(), fake_openai_process() as fake:
@@ -198,7 +198,7 @@ async def _instant_completion(**_: object) -> object:
 
 async def _own_cpu_us(runtime: Runtime, request: ChatRequest, n: int = 3000) -> float:
     """Main-thread CPU per request of a gateway whose upstream answers at once."""
-    from core.gateway import Gateway
+    from core.gateway.gateway import Gateway
 
     gateway = Gateway(sessions=runtime.sessions, catalog=runtime.catalog,
                       cipher=runtime.cipher, completion=_instant_completion,

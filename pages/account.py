@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import auth, budgets, spend, tokens
-from core.budgets import usd
+from core.accounts import auth, tokens
 from core.clock import utc_now
 from core.errors import SwitchboardError
+from core.money import budgets, spend
+from core.money.budgets import usd
 from ui import settings, state
 from ui.resources import services
 from ui.session import current_user

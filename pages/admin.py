@@ -5,12 +5,15 @@ from decimal import Decimal, InvalidOperation
 
 import streamlit as st
 
-from core import audit, auth, budgets, endpoints, keys, pricing, spend
-from core.budgets import usd
-from core.chat import MICROS_PER_USD, Caller
+from core.accounts import auth, keys
 from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
-from core.models import ORG_OWNER_ID
+from core.money import budgets, pricing, spend
+from core.money.budgets import usd
+from core.request import MICROS_PER_USD, Caller
+from core.settings import endpoints
+from core.store import audit
+from core.store.tables import ORG_OWNER_ID
 from ui import admin_routes, settings
 from ui.resources import services
 from ui.session import require_role

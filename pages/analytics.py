@@ -17,10 +17,10 @@ from core.analytics import exports, recent, webhook, whatif
 from core.analytics import filters as flt
 from core.analytics.figures import KeyFigures, change
 from core.analytics.scope import scope_for
-from core.budgets import usd
 from core.clock import utc_now
 from core.errors import SwitchboardError
-from core.pricing import load_price_book
+from core.money.budgets import usd
+from core.money.pricing import load_price_book
 from ui import analytics_charts as charts
 from ui import analytics_data as data
 from ui import state

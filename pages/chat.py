@@ -7,12 +7,14 @@ from typing import Any
 
 import streamlit as st
 
-from core import auth, budgets, chat_turns, chat_view, conversation_export, conversations
-from core.chat import micros_to_usd
-from core.chat_turns import ChatTurn, TurnPlan
+from core.accounts import auth
+from core.chat import conversations, export, turns, view
+from core.chat.conversations import ConversationInfo, MessageInfo, Totals
+from core.chat.turns import ChatTurn, TurnPlan
 from core.clock import utc_now
-from core.conversations import ConversationInfo, MessageInfo, Totals
 from core.errors import NotFound, SwitchboardError
+from core.money import budgets
+from core.request import micros_to_usd
 from ui import chat_panels, state
 from ui.model_picker import model_picker
 from ui.resources import services
@@ -120,7 +122,7 @@ items: list[MessageInfo] = []
 try:
     with svc.sessions() as s:
         caller = auth.caller_for(s, user.id)
-        tasks = chat_turns.known_tasks(s)
+        tasks = turns.known_tasks(s)
         open_id = ss.get(state.CHAT_CONVERSATION)
         if open_id:
             try:
@@ -176,14 +178,14 @@ left, right = st.columns([1, 3])
 task = left.selectbox("Task", tasks, key=state.CHAT_TASK, on_change=task_changed,
                       help="Each task can have its own route (chain of models).")
 with svc.sessions() as s:
-    default = chat_turns.default_model(s, caller, task, svc.catalog, active_profile())
+    default = turns.default_model(s, caller, task, svc.catalog, active_profile())
 with right:
     picked = model_picker("Model", svc.catalog, key=state.CHAT_MODEL, default=default.model)
 if default.note:
     st.caption(default.note)
 elif picked == default.model and len(default.chain) > 1:
     st.caption("Your route for this task falls back to "
-               + ", ".join(chat_view.short_model(m) for m in default.chain[1:]) + ".")
+               + ", ".join(view.short_model(m) for m in default.chain[1:]) + ".")
 
 with st.expander("Settings: temperature, max tokens, system prompt, cost confirmation"):
     c1, c2 = st.columns(2)
@@ -224,11 +226,11 @@ if conv is not None:
         st.text_input("Title", value=conv.title, key=state.CHAT_TITLE, max_chars=200)
         st.button("Rename", on_click=rename, args=(conv.id,), key="sb_chat_rename")
         st.download_button("Export as Markdown",
-                           conversation_export.to_markdown(conv, items),
-                           file_name=conversation_export.file_name(conv, "md"),
+                           export.to_markdown(conv, items),
+                           file_name=export.file_name(conv, "md"),
                            mime="text/markdown", on_click="ignore", key="sb_chat_export_md")
-        st.download_button("Export as JSON", conversation_export.to_json(conv, items),
-                           file_name=conversation_export.file_name(conv, "json"),
+        st.download_button("Export as JSON", export.to_json(conv, items),
+                           file_name=export.file_name(conv, "json"),
                            mime="application/json", on_click="ignore",
                            key="sb_chat_export_json")
         st.button("Delete…", on_click=ask_delete, args=(conv.id,), key="sb_chat_delete",
@@ -273,7 +275,7 @@ if pending:
 
 try:
     next_cost = svc.runtime.gateway.estimate(plan_for("…").request("estimate", None))
-    st.caption(chat_view.estimate_caption(next_cost, remaining))
+    st.caption(view.estimate_caption(next_cost, remaining))
 except SwitchboardError as exc:
     st.caption(f"No estimate: {exc.message}")
 
@@ -284,7 +286,7 @@ prompt, confirmed = (typed, False) if typed else (
 
 
 def fail(prompt: str, error: SwitchboardError, lines: list[str] | None = None) -> None:
-    ss[state.CHAT_FAILED] = {"prompt": prompt, "message": chat_view.error_advice(error),
+    ss[state.CHAT_FAILED] = {"prompt": prompt, "message": view.error_advice(error),
                              "attempts": lines or []}
     ss[state.CHAT_DRAFT] = prompt
     st.rerun()
@@ -302,7 +304,7 @@ def send(prompt: str, confirmed: bool) -> None:
     except SwitchboardError as exc:
         fail(prompt, exc)
         return
-    if not confirmed and chat_view.needs_confirmation(cost, threshold):
+    if not confirmed and view.needs_confirmation(cost, threshold):
         ss[state.CHAT_PENDING] = {"prompt": prompt, "high": cost.high_micros}
         st.rerun()
     with st.chat_message("user"):
@@ -315,7 +317,7 @@ def send(prompt: str, confirmed: bool) -> None:
         except SwitchboardError as exc:
             error = exc
         if error is not None:
-            lines = (chat_view.attempt_lines(chat_view.details_of(turn.summary)["attempts"])
+            lines = (view.attempt_lines(view.details_of(turn.summary)["attempts"])
                      if turn.summary else [])
             turn.close()
             fail(prompt, error, lines)

@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import auth, compare_export, comparisons
-from core.chat import Caller
+from core.accounts import auth
 from core.clock import utc_now
-from core.compare_run import (
+from core.compare import comparisons, export
+from core.compare.comparisons import SessionView
+from core.compare.rounds import (
     MAX_BATCH_PROMPTS,
     MAX_MODELS,
     MIN_MODELS,
@@ -24,8 +25,8 @@ from core.compare_run import (
     prompts_from_text,
     run_round,
 )
-from core.comparisons import SessionView
 from core.errors import SwitchboardError
+from core.request import Caller
 from ui import state
 from ui.compare_view import draw_round, model_label, stream_round, usd
 from ui.resources import services
@@ -227,8 +228,8 @@ if view is not None:
     batch = [r for r in view.rounds if r.kind == "batch"]
     if batch:
         st.markdown("##### Batch results")
-        st.dataframe(compare_export.result_rows(view), hide_index=True, width="stretch")
-        totals = compare_export.model_totals(view)
+        st.dataframe(export.result_rows(view), hide_index=True, width="stretch")
+        totals = export.model_totals(view)
         if totals:
             st.markdown("##### Totals per model")
             st.dataframe(totals, hide_index=True, width="stretch")
@@ -250,11 +251,11 @@ if view is not None:
 
     st.markdown("##### Export")
     ex = st.columns(3)
-    ex[0].download_button("Markdown", compare_export.to_markdown(view),
+    ex[0].download_button("Markdown", export.to_markdown(view),
                           file_name=f"comparison-{view.id}.md", mime="text/markdown")
-    ex[1].download_button("CSV", compare_export.to_csv(view),
+    ex[1].download_button("CSV", export.to_csv(view),
                           file_name=f"comparison-{view.id}.csv", mime="text/csv")
-    ex[2].download_button("JSON", compare_export.to_json(view),
+    ex[2].download_button("JSON", export.to_json(view),
                           file_name=f"comparison-{view.id}.json", mime="application/json")
     if not view.read_only:
         with st.expander("Delete this session"):

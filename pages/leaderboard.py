@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import plotly.express as px
 import streamlit as st
 
-from core import leaderboard
-from core.auth import caller_for
+from core.accounts.auth import caller_for
 from core.clock import utc_now
+from core.compare import leaderboard
 from ui.compare_view import usd
 from ui.resources import services
 from ui.session import current_user

@@ -4,12 +4,14 @@ from datetime import timedelta
 
 import streamlit as st
 
-from core import endpoints, import_env, ledger, preferences, profiles, provider_status, recommend
 from core.clock import utc_now
+from core.compare import recommend
 from core.errors import InvalidInput, SwitchboardError
-from core.models import KEY_CHOICES
-from core.profiles import KEY_CHOICE_LABELS
-from core.routes import MAX_CHAIN, RouteOptions
+from core.settings import endpoints, import_env, preferences, profiles, provider_status
+from core.settings.profiles import KEY_CHOICE_LABELS
+from core.settings.routes import MAX_CHAIN, RouteOptions
+from core.store import ledger
+from core.store.tables import KEY_CHOICES
 from ui import route_fields, settings, state
 from ui.resources import services
 from ui.session import current_user

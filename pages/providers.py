@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import endpoints, keys, provider_status
+from core.accounts import keys
 from core.clock import utc_now
 from core.errors import SwitchboardError
-from core.profiles import KEY_CHOICE_LABELS
+from core.settings import endpoints, provider_status
+from core.settings.profiles import KEY_CHOICE_LABELS
 from ui import settings
 from ui.resources import services
 from ui.session import current_user

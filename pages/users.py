@@ -5,10 +5,10 @@ from collections.abc import Callable
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import auth
+from core.accounts import auth
 from core.clock import utc_now
 from core.errors import SwitchboardError
-from core.models import ROLES
+from core.store.tables import ROLES
 from ui import settings
 from ui.resources import services
 from ui.session import require_role

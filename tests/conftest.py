@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from core import auth, db
-from core.auth import UserInfo
+from core.accounts import auth
+from core.accounts.auth import UserInfo
 from core.clock import utc_now
+from core.store import db
 
 # One PostgreSQL server and the provider fakes, shared by every test module.
 pytest_plugins = [

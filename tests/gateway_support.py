@@ -12,16 +12,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import endpoints, ledger, routes
-from core.auth import UserInfo
-from core.catalog import Catalog, load_catalog
-from core.chat import Caller, ChatRequest, Done, Summary, TextDelta
+from core.accounts.auth import UserInfo
+from core.accounts.secrets import Cipher, load_cipher
 from core.clock import utc_now
 from core.config import load_settings
-from core.gateway import Gateway, GatewaySettings
-from core.models import AttemptRow, RequestRow
-from core.retry import RetryPolicy
-from core.secrets import Cipher, load_cipher
+from core.gateway.gateway import Gateway, GatewaySettings
+from core.gateway.retry import RetryPolicy
+from core.money.catalog import Catalog, load_catalog
+from core.request import Caller, ChatRequest, Done, Summary, TextDelta
+from core.settings import endpoints, routes
+from core.store import ledger
+from core.store.tables import AttemptRow, RequestRow
 from tests.conftest import add_user
 from tests.fakes import FakeAnthropic, FakeOpenAI
 

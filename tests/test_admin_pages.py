@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core import auth, routes
-from core.chat import Caller
-from core.models import ORG_OWNER_ID, ApiKey, Budget, Endpoint, PriceOverride, RouteRow, Team
+from core.accounts import auth
+from core.request import Caller
+from core.settings import routes
+from core.store.tables import ORG_OWNER_ID, ApiKey, Budget, Endpoint, PriceOverride, RouteRow, Team
 from tests.conftest import add_user
 from tests.gateway_support import HAIKU, MINI
 from tests.support.pages import signed_in, texts

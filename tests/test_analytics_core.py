@@ -8,16 +8,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from core import budgets
 from core.analytics import charts_data, exports, figures, recent, whatif
 from core.analytics.alerts import current_alerts
 from core.analytics.budgets_forecast import budgets_in_scope, burn_down, forecast
 from core.analytics.filters import Filters, from_query_params, to_query_params, within_scope
 from core.analytics.scope import scope_for
-from core.catalog import load_catalog
 from core.errors import InvalidInput
-from core.models import Budget, PreferenceRefusal, Team
-from core.pricing import PriceBook
+from core.money import budgets
+from core.money.catalog import load_catalog
+from core.money.pricing import PriceBook
+from core.store.tables import Budget, PreferenceRefusal, Team
 from tests.conftest import add_user
 from tests.support.ledger_rows import insert, request_row
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from core.clock import utc_now
-from core.models import Team
+from core.store.tables import Team
 from tests.conftest import add_user
 from tests.support.ledger_rows import insert, request_row
 from tests.support.pages import signed_in, texts

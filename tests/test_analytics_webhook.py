@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from core.analytics import webhook
 from core.analytics.alerts import AlertItem
 from core.errors import InvalidInput
-from core.models import Alert, AlertDelivery, AuditEntry
+from core.store.tables import Alert, AlertDelivery, AuditEntry
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -19,19 +19,24 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from core import budgets, db, endpoints, keys, openai_request, profiles, ratelimits, routes, tokens
-from core import openai_format as fmt
-from core.api import CALLER_TTL_S, ApiContext, build_app
-from core.catalog import Catalog, load_catalog
-from core.chat import Attempt, Summary, micros_to_usd
+from core.accounts import keys, tokens
+from core.accounts.secrets import load_cipher
+from core.api import openai_format as fmt
+from core.api import openai_request
+from core.api.app import build_app
+from core.api.context import CALLER_TTL_S, ApiContext
 from core.clock import utc_now
 from core.config import load_settings
-from core.gateway import Gateway, GatewaySettings
-from core.models import RequestRow
-from core.retry import RetryPolicy
-from core.routes import RouteOptions
-from core.runtime import Runtime
-from core.secrets import load_cipher
+from core.gateway.gateway import Gateway, GatewaySettings
+from core.gateway.retry import RetryPolicy
+from core.gateway.runtime import Runtime
+from core.money import budgets, ratelimits
+from core.money.catalog import Catalog, load_catalog
+from core.request import Attempt, Summary, micros_to_usd
+from core.settings import endpoints, profiles, routes
+from core.settings.routes import RouteOptions
+from core.store import db
+from core.store.tables import RequestRow
 from core.ttlcache import TtlCache
 from tests.conftest import add_user
 from tests.fakes import FakeAnthropic, FakeOpenAI, Hang, Reply, Status
@@ -851,7 +856,7 @@ def test_cost_text_is_exact_or_unpriced() -> None:
 
 
 def test_developer_role_and_text_parts_are_accepted() -> None:
-    from core.chat import Caller
+    from core.request import Caller
 
     body = {
         "messages": [

@@ -24,14 +24,17 @@ import uvicorn
 from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 
-from core import db, endpoints, tokens
-from core.api import ApiContext, build_app
-from core.catalog import Catalog
+from core.accounts import tokens
+from core.api.app import build_app
+from core.api.context import ApiContext
 from core.clock import utc_now
 from core.commands import api as api_command
 from core.commands.context import CliContext
-from core.models import RequestRow
-from core.runtime import Runtime
+from core.gateway.runtime import Runtime
+from core.money.catalog import Catalog
+from core.settings import endpoints
+from core.store import db
+from core.store.tables import RequestRow
 from tests.conftest import add_user
 from tests.fakes import FakeOpenAI, Reply, Status
 from tests.support.server import ServerThread, free_socket

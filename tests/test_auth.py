@@ -1,4 +1,4 @@
-"""core.auth and core.audit: validation, hashing, lockout with an injected clock."""
+"""core.accounts.auth and core.store.audit: validation, hashing, lockout with an injected clock."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from core import audit, auth
+from core.accounts import auth
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked
-from core.models import AuditEntry, Team, User
+from core.store import audit
+from core.store.tables import AuditEntry, Team, User
 from tests.conftest import PASSWORD, TEST_ROUNDS, add_user
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import budgets, pricing
 from core.clock import utc_now
 from core.errors import BudgetExceeded
+from core.money import budgets, pricing
 from tests.gateway_support import GPT, MINI
 
 # 12,000 characters of Chinese: a 4-characters-per-token guess says ~3,000 tokens, real

@@ -1,4 +1,4 @@
-"""core.budgets, core.reservations and `switchboard budget`: never overspend, on a real DB.
+"""core.money.budgets, core.money.reservations, `switchboard budget`: never overspend, real DB.
 
 The concurrency tests run on SQLite (a WAL file) and on PostgreSQL (tests/support/postgres:
 a throwaway local server, or $SWITCHBOARD_TEST_PG_URL), with one engine or two engines
@@ -16,12 +16,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit
-from core.budgets import estimate_remaining, get_budget, list_budgets, set_budget, usd
-from core.chat import Caller
 from core.errors import BudgetExceeded, InvalidInput, NotFound
-from core.models import Alert, Budget, Reservation, User
-from core.reservations import (
+from core.money.budgets import estimate_remaining, get_budget, list_budgets, set_budget, usd
+from core.money.reservations import (
     TOMBSTONE_GRACE,
     expire_reservations,
     release,
@@ -29,6 +26,9 @@ from core.reservations import (
     settle,
     settle_in,
 )
+from core.request import Caller
+from core.store import audit
+from core.store.tables import Alert, Budget, Reservation, User
 from tests.conftest import add_user
 from tests.support.cli import run_cli
 

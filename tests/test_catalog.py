@@ -1,4 +1,4 @@
-"""Tests for core.catalog: the offline model catalog read from litellm's bundled price map."""
+"""Tests for core.money.catalog: the offline model catalog read from litellm's bundled price map."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.catalog import (
+from core.money.catalog import (
     CAPABILITIES,
     PROVIDER_KEY_ENV,
     PROVIDER_KEY_PREFIX,
@@ -172,7 +172,7 @@ def test_load_catalog_from_path(tmp_path: Path) -> None:
 def test_loading_does_not_import_litellm() -> None:
     code = (
         "import sys\n"
-        "from core.catalog import load_catalog\n"
+        "from core.money.catalog import load_catalog\n"
         "assert len(load_catalog().models()) >= 100\n"
         "assert 'litellm' not in sys.modules, 'litellm was imported'\n"
         "assert 'streamlit' not in sys.modules\n"

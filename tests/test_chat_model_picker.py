@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.catalog import load_catalog
+from core.money.catalog import load_catalog
 from ui.model_picker import badges_markdown, option_label, price_text
 
 

@@ -9,9 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core import budgets, conversations, ratelimits, routes
+from core.chat import conversations
 from core.clock import utc_now
-from core.models import ChatMessage, Conversation, RequestRow
+from core.money import budgets, ratelimits
+from core.settings import routes
+from core.store.tables import ChatMessage, Conversation, RequestRow
 from tests.conftest import add_user
 from tests.fakes import Reply, Status
 from tests.support.pages import AppFakes, signed_in, texts

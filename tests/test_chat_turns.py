@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from core import auth, chat_turns, conversations
-from core.catalog import load_catalog
-from core.chat_turns import ChatTurn, TurnPlan
+from core.accounts import auth
+from core.chat import conversations, turns
+from core.chat.turns import ChatTurn, TurnPlan
 from core.errors import BudgetExceeded, InvalidInput
-from core.models import ChatMessage, RequestRow
-from core.syncgateway import SyncGateway
+from core.gateway.sync_bridge import SyncGateway
+from core.money.catalog import load_catalog
+from core.store.tables import ChatMessage, RequestRow
 from tests.fakes import Reply
 from tests.gateway_support import GPT, HAIKU, MINI, Rig
 
@@ -115,8 +116,8 @@ def test_history_and_system_prompt_reach_the_model(rig: Rig, sync: SyncGateway) 
 
 
 def test_a_refusal_saves_nothing(rig: Rig, sync: SyncGateway) -> None:
-    from core import budgets
     from core.clock import utc_now
+    from core.money import budgets
 
     with rig.sessions.begin() as s:
         budgets.set_budget(s, "user", str(rig.user.id), 1, True, "test", utc_now())
@@ -139,16 +140,16 @@ def test_an_empty_prompt_is_refused() -> None:
 def test_default_model_follows_the_route_or_says_why_not(rig: Rig) -> None:
     catalog = load_catalog()
     with rig.sessions() as s:
-        none = chat_turns.default_model(s, rig.caller, "chat", catalog)
+        none = turns.default_model(s, rig.caller, "chat", catalog)
     assert none.model == MINI and none.note and "No route is set" in none.note
     rig.set_route([GPT, HAIKU])
     with rig.sessions() as s:
-        routed = chat_turns.default_model(s, rig.caller, "chat", catalog)
-        assert chat_turns.known_tasks(s)[:5] == list(chat_turns.TASKS)
+        routed = turns.default_model(s, rig.caller, "chat", catalog)
+        assert turns.known_tasks(s)[:5] == list(turns.TASKS)
     assert (routed.model, routed.chain, routed.note) == (GPT, (GPT, HAIKU), None)
     # The sidebar's active profile has its own default route, and the picker follows it.
-    from core import profiles
     from core.clock import utc_now
+    from core.settings import profiles
 
     with rig.sessions.begin() as s:
         work = profiles.create_profile(s, user_id=rig.user.id, name="Work", keys_choice="auto",
@@ -156,7 +157,7 @@ def test_default_model_follows_the_route_or_says_why_not(rig: Rig) -> None:
         profiles.set_profile_route(s, profile_id=work.id, models=[HAIKU],
                                    known_model=lambda m: True, actor="t", now=utc_now())
     with rig.sessions() as s:
-        in_work = chat_turns.default_model(s, rig.caller, "chat", catalog, "Work")
+        in_work = turns.default_model(s, rig.caller, "chat", catalog, "Work")
     assert (in_work.model, in_work.chain) == (HAIKU, (HAIKU,))
 
 

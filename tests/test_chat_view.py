@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import chat_view
-from core.chat import CostEstimate
+from core.chat import view
 from core.errors import (
     AllModelsFailed,
     BudgetExceeded,
@@ -12,6 +11,7 @@ from core.errors import (
     RateLimited,
     UpstreamTimeout,
 )
+from core.request import CostEstimate
 
 FALLBACK = {
     "model": "anthropic/claude-3-5-haiku-20241022",
@@ -26,31 +26,31 @@ FALLBACK = {
 
 
 def test_badge_names_model_tokens_cost_and_speed() -> None:
-    assert chat_view.badge(FALLBACK) == (
+    assert view.badge(FALLBACK) == (
         "claude-3-5-haiku-20241022 · 1,200 in / 340 out · $0.00231 · 1,820 ms · "
         "first token 410 ms"
     )
     unpriced = {**FALLBACK, "cost_micros": None, "ttft_ms": None}
-    assert "unpriced" in chat_view.badge(unpriced) and "$0" not in chat_view.badge(unpriced)
+    assert "unpriced" in view.badge(unpriced) and "$0" not in view.badge(unpriced)
 
 
 def test_fallback_notice_says_who_failed_and_why() -> None:
-    assert chat_view.fallback_notice(FALLBACK) == (
+    assert view.fallback_notice(FALLBACK) == (
         "gpt-4o failed: rate limited; answered by claude-3-5-haiku-20241022."
     )
-    assert chat_view.fallback_notice({**FALLBACK, "fallback_used": False}) is None
+    assert view.fallback_notice({**FALLBACK, "fallback_used": False}) is None
     two = {**FALLBACK, "attempts": [
         {"model": "openai/gpt-4o", "outcome": "timeout"},
         {"model": "openai/gpt-4o-mini", "outcome": "error", "status_code": 503},
         {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok"}]}
-    assert chat_view.fallback_notice(two) == (
+    assert view.fallback_notice(two) == (
         "gpt-4o failed: timed out; gpt-4o-mini failed: unavailable (503); "
         "answered by claude-3-5-haiku-20241022."
     )
 
 
 def test_attempt_lines() -> None:
-    lines = chat_view.attempt_lines([
+    lines = view.attempt_lines([
         {"model": "openai/gpt-4o", "outcome": "error", "status_code": 429, "latency_ms": 30,
          "error": "Rate limit reached"},
         {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok", "latency_ms": 1700}])
@@ -59,26 +59,26 @@ def test_attempt_lines() -> None:
 
 
 def test_error_advice_is_one_actionable_message_per_kind() -> None:
-    assert chat_view.error_advice(BudgetExceeded("Ask an admin.")).startswith("Budget refused.")
-    rate = chat_view.error_advice(RateLimited("Too many requests.", retry_after_s=17))
+    assert view.error_advice(BudgetExceeded("Ask an admin.")).startswith("Budget refused.")
+    rate = view.error_advice(RateLimited("Too many requests.", retry_after_s=17))
     assert rate.startswith("Rate limited.") and "wait 17 s" in rate
-    assert chat_view.error_advice(NoKey("No API key for openai.")).startswith("No API key.")
-    assert "Rephrase" in chat_view.error_advice(ContentRefused("refused"))
-    assert "Try again" in chat_view.error_advice(UpstreamTimeout("slow"))
-    assert "pick another model" in chat_view.error_advice(AllModelsFailed("all failed"))
+    assert view.error_advice(NoKey("No API key for openai.")).startswith("No API key.")
+    assert "Rephrase" in view.error_advice(ContentRefused("refused"))
+    assert "Try again" in view.error_advice(UpstreamTimeout("slow"))
+    assert "pick another model" in view.error_advice(AllModelsFailed("all failed"))
 
 
 def test_estimate_caption_and_confirmation() -> None:
     est = CostEstimate(prompt_tokens=1234, low_micros=150, high_micros=98_000)
-    assert chat_view.estimate_caption(est, 4_990_000) == (
+    assert view.estimate_caption(est, 4_990_000) == (
         "Next message: about $0.00015–$0.098 (1,234 prompt tokens so far) · "
         "$4.99 left in your budget"
     )
     unknown = CostEstimate(10, None, None, ("custom/llama",))
-    assert chat_view.estimate_caption(unknown, None) == (
+    assert view.estimate_caption(unknown, None) == (
         "Next message: cost unknown (10 prompt tokens so far) · unpriced: llama · "
         "no hard budget"
     )
-    assert chat_view.needs_confirmation(est, 50_000)
-    assert not chat_view.needs_confirmation(est, 98_000)
-    assert not chat_view.needs_confirmation(unknown, 0)
+    assert view.needs_confirmation(est, 50_000)
+    assert not view.needs_confirmation(est, 98_000)
+    assert not view.needs_confirmation(unknown, 0)

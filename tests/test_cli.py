@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.db import head_revision
 from core.errors import UpstreamTimeout
-from core.models import RouteRow
-from core.routes import RouteOptions
+from core.settings.routes import RouteOptions
+from core.store.db import head_revision
+from core.store.tables import RouteRow
 from tests.conftest import PASSWORD
 from tests.fakes import ContentFilter, Hang, Status
 from tests.gateway_support import GPT, HAIKU, MINI
@@ -196,9 +196,9 @@ def test_route_options_are_saved_shown_and_survive_a_new_chain(sessions):
 
 def test_options_saved_elsewhere_survive_route_set(sessions):
     """Options the settings page saves (here: max tokens) are kept by the CLI too."""
-    from core import routes
     from core.clock import utc_now
-    from core.models import ORG_OWNER_ID
+    from core.settings import routes
+    from core.store.tables import ORG_OWNER_ID
 
     with sessions.begin() as s:
         routes.set_route(s, scope="org", scope_id=ORG_OWNER_ID, models=[GPT],

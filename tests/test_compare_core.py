@@ -10,11 +10,9 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from core import compare_export, comparisons, endpoints
-from core.catalog import load_catalog
-from core.chat import Caller, CostEstimate, Done, Summary, TextDelta
 from core.clock import utc_now
-from core.compare_run import (
+from core.compare import comparisons, export
+from core.compare.rounds import (
     RoundCollector,
     RoundSettings,
     build_requests,
@@ -31,8 +29,11 @@ from core.compare_run import (
     round_cost,
 )
 from core.errors import AllModelsFailed, InvalidInput, NoKey, NotFound, PermissionDenied
-from core.models import CompareAnswer, CompareRound, CompareVote
-from core.targets import TargetResolver
+from core.money.catalog import load_catalog
+from core.request import Caller, CostEstimate, Done, Summary, TextDelta
+from core.settings import endpoints
+from core.settings.targets import TargetResolver
+from core.store.tables import CompareAnswer, CompareRound, CompareVote
 from tests.conftest import add_user
 from tests.gateway_support import GPT, HAIKU, MINI
 from tests.support.compare import add_round, answer, caller, new_session, vote
@@ -312,23 +313,23 @@ def test_exports_hide_blind_names_until_the_viewer_votes(sessions, people):
                     prompt="Name a colour")
     with sessions() as s:
         hidden = comparisons.open_session(s, sid, owner)
-    for text in (compare_export.to_markdown(hidden), compare_export.to_csv(hidden),
-                 compare_export.to_json(hidden)):
+    for text in (export.to_markdown(hidden), export.to_csv(hidden),
+                 export.to_json(hidden)):
         assert GPT not in text and MINI not in text
         assert "Name a colour" in text and "warm red" in text and "cool blue" in text
         assert "0.0015" not in text  # a price could give the model away
-    assert "Model A" in compare_export.to_markdown(hidden)
+    assert "Model A" in export.to_markdown(hidden)
 
     vote(sessions, owner, rid, "best", GPT, comment="warmer")
     with sessions() as s:
         shown = comparisons.open_session(s, sid, owner)
-    md = compare_export.to_markdown(shown)
+    md = export.to_markdown(shown)
     assert f"### {GPT}\n" in md and f"### {MINI}\n" in md and "warmer" in md
-    rows = list(csv.DictReader(io.StringIO(compare_export.to_csv(shown))))
+    rows = list(csv.DictReader(io.StringIO(export.to_csv(shown))))
     assert {r["model"]: r["cost_usd"] for r in rows} == {GPT: "0.0015", MINI: "unpriced"}
     assert all(r["my_vote"].startswith(f"best: {GPT}") for r in rows)
-    data = json.loads(compare_export.to_json(shown))
+    data = json.loads(export.to_json(shown))
     assert data["models"] == [GPT, MINI] and data["cost_usd"] == "unpriced"
     assert data["rounds"][0]["my_comment"] == "warmer"
-    totals = {t["model"]: t for t in compare_export.model_totals(shown)}
+    totals = {t["model"]: t for t in export.model_totals(shown)}
     assert totals[GPT]["cost $"] == "0.0015" and totals[MINI]["cost $"] == "unpriced"

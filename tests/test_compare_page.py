@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.models import CompareAnswer, CompareRound, CompareSession, CompareVote
+from core.store.tables import CompareAnswer, CompareRound, CompareSession, CompareVote
 from tests.conftest import add_user
 from tests.fakes import Reply, Status
 from tests.gateway_support import GPT, HAIKU, MINI

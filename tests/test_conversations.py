@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import conversation_export, conversations
+from core.chat import conversations, export
 from core.clock import utc_now
 from core.errors import InvalidInput, NotFound
-from core.models import AuditEntry, ChatMessage
+from core.store.tables import AuditEntry, ChatMessage
 from tests.conftest import add_user
 
 T0 = utc_now()
@@ -150,13 +150,13 @@ def test_export_markdown_and_json(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
         conv = conversations.get(s, alice.id, cid)
         items = conversations.messages(s, alice.id, cid)
-    md = conversation_export.to_markdown(conv, items)
+    md = export.to_markdown(conv, items)
     assert md.startswith("# Plan: the offsite!\n")
     assert "## You\n\nWhere?" in md and "## Assistant\n\nThe **hills**." in md
     assert "> gpt-4o · 10 in / 5 out · $0.00007 · 300 ms · first token 90 ms" in md
-    data = json.loads(conversation_export.to_json(conv, items))
+    data = json.loads(export.to_json(conv, items))
     assert data["title"] == "Plan: the offsite!" and data["settings"] == {"temperature": 0.5}
     assert [(m["role"], m["content"], m["status"]) for m in data["messages"]] == [
         ("user", "Where?", "complete"), ("assistant", "The **hills**.", "complete")]
     assert data["messages"][1]["request_id"] == "r1"
-    assert conversation_export.file_name(conv, "md") == "chat-plan-the-offsite.md"
+    assert export.file_name(conv, "md") == "chat-plan-the-offsite.md"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core import db, endpoints
 from core.clock import utc_now
-from core.models import RequestRow
+from core.settings import endpoints
+from core.store import db
+from core.store.tables import RequestRow
 from tests.conftest import add_user
 from tests.fakes import FakeOpenAI
 from tests.gateway_support import MINI, OPENAI_KEY
@@ -34,8 +35,8 @@ def patient(self, *args, **kwargs):
 
 recorder.BatchWriter.__init__ = patient
 
-from core.auth import caller_for, get_user
-from core.chat import ChatRequest
+from core.accounts.auth import caller_for, get_user
+from core.request import ChatRequest
 from ui import resources
 
 services = resources.services()

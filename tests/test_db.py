@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, auth, db
+from core.accounts import auth
 from core.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -36,7 +36,8 @@ from core.errors import (
     InvalidInput,
     LoginLocked,
 )
-from core.models import Base, LoginFailure, User
+from core.store import audit, db
+from core.store.tables import Base, LoginFailure, User
 from tests.support.data import PASSWORD, ROUNDS, T0, create_user, row_counts
 
 APP_TABLES = {"users", "teams", "login_failures", "audit_log"}
@@ -93,7 +94,7 @@ def test_upgrade_creates_schema_and_is_idempotent(db_url: str) -> None:
 
 
 def test_models_and_migrations_agree(db_engine: Engine) -> None:
-    """The schema the migrations build is exactly what core.models declares."""
+    """The schema the migrations build is exactly what core.store.tables declares."""
     with db_engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
@@ -172,7 +173,7 @@ def test_unknown_role_is_invalid_input(db_sessions: sessionmaker[Session]) -> No
 
 
 def test_check_constraint_rejects_bad_role(db_engine: Engine) -> None:
-    """Even a write that bypasses core.auth cannot store an unknown role."""
+    """Even a write that bypasses core.accounts.auth cannot store an unknown role."""
     row = {
         "username": "mallory", "display_name": "M", "password_hash": "x", "role": "superuser",
         "active": True, "created_at": T0,

@@ -8,9 +8,9 @@ import os
 
 from sqlalchemy import func, select
 
-from core import db, rollups
-from core.demo_data import MARKER
-from core.models import PreferenceRefusal, RequestRow, Team, User, usage_daily
+from core.analytics.demo_data import MARKER
+from core.store import db, rollups
+from core.store.tables import PreferenceRefusal, RequestRow, Team, User, usage_daily
 from tests.support.cli import run_cli
 from tests.support.ledger_rows import insert, request_row
 

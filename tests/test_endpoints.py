@@ -1,4 +1,4 @@
-"""core.endpoints and the `provider` commands: new endpoints, overrides, validation."""
+"""core.settings.endpoints and the `provider` commands: new endpoints, overrides, validation."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from core import audit, endpoints, keys
-from core.endpoints import EndpointInfo
+from core.accounts import keys
+from core.accounts.secrets import Cipher
 from core.errors import Conflict, InvalidInput, NotFound
-from core.models import ORG_OWNER_ID, ApiKey
-from core.secrets import Cipher
+from core.settings import endpoints
+from core.settings.endpoints import EndpointInfo
+from core.store import audit
+from core.store.tables import ORG_OWNER_ID, ApiKey
 from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

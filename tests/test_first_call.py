@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import db, endpoints, routes
 from core.clock import utc_now
+from core.settings import endpoints, routes
+from core.store import db
 from tests.conftest import add_user
 from tests.fakes import FakeOpenAI
 from tests.gateway_support import MINI, OPENAI_KEY
@@ -18,9 +19,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 FIRST_CALL = """
 import asyncio
 
-from core.auth import caller_for, get_user
-from core.chat import ChatRequest
-from core.runtime import build_runtime
+from core.accounts.auth import caller_for, get_user
+from core.request import ChatRequest
+from core.gateway.runtime import build_runtime
 
 runtime = build_runtime()
 with runtime.sessions() as s:

@@ -7,9 +7,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from core.chat import STATUS_FALLBACK, STATUS_SUCCESS
 from core.errors import AllModelsFailed, ContentRefused, ContextTooLong, NoKey, NotFound
-from core.gateway import Gateway
+from core.gateway.gateway import Gateway
+from core.request import STATUS_FALLBACK, STATUS_SUCCESS
 from tests.fakes import ContentFilter, ContextLength, Reply, Reset, Status
 from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
 
@@ -36,7 +36,7 @@ async def test_each_attempt_row_has_its_own_cached_reasoning_tokens_and_price(ri
     """A failed gpt-4o attempt and a served mini attempt, each priced by its own price."""
     from datetime import timedelta
 
-    from core.pricing import set_price_override
+    from core.money.pricing import set_price_override
 
     with rig.sessions.begin() as s:
         override = set_price_override(
@@ -205,7 +205,7 @@ async def test_connection_refused_is_retried_then_fails_over(rig):
 @pytest.mark.parametrize(("setting", "sdk_expected"), [(None, False), ("false", True)])
 async def test_openai_calls_use_litellms_own_http_unless_the_operator_opts_out(
         rig, monkeypatch, setting, sdk_expected):
-    from core.litellm_calls import OWN_HTTP_ENV, prefer_litellm_own_http
+    from core.upstream.litellm_calls import OWN_HTTP_ENV, prefer_litellm_own_http
 
     monkeypatch.delenv(OWN_HTTP_ENV, raising=False)
     if setting is not None:

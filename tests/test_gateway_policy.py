@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core import budgets, endpoints, keys, ratelimits, routes
-from core.chat import STATUS_SUCCESS
+from core.accounts import keys
 from core.clock import utc_now
 from core.errors import BudgetExceeded, RateLimited
-from core.models import ORG_OWNER_ID, ApiKey, RequestRow
+from core.money import budgets, ratelimits
+from core.request import STATUS_SUCCESS
+from core.settings import endpoints, routes
+from core.store.tables import ORG_OWNER_ID, ApiKey, RequestRow
 from tests.conftest import add_user
 from tests.fakes import FakeOllama, Reply, Status
 from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY, collect
@@ -148,7 +150,7 @@ def _same_price_for_gpt_and_haiku(rig) -> None:
     from datetime import timedelta
     from decimal import Decimal
 
-    from core import pricing
+    from core.money import pricing
 
     with rig.sessions.begin() as s:
         for model in (GPT, HAIKU):
@@ -161,7 +163,7 @@ def _seed_calls(rig, model: str, *, ok: int, failed: int = 0, latency_ms: int = 
     """Ledger history for ``model`` an hour before the rig's clock: ok and failed calls."""
     from datetime import timedelta
 
-    from core import ledger
+    from core.store import ledger
     from tests.support.ledger_rows import attempt_row, request_row
 
     at = rig.clock.now - timedelta(hours=1)
@@ -324,7 +326,7 @@ async def test_a_warm_request_reads_nothing_from_the_database(rig):
     import litellm  # noqa: F401  (a first import takes seconds, longer than the 2 s policy TTL)
     from sqlalchemy import event
 
-    from core.gateway import Gateway
+    from core.gateway.gateway import Gateway
 
     # The rig's gateway caches nothing (TTL 0) so tests see changes at once; this one
     # has the production defaults.
@@ -361,7 +363,7 @@ async def test_concurrent_cold_requests_share_one_load_of_each_policy(rig):
     import litellm  # noqa: F401  (a first import takes longer than the 2 s policy TTL)
     from sqlalchemy import event
 
-    from core.gateway import Gateway
+    from core.gateway.gateway import Gateway
 
     engine = rig.sessions.kw["bind"]
     selects: list[str] = []

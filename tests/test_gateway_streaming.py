@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from core.chat import STATUS_FALLBACK, STATUS_PARTIAL, STATUS_SUCCESS, Done, TextDelta
 from core.errors import AllModelsFailed, UpstreamTimeout
+from core.request import STATUS_FALLBACK, STATUS_PARTIAL, STATUS_SUCCESS, Done, TextDelta
 from tests.fakes import Hang, Reply, Status
 from tests.gateway_support import GPT, HAIKU, MINI, collect
 
@@ -125,7 +125,7 @@ async def test_missing_done_is_finalised_promptly_with_usage(rig):
     (GPT, "openai", "litellm-http"), (GPT, "openai", "sdk"), (HAIKU, "anthropic", "litellm-http")])
 async def test_one_malformed_event_is_skipped_on_the_same_model(
         rig, monkeypatch, model, fake_name, openai_path):
-    from core.litellm_calls import OWN_HTTP_ENV
+    from core.upstream.litellm_calls import OWN_HTTP_ENV
 
     # Both of litellm's OpenAI paths: its own handler (our default) and the SDK (opt-out).
     monkeypatch.setenv(OWN_HTTP_ENV, "true" if openai_path == "litellm-http" else "false")

@@ -1,4 +1,4 @@
-"""core.keys and the `key` / `secret` commands: storage, resolution order, no secret leaks."""
+"""core.accounts.keys, the `key` and `secret` commands: storage, resolution order, no leaks."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select
 
-from core import audit, auth, keys, secrets
-from core.chat import Caller
+from core.accounts import auth, keys, secrets
+from core.accounts.secrets import Cipher, UndecryptableSecret
 from core.config import load_settings
 from core.errors import InvalidInput, NotFound
-from core.models import ORG_OWNER_ID, ApiKey, Team
-from core.secrets import Cipher, UndecryptableSecret
+from core.request import Caller
+from core.store import audit
+from core.store.tables import ORG_OWNER_ID, ApiKey, Team
 from tests.conftest import add_user
 from tests.support.cli import run_cli
 

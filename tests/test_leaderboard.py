@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from core import leaderboard
 from core.clock import utc_now
-from core.leaderboard import VoteRecord, fit_strengths, rating_of, rows_from_votes
-from core.routes import Weights
+from core.compare import leaderboard
+from core.compare.leaderboard import VoteRecord, fit_strengths, rating_of, rows_from_votes
+from core.settings.routes import Weights
 from tests.conftest import add_user
 from tests.gateway_support import GPT, HAIKU, MINI
 from tests.support.compare import caller, voted_rounds

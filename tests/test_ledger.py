@@ -1,4 +1,4 @@
-"""core.ledger and `switchboard usage export`: every field round-trips, reads page by keyset."""
+"""core.store.ledger and `switchboard usage export`: every field round-trips, keyset pages."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select, text
 
-from core import ledger
-from core.chat import (
+from core.commands import usage
+from core.errors import AllModelsFailed
+from core.request import (
     STATUS_FALLBACK,
     STATUS_NO_KEY,
     STATUS_SUCCESS,
@@ -22,9 +23,8 @@ from core.chat import (
     Summary,
     Usage,
 )
-from core.commands import usage
-from core.errors import AllModelsFailed
-from core.models import AttemptRow, RequestRow
+from core.store import ledger
+from core.store.tables import AttemptRow, RequestRow
 from tests.support.cli import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, auth, db
+from core.accounts import auth
 from core.errors import (
     AuthenticationFailed,
     Conflict,
@@ -26,7 +26,8 @@ from core.errors import (
     InvalidInput,
     LoginLocked,
 )
-from core.models import Base, LoginFailure, User
+from core.store import audit, db
+from core.store.tables import Base, LoginFailure, User
 from tests.support.data import PASSWORD, ROUNDS, T0, create_user, row_counts
 
 pytestmark = pytest.mark.libsql

@@ -13,11 +13,11 @@ import httpx
 import litellm
 import pytest
 
-from core import endpoints
-from core.chat import STATUS_FAILED, STATUS_SUCCESS
 from core.clock import utc_now
-from core.litellm_calls import default_completion
-from core.upstream import TRANSIENT, UNTRUSTED, classify
+from core.request import STATUS_FAILED, STATUS_SUCCESS
+from core.settings import endpoints
+from core.upstream.calls import TRANSIENT, UNTRUSTED, classify
+from core.upstream.litellm_calls import default_completion
 from tests.fakes import FakeOpenAI
 from tests.fakes.tls import loopback_tls
 from tests.gateway_support import GPT, HAIKU, OPENAI_KEY, Rig, collect

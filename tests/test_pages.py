@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.models import AuditEntry, User
+from core.store.tables import AuditEntry, User
 from tests.conftest import PASSWORD, add_user
 from tests.support.pages import signed_in
 
@@ -69,7 +69,7 @@ def test_wrong_password_is_refused_and_counted(sessions):
     assert not at.exception
     assert any("Wrong username or password" in e.value for e in at.error)
     with sessions() as s:
-        from core.models import LoginFailure
+        from core.store.tables import LoginFailure
 
         assert len(s.scalars(select(LoginFailure)).all()) == 1
 
@@ -128,11 +128,11 @@ def test_non_admins_cannot_reach_admin_pages(sessions, role):
 def test_admin_page_backstop_refuses_a_member_session(sessions):
     """If a page script ever ran for a member, its own guard still stops it."""
     add_user(sessions, "mem", "member")
-    from core.auth import UserInfo  # noqa: F401  (the session value's type)
+    from core.accounts.auth import UserInfo  # noqa: F401  (the session value's type)
 
     at = AppTest.from_file("../pages/users.py", default_timeout=30)
     with sessions() as s:
-        from core import auth
+        from core.accounts import auth
 
         at.session_state["sb_current_user"] = auth.get_user(s, "mem")
     at.run()

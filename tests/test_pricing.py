@@ -1,4 +1,4 @@
-"""core.pricing: exact micro-dollar costs, overrides by date, token estimates."""
+"""core.money.pricing: exact micro-dollar costs, overrides by date, token estimates."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from core import audit
-from core.catalog import Catalog, load_catalog
-from core.chat import Usage
 from core.errors import Conflict, InvalidInput, NotFound
-from core.pricing import (
+from core.money.catalog import Catalog, load_catalog
+from core.money.pricing import (
     RELOAD_INTERVAL,
     PriceBook,
     count_prompt_tokens,
@@ -22,6 +20,8 @@ from core.pricing import (
     load_price_book,
     set_price_override,
 )
+from core.request import Usage
+from core.store import audit
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)
 

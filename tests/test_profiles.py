@@ -8,11 +8,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from core import keys, profiles, routes
-from core.chat import Caller
+from core.accounts import keys
 from core.clock import utc_now
 from core.errors import Conflict, InvalidInput, NoKey
-from core.models import ORG_OWNER_ID, Profile, ProfileRoute
+from core.request import Caller
+from core.settings import profiles, routes
+from core.store.tables import ORG_OWNER_ID, Profile, ProfileRoute
 from tests.conftest import add_user
 from tests.gateway_support import GPT, HAIKU, MINI, OPENAI_KEY
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core import ratelimits
 from core.clock import utc_now
 from core.errors import RateLimited
-from core.models import RateWindow
+from core.money import ratelimits
+from core.store.tables import RateWindow
 from tests.gateway_support import GPT
 
 ANSWER = ["word "] * 40  # 40 completion tokens

@@ -1,4 +1,4 @@
-"""core.ratelimits: per-user requests and tokens per minute, counted atomically in the DB."""
+"""core.money.ratelimits: per-user requests and tokens per minute, counted atomically in the DB."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit
-from core.chat import Caller
 from core.errors import InvalidInput, NotFound, RateLimited
-from core.models import RateWindow
-from core.ratelimits import (
+from core.money.ratelimits import (
     KEEP_WINDOWS,
     Limits,
     check_and_count,
@@ -25,6 +22,9 @@ from core.ratelimits import (
     seconds_to_next_minute,
     set_rate_limit,
 )
+from core.request import Caller
+from core.store import audit
+from core.store.tables import RateWindow
 from tests.conftest import add_user
 
 NOW = datetime(2025, 3, 15, 12, 0, 48, 250_000, tzinfo=UTC)  # 12 s (rounded up) to 12:01

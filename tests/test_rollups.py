@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import db, histogram, ledger, rollups
-from core.models import USAGE_DAILY_DIMENSIONS, RequestRow, usage_daily
+from core.store import db, histogram, ledger, rollups
+from core.store.tables import USAGE_DAILY_DIMENSIONS, RequestRow, usage_daily
 from tests.support.ledger_rows import insert, random_rows, request_row
 
 START = datetime(2026, 10, 28, tzinfo=UTC)

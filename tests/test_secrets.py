@@ -1,4 +1,4 @@
-"""core.secrets: AES-GCM blobs, the master key ring, rotation, masking and redaction."""
+"""core.accounts.secrets: AES-GCM blobs, the master key ring, rotation, masking and redaction."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from core import keys, secrets
+from core.accounts import keys, secrets
+from core.accounts.secrets import Cipher, UndecryptableSecret, api_key_aad, mask_secret, redact
 from core.config import load_settings
 from core.errors import ConfigError, SwitchboardError
-from core.models import ORG_OWNER_ID, ApiKey, AuditEntry
-from core.secrets import Cipher, UndecryptableSecret, api_key_aad, mask_secret, redact
+from core.store.tables import ORG_OWNER_ID, ApiKey, AuditEntry
 from tests.conftest import add_user
 from tests.fakes import Status
 

@@ -10,15 +10,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from core import auth, keys, keytest, preferences, recommend, routes, shared_routes
-from core.breaker import BreakerState
-from core.chat import Caller
+from core.accounts import auth, keys
 from core.clock import utc_now
+from core.compare import recommend
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
-from core.ledger import ModelStats
-from core.models import ORG_OWNER_ID, ApiKey, AuditEntry, PreferenceRefusal, RouteRow
-from core.routes import RouteOptions
-from core.targets import TargetResolver
+from core.request import Caller
+from core.settings import keytest, preferences, routes, shared_routes
+from core.settings.routes import RouteOptions
+from core.settings.targets import TargetResolver
+from core.store.ledger import ModelStats
+from core.store.tables import ORG_OWNER_ID, ApiKey, AuditEntry, PreferenceRefusal, RouteRow
+from core.upstream.breaker import BreakerState
 from tests.conftest import PASSWORD, TEST_ROUNDS, add_user
 from tests.fakes import Status
 from tests.gateway_support import GPT, HAIKU, MINI
@@ -317,7 +319,7 @@ def test_import_env_refuses_bad_input_and_changes_nothing(sessions, monkeypatch)
 
 
 def test_team_budget_listing_for_managers(sessions):
-    from core import budgets
+    from core.money import budgets
 
     lead = add_user(sessions, "lead", "manager", team="Red")
     mate = add_user(sessions, "mate", "member", team="Red")
@@ -335,7 +337,7 @@ def test_team_budget_listing_for_managers(sessions):
 
 def test_recorded_requests_keep_their_profile_in_estimate_cache_keys(rig):
     # Two profiles with different routes must not share the gateway's policy cache entry.
-    from core import profiles
+    from core.settings import profiles
 
     with rig.sessions.begin() as s:
         a = profiles.create_profile(s, user_id=rig.user.id, name="A", keys_choice="auto",

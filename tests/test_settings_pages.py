@@ -9,10 +9,11 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core import auth, keys, profiles, routes
+from core.accounts import auth, keys
 from core.clock import utc_now
-from core.models import ApiKey, GatewayToken, PreferenceRefusal, ProfileRoute, RouteRow
-from core.routes import RouteOptions
+from core.settings import profiles, routes
+from core.settings.routes import RouteOptions
+from core.store.tables import ApiKey, GatewayToken, PreferenceRefusal, ProfileRoute, RouteRow
 from tests.conftest import PASSWORD, add_user
 from tests.gateway_support import HAIKU, MINI
 from tests.support.pages import APP, signed_in, texts
@@ -139,9 +140,9 @@ def test_members_see_only_their_own_keys_even_by_url(sessions, app_fakes):
     other = add_user(sessions, "otto", "member")
     add_user(sessions, "mia", "member")
     with sessions.begin() as s:
+        from core.accounts.secrets import load_cipher
         from core.clock import utc_now
         from core.config import load_settings
-        from core.secrets import load_cipher
 
         keys.set_key(s, load_cipher(load_settings()), owner_kind="user", owner_id=other.id,
                      provider="anthropic", secret="sk-ant-otto-private-7777", actor="otto",
@@ -357,8 +358,8 @@ def test_account_password_change_validates(sessions):
 
 
 def test_manager_sees_team_budgets_but_no_keys(sessions, app_fakes):
-    from core import budgets
     from core.clock import utc_now
+    from core.money import budgets
 
     lead = add_user(sessions, "lead", "manager", team="Red")
     add_user(sessions, "mate", "member", team="Red")

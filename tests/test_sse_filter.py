@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
-from core.sse_filter import SseSanitizingTransport, drop_malformed_events, is_malformed
+from core.upstream.sse_filter import SseSanitizingTransport, drop_malformed_events, is_malformed
 
 
 async def _chunks(parts: Sequence[bytes]) -> AsyncIterator[bytes]:

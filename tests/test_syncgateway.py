@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.chat import STATUS_STOPPED, STATUS_SUCCESS, Done, TextDelta
 from core.errors import NotFound
-from core.syncgateway import SyncGateway
+from core.gateway.sync_bridge import SyncGateway
+from core.request import STATUS_STOPPED, STATUS_SUCCESS, Done, TextDelta
 from tests.fakes import Reply, Status
 from tests.gateway_support import GPT, HAIKU, MINI, Rig
 

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from core import tcp_cork
-from core.api import ApiContext, build_app
+from core.api import tcp_cork
+from core.api.app import build_app
+from core.api.context import ApiContext
+from core.api.tcp_cork import CorkedResponses
 from core.config import load_settings
-from core.tcp_cork import CorkedResponses
 from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")

@@ -1,4 +1,4 @@
-"""core.tokens and `switchboard token`: hashed storage, authentication, throttled last-used."""
+"""core.accounts.tokens, `switchboard token`: hashed storage, authentication, throttled last use."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select, update
 
-from core import audit, tokens
-from core.chat import Caller
+from core.accounts import tokens
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from core.models import AuditEntry, GatewayToken, User
+from core.request import Caller
+from core.store import audit
+from core.store.tables import AuditEntry, GatewayToken, User
 from tests.conftest import add_user
 from tests.support.cli import run_cli
 

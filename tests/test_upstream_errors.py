@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from core.errors import ContentRefused
-from core.models import AttemptRow, RequestRow
+from core.store.tables import AttemptRow, RequestRow
 from tests.fakes import Status
 from tests.gateway_support import GPT, OPENAI_KEY
 

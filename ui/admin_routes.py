@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import preferences, routes, shared_routes
 from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
-from core.models import ORG_OWNER_ID
-from core.routes import RouteOptions
-from core.shared_routes import ORG, TEAM
+from core.settings import preferences, routes, shared_routes
+from core.settings.routes import RouteOptions
+from core.settings.shared_routes import ORG, TEAM
+from core.store.tables import ORG_OWNER_ID
 from ui import route_fields, settings
 from ui.resources import Services
 

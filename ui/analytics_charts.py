@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.analytics.budgets_forecast import Forecast, month_bounds
-from core.chat import MICROS_PER_USD
+from core.request import MICROS_PER_USD
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340,
            "legend": {"orientation": "h", "y": -0.2}}

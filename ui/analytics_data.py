@@ -14,13 +14,13 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
-from core import leaderboard
 from core.analytics import charts_data, figures, webhook
 from core.analytics.alerts import AlertItem, current_alerts
 from core.analytics.budgets_forecast import Forecast, budgets_in_scope, burn_down, forecast
 from core.analytics.filters import Filters, rollup_terms
 from core.analytics.scope import Scope
-from core.models import Team, User, usage_daily
+from core.compare import leaderboard
+from core.store.tables import Team, User, usage_daily
 from ui.resources import services
 
 TTL = 60  # seconds: new requests show up within a minute

@@ -10,8 +10,8 @@ from typing import Any
 
 import streamlit as st
 
-from core import chat_view
-from core.conversations import (
+from core.chat import view
+from core.chat.conversations import (
     STATUS_INCOMPLETE,
     STATUS_STOPPED,
     ConversationInfo,
@@ -23,7 +23,7 @@ from ui import state
 
 def totals_text(totals: Totals) -> str:
     return (f"{totals.tokens:,} tokens ({totals.prompt_tokens:,} in / "
-            f"{totals.completion_tokens:,} out) · {chat_view.money(totals.cost_micros)}")
+            f"{totals.completion_tokens:,} out) · {view.money(totals.cost_micros)}")
 
 
 def conversation_list(
@@ -63,14 +63,14 @@ def answer_meta(details: Mapping[str, Any], status: str) -> None:
         reason = details.get("error") or "the answer was cut off"
         st.warning(f"Incomplete: {reason}", icon=":material/warning:")
     if details.get("model"):
-        st.caption(chat_view.badge(details))
-    notice = chat_view.fallback_notice(details)
+        st.caption(view.badge(details))
+    notice = view.fallback_notice(details)
     if notice:
         st.info(notice, icon=":material/alt_route:")
     attempts = details.get("attempts") or []
     if len(attempts) > 1 or notice:
         with st.expander(f"Attempts ({len(attempts)})"):
-            st.markdown("\n".join(chat_view.attempt_lines(attempts)))
+            st.markdown("\n".join(view.attempt_lines(attempts)))
 
 
 def message(item: MessageInfo) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-from core.catalog import Catalog
-from core.chat import ChatRequest, micros_to_usd
-from core.compare_run import AnswerData, Column, RoundCollector
-from core.comparisons import AnswerView, RoundView
-from core.syncgateway import SyncGateway
+from core.compare.comparisons import AnswerView, RoundView
+from core.compare.rounds import AnswerData, Column, RoundCollector
+from core.gateway.sync_bridge import SyncGateway
+from core.money.catalog import Catalog
+from core.request import ChatRequest, micros_to_usd
 from ui import state
 
 UPDATE_EVERY_S = 0.05  # per column: often enough to look live, rare enough to stay cheap

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import streamlit as st
 
-from core.catalog import Catalog, ModelInfo
+from core.money.catalog import Catalog, ModelInfo
 
 _TIER_COLOURS = {"free": "green", "low": "green", "medium": "orange", "high": "red",
                  "unpriced": "gray"}

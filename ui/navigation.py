@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import UserInfo
+from core.accounts.auth import UserInfo
 
 PAGES_DIR = "pages"
 

@@ -14,11 +14,11 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import heap
-from core.catalog import Catalog
+from core.api import heap
 from core.config import Settings, load_settings, resolve_cookie_key
-from core.runtime import Runtime, build_runtime
-from core.syncgateway import SyncGateway
+from core.gateway.runtime import Runtime, build_runtime
+from core.gateway.sync_bridge import SyncGateway
+from core.money.catalog import Catalog
 
 log = logging.getLogger("switchboard")
 

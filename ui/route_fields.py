@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
+from core.settings.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
 
 _TIMEOUT_FIELDS = (
     ("connect_timeout_s", "Connect", "t_connect"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import UserInfo
+from core.accounts.auth import UserInfo
 from ui import state
 
 ROLE_RANK = {"member": 0, "manager": 1, "admin": 2}

@@ -7,12 +7,13 @@ from datetime import datetime
 
 import streamlit as st
 
-from core import auth, endpoints, keytest, profiles
-from core.chat import Caller
+from core.accounts import auth
 from core.errors import SwitchboardError
-from core.keytest import KeyTestResult
-from core.profiles import ProfileInfo
-from core.routes import DEFAULT_KEY_ORDER
+from core.request import Caller
+from core.settings import endpoints, keytest, profiles
+from core.settings.keytest import KeyTestResult
+from core.settings.profiles import ProfileInfo
+from core.settings.routes import DEFAULT_KEY_ORDER
 from ui import state
 from ui.resources import Services
 from ui.session import active_profile

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import auth, profiles
-from core.auth import UserInfo
+from core.accounts import auth
+from core.accounts.auth import UserInfo
 from core.errors import SwitchboardError
+from core.settings import profiles
 from ui import navigation, resources, signin, state
 
 

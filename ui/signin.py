@@ -8,11 +8,11 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
 
-from core import auth
-from core.auth import UserInfo
+from core.accounts import auth
+from core.accounts.auth import UserInfo
 from core.clock import utc_now
 from core.errors import SwitchboardError
-from core.models import User
+from core.store.tables import User
 from ui import state
 from ui.resources import Services
 

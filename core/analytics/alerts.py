@@ -20,9 +20,9 @@ from core.analytics.budgets_forecast import budgets_in_scope, forecast
 from core.analytics.figures import ERROR_STATUSES, status_sum
 from core.analytics.filters import Filters, request_model, request_terms, rollup_terms
 from core.analytics.scope import Scope
-from core.budgets import usd
-from core.chat import STATUS_NO_KEY
-from core.models import PreferenceRefusal, RequestRow, User, usage_daily
+from core.money.budgets import usd
+from core.request import STATUS_NO_KEY
+from core.store.tables import PreferenceRefusal, RequestRow, User, usage_daily
 
 FALLBACK_LIMIT: Final = 0.10
 FALLBACK_MIN_REQUESTS: Final = 10

@@ -16,10 +16,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import budgets
 from core.analytics.scope import Scope
-from core.budgets import BudgetInfo
-from core.models import User, usage_daily
+from core.money import budgets
+from core.money.budgets import BudgetInfo
+from core.store.tables import User, usage_daily
 
 THRESHOLDS = budgets.ALERT_THRESHOLDS  # (80, 100) percent
 

@@ -13,13 +13,13 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import histogram
 from core.analytics.figures import ERROR_STATUSES, histogram_sums, status_sum
 from core.analytics.filters import Filters, request_terms, rollup_terms
 from core.analytics.scope import Scope
-from core.chat import MICROS_PER_USD
-from core.models import RequestRow, Team, User, usage_daily
-from core.rollups import SUCCESS_STATUSES
+from core.request import MICROS_PER_USD
+from core.store import histogram
+from core.store.rollups import SUCCESS_STATUSES
+from core.store.tables import RequestRow, Team, User, usage_daily
 
 MAX_HOURLY_DAYS: Final = 14
 SPIKE_MIN_REQUESTS: Final = 20

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from core.analytics.charts_data import cost_by
 from core.analytics.filters import Filters, request_terms
 from core.analytics.scope import Scope
-from core.chat import micros_to_usd
-from core.models import RequestRow
+from core.request import micros_to_usd
+from core.store.tables import RequestRow
 
 _MICRO = Decimal("0.000001")
 _REQ = RequestRow.__table__

@@ -1,7 +1,7 @@
 """Key figures for a filtered period, and their change against the period before it.
 
 One aggregate query over the rollups per period. Percentiles come from the summed
-latency histograms (core/histogram.py), so they are approximate within one bucket.
+latency histograms (core/store/histogram.py), so they are approximate within one bucket.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any, Final
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core import histogram
 from core.analytics.filters import Filters, rollup_terms
 from core.analytics.scope import Scope
-from core.chat import STATUS_FAILED, STATUS_NO_KEY, STATUS_PARTIAL
-from core.models import usage_daily
-from core.rollups import SUCCESS_STATUSES
+from core.request import STATUS_FAILED, STATUS_NO_KEY, STATUS_PARTIAL
+from core.store import histogram
+from core.store.rollups import SUCCESS_STATUSES
+from core.store.tables import usage_daily
 
 # Requests that went wrong for a technical reason; refusals by budget or rate limit are
 # policy working as intended, and a stop is the caller's choice.

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.analytics.scope import Scope
-from core.models import RequestRow, User, usage_daily
+from core.store.tables import RequestRow, User, usage_daily
 
 PRESETS: Final = {
     "7d": "Last 7 days",

@@ -10,10 +10,10 @@ import pandas as pd
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core import ledger
 from core.analytics.filters import Filters, request_terms, scope_request_terms
 from core.analytics.scope import Scope
-from core.models import RequestRow
+from core.store import ledger
+from core.store.tables import RequestRow
 
 Cursor = tuple[datetime, str]
 COLUMNS = ("at", "id", "username", "task", "requested_model", "served_model", "prompt_tokens",

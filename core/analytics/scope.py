@@ -12,8 +12,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.auth import UserInfo
-from core.models import Team
+from core.accounts.auth import UserInfo
+from core.store.tables import Team
 
 ScopeKind = Literal["all", "team", "user"]
 

@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit
 from core.analytics.alerts import AlertItem
 from core.errors import InvalidInput
-from core.models import Alert, AlertDelivery, AnalyticsSetting
+from core.store import audit
+from core.store.tables import Alert, AlertDelivery, AnalyticsSetting
 
 WEBHOOK_KEY: Final = "alert_webhook_url"
 TIMEOUT_S: Final = 5.0

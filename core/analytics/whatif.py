@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from core.analytics.filters import Filters, request_model, request_terms, rollup_terms
 from core.analytics.scope import Scope
 from core.errors import InvalidInput
-from core.models import RequestRow, usage_daily
-from core.pricing import PriceBook
+from core.money.pricing import PriceBook
+from core.store.tables import RequestRow, usage_daily
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn  # lazily: other commands should not pay for the server's imports
 
-    from core.api import ApiContext, build_app
+    from core.api.app import build_app
+    from core.api.context import ApiContext
     from core.config import load_settings
 
     if not 0 < args.port < 65536:

@@ -7,10 +7,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from core import auth, db
+from core.accounts import auth
 from core.commands.context import CliContext, print_table
 from core.errors import InvalidInput
-from core.models import ROLES
+from core.store import db
+from core.store.tables import ROLES
 
 
 def cmd_init(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -71,7 +72,7 @@ def _price(value: Decimal | None) -> str:
 
 
 def cmd_models(args: argparse.Namespace, ctx: CliContext) -> int:
-    from core.catalog import load_catalog
+    from core.money.catalog import load_catalog
 
     catalog = load_catalog()
     providers = (args.provider,) if args.provider else ()

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import auth, budgets
-from core.chat import MICROS_PER_USD
+from core.accounts import auth
 from core.commands.context import CliContext, print_table
 from core.errors import InvalidInput, NotFound
-from core.models import Endpoint, Team
+from core.money import budgets
+from core.request import MICROS_PER_USD
+from core.store.tables import Endpoint, Team
 
 
 def parse_usd(text: str) -> int:
@@ -35,7 +36,7 @@ def parse_usd(text: str) -> int:
 
 
 def _known_provider(session: Session, name: str) -> bool:
-    from core.catalog import load_catalog  # reads a JSON file; only this command needs it
+    from core.money.catalog import load_catalog  # reads a JSON file; only this command needs it
 
     if name in load_catalog().providers():
         return True

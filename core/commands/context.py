@@ -10,10 +10,10 @@ from typing import TextIO
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import db
 from core.clock import Clock
 from core.config import load_settings
 from core.errors import InvalidInput
+from core.store import db
 
 Handler = Callable[[argparse.Namespace, "CliContext"], int]
 

@@ -6,10 +6,10 @@ import argparse
 import time
 from typing import Any
 
-from core import db
-from core.catalog import load_catalog
+from core.analytics.demo_data import generate
 from core.commands.context import CliContext
-from core.demo_data import generate
+from core.money.catalog import load_catalog
+from core.store import db
 
 
 def cmd_demo_data(args: argparse.Namespace, ctx: CliContext) -> int:

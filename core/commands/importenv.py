@@ -6,11 +6,12 @@ import argparse
 import os
 from typing import Any
 
-from core import endpoints, import_env, secrets
-from core.catalog import load_catalog
+from core.accounts import secrets
 from core.commands.context import CliContext
 from core.config import load_settings
-from core.targets import TargetResolver
+from core.money.catalog import load_catalog
+from core.settings import endpoints, import_env
+from core.settings.targets import TargetResolver
 
 
 def cmd_import_env(args: argparse.Namespace, ctx: CliContext) -> int:

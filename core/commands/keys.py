@@ -12,15 +12,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import auth, endpoints, keys, secrets
+from core.accounts import auth, keys, secrets
 from core.commands.context import CliContext, print_table
 from core.config import load_settings
 from core.errors import InvalidInput, NotFound
-from core.models import ORG_OWNER_ID, Team
+from core.settings import endpoints
+from core.store.tables import ORG_OWNER_ID, Team
 
 
 def _builtin_providers() -> tuple[str, ...]:
-    from core.catalog import load_catalog
+    from core.money.catalog import load_catalog
 
     return load_catalog().providers()
 

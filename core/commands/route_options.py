@@ -14,7 +14,7 @@ from dataclasses import fields, replace
 from typing import Any, Final
 
 from core.errors import InvalidInput
-from core.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
+from core.settings.routes import MAX_RETRIES, MAX_TIMEOUT_S, RouteOptions, Weights
 
 DEFAULT_WORD: Final = "default"  # clears temperature, max tokens or provider order
 

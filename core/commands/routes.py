@@ -13,14 +13,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import auth, endpoints, routes
-from core.catalog import load_catalog
+from core.accounts import auth
 from core.commands import route_options
 from core.commands.context import CliContext, print_table
 from core.errors import InvalidInput, NotFound
-from core.models import ORG_OWNER_ID, RouteRow, Team, User
-from core.routes import RouteOptions
-from core.targets import TargetResolver
+from core.money.catalog import load_catalog
+from core.settings import endpoints, routes
+from core.settings.routes import RouteOptions
+from core.settings.targets import TargetResolver
+from core.store.tables import ORG_OWNER_ID, RouteRow, Team, User
 
 
 def _scope(session: Session, args: argparse.Namespace) -> tuple[str, int, str]:

@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from core import tokens
+from core.accounts import tokens
 from core.commands.context import CliContext, print_table
 
 

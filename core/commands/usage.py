@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from core import ledger
 from core.analytics import webhook
 from core.analytics.alerts import current_alerts
 from core.analytics.exports import (
@@ -34,7 +33,8 @@ from core.analytics.filters import Filters
 from core.analytics.scope import Scope
 from core.commands.context import CliContext
 from core.errors import InvalidInput, NotFound
-from core.models import Team, User
+from core.store import ledger
+from core.store.tables import Team, User
 
 __all__ = ["EXPORT_COLUMNS", "cost_string", "export_record", "iso_utc", "parse_day"]
 

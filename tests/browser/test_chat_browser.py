@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import endpoints
-from core.catalog import load_catalog
 from core.clock import utc_now
+from core.money.catalog import load_catalog
+from core.settings import endpoints
 from tests.browser.test_signin_browser import PASSWORD, open_page, settled, sign_in
 from tests.fakes import FakeOpenAI, Reply
 

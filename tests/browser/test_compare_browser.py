@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from core import endpoints
-from core.catalog import load_catalog
 from core.clock import utc_now
+from core.money.catalog import load_catalog
+from core.settings import endpoints
 from tests.browser.test_signin_browser import open_page, settled, sign_in
 from tests.conftest import PASSWORD, add_user
 from tests.fakes import FakeOpenAI, Reply

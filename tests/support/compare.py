@@ -8,11 +8,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import auth, comparisons
-from core.chat import Caller
+from core.accounts import auth
 from core.clock import utc_now
-from core.compare_run import AnswerData, RoundSettings, draw_labels
-from core.models import CompareRound
+from core.compare import comparisons
+from core.compare.rounds import AnswerData, RoundSettings, draw_labels
+from core.request import Caller
+from core.store.tables import CompareRound
 
 
 def caller(sessions: sessionmaker[Session], user_id: int) -> Caller:

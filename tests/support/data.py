@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import auth, db
-from core.models import AuditEntry, Team, User
+from core.accounts import auth
+from core.store import db
+from core.store.tables import AuditEntry, Team, User
 
 ROUNDS = 4  # cheap bcrypt: these tests are about storage, not hashing cost
 PASSWORD = "correct-horse-battery"

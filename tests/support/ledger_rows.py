@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import ledger
+from core.store import ledger
 
 _ids = itertools.count(1)
 

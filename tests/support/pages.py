@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core import endpoints
-from core.catalog import load_catalog
 from core.clock import utc_now
+from core.money.catalog import load_catalog
+from core.settings import endpoints
 from tests.fakes import FakeAnthropic, FakeOpenAI
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

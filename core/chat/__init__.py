@@ -1,0 +1,1 @@
+"""The Chat page's core: conversations, turns, what a turn shows, and exports."""

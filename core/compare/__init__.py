@@ -1,0 +1,1 @@
+"""Compare and the leaderboard: rounds, sessions and votes, exports, recommendations."""

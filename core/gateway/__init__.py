@@ -1,0 +1,1 @@
+"""One request's walk: admission, the fallback chain, retries, timeouts, continuation."""

@@ -1,0 +1,246 @@
+"""Admission: which chain, targets and keys a request gets, and whether budgets hold it.
+
+Everything here is policy read from the database and cached, so that a warm request is
+admitted on the event loop without a query: per-caller facts (routes, key lookups,
+limits, which budgets apply) for ``policy_ttl_s``; facts every caller shares
+(endpoints with prices, ledger stats, comparison ratings) for ``refresh_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts import keys
+from core.accounts.secrets import Cipher
+from core.clock import Clock
+from core.compare import leaderboard
+from core.errors import NotFound
+from core.gateway.chain import max_tokens_for
+from core.gateway.lazysession import LazySession
+from core.gateway.run import Candidate, Run, not_allowed
+from core.money import pricing, ratelimits, reservations
+from core.money.catalog import Catalog
+from core.request import ChatRequest
+from core.settings import endpoints, routes
+from core.settings.routes import ResolvedRoute
+from core.settings.targets import Target, TargetResolver
+from core.store import ledger
+from core.ttlcache import TtlCache
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    resolver: TargetResolver
+    book: pricing.PriceBook
+
+
+class Admission:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        catalog: Catalog,
+        cipher: Cipher,
+        clock: Clock,
+        environ: Mapping[str, str],
+        policy_ttl_s: float,
+        refresh_s: float,
+        default_rpm: int | None,
+        default_tpm: int | None,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._cipher = cipher
+        self._clock = clock
+        self.environ = environ
+        self._default_rpm = default_rpm
+        self._default_tpm = default_tpm
+        self._policy: TtlCache[Any] = TtlCache(policy_ttl_s)
+        self._shared: TtlCache[Any] = TtlCache(refresh_s)
+
+    def clear(self) -> None:
+        """Forget every cached fact (after an admin changes endpoints, prices or routes)."""
+        self._shared.clear()
+        self._policy.clear()
+
+    def admit(
+        self, db: LazySession, request: ChatRequest, stream: bool, request_id: str, at: datetime,
+        started: float,
+    ) -> Run:
+        """Route, targets, keys and rate limit; ``db`` opens a session only on a cache miss."""
+        caller = request.caller
+        with db:
+            route = self._policy.get_or_load(
+                (
+                    "route",
+                    caller.user_id,
+                    caller.team_id,
+                    request.model,
+                    request.fallbacks,
+                    request.task,
+                    request.profile,
+                ),
+                lambda: routes.resolve(
+                    db.session(),
+                    caller,
+                    model=request.model,
+                    fallbacks=request.fallbacks,
+                    task=request.task,
+                    profile=request.profile,
+                ),
+                wait=db.may_wait,
+            )
+            snap = self.snapshot(db)
+            targets: list[Target] = []
+            asked: Target | None = None  # the model the request names, if it names one
+            for model in route.chain:
+                try:
+                    targets.append(snap.resolver.resolve(model))
+                    if model == request.model:
+                        asked = targets[-1]
+                except NotFound:
+                    # A route's stale fallback is skipped; the model asked for is an error.
+                    if model == request.model or len(route.chain) == 1:
+                        raise
+            if route.options.cost_optimised and len(targets) > 1:
+                route = self._reorder(db, route, targets, snap.book, at, request.task)
+                by_id = {t.model_id: t for t in targets}
+                targets = [by_id[m] for m in route.chain if m in by_id]
+            sources = request.key_sources or route.key_sources
+            found = {
+                provider: self._policy.get_or_load(
+                    ("key", caller.user_id, caller.team_id, provider, sources),
+                    lambda p=provider: keys.resolve_key(  # type: ignore[misc]
+                        db.session(), self._cipher, caller, p, self.environ, sources
+                    ),
+                    wait=db.may_wait,
+                )
+                for provider in dict.fromkeys(t.provider for t in targets)
+            }
+            if request.strict_model and asked and asked.key_required and not found[asked.provider]:
+                raise not_allowed(asked, route.profile)  # before counting it against a limit
+            limits = self._policy.get_or_load(
+                ("limits", caller.user_id),
+                lambda: ratelimits.effective_limits(
+                    db.session(), caller.user_id, self._default_rpm,
+                    self._default_tpm,
+                ),
+                wait=db.may_wait,
+            )
+        prompt = pricing.estimate_prompt_tokens(request.messages)
+        counted = None
+        if not limits.unlimited:
+            db.require()  # counting is a database write; never on the loop
+            ratelimits.check_and_count(
+                self._sessions,
+                caller,
+                prompt,
+                at,
+                self._default_rpm,
+                self._default_tpm,
+                limits=limits,
+            )
+            counted = prompt
+        candidates = [Candidate(t, found[t.provider]) for t in targets]
+        return Run(
+            request, request_id, at, started, route, candidates, prompt, snap.book, stream,
+            rate_counted=counted,
+        )
+
+    def snapshot(self, db: LazySession) -> Snapshot:
+        """Which models exist (catalog plus endpoints) and their prices, shared by callers."""
+
+        def load() -> Snapshot:
+            session = db.session()
+            resolver = TargetResolver(self._catalog, endpoints.list_endpoints(session))
+            return Snapshot(resolver, pricing.load_price_book(session, self._catalog,
+                                                               self._clock()))
+
+        snap: Snapshot = self._shared.get_or_load("snapshot", load, wait=db.may_wait)
+        return snap
+
+    def _ratings_for(self, db: LazySession, task: str) -> dict[str, float]:
+        """Team votes from comparisons: the task's ratings when it has any, else overall."""
+        task = task.strip().lower()
+        for key in dict.fromkeys((task, "")):
+            scores: dict[str, float] = self._shared.get_or_load(
+                ("ratings", key),
+                lambda k=key: leaderboard.quality_scores(  # type: ignore[misc]
+                    db.session(), task=k or None
+                ),
+                wait=db.may_wait,
+            )
+            if scores:
+                return scores
+        return {}
+
+    def _reorder(
+        self,
+        db: LazySession,
+        route: ResolvedRoute,
+        targets: list[Target],
+        book: pricing.PriceBook,
+        at: datetime,
+        task: str = "",
+    ) -> ResolvedRoute:
+        stats: dict[str, ledger.ModelStats] = self._shared.get_or_load(
+            "stats", lambda: ledger.recent_stats(db.session(), at - timedelta(days=7)),
+            wait=db.may_wait,
+        )
+        prices = {}
+        for t in targets:
+            price = book.price_at(t.model_id, at)
+            # Blended as most chat traffic is: three input tokens for every output token.
+            prices[t.model_id] = (
+                None if price is None else (3 * price.input_per_1m + price.output_per_1m) / 4
+            )
+        chain, reason = routes.order_by_score(
+            [t.model_id for t in targets],
+            weights=route.options.weights,
+            prices=prices,
+            stats=stats,
+            ratings=self._ratings_for(db, task),
+            preference=route.options.preference_for([t.model_id for t in targets]),
+        )
+        return replace(route, chain=chain, order_reason=reason)
+
+    async def reserve(self, run: Run, cand: Candidate) -> reservations.ReservationHandle:
+        """Hold the candidate's worst-case cost on every budget that applies (often none)."""
+        caller, provider = run.request.caller, cand.target.provider
+        key = ("budgets", caller.user_id, caller.team_id, provider)
+        known, applies = self._policy.peek(key)
+        if known and not applies:
+            return reservations.ReservationHandle(run.request_id, ())  # no thread hop, no query
+        return await asyncio.to_thread(self._reserve_sync, run, cand, key)
+
+    def _reserve_sync(
+        self, run: Run, cand: Candidate, key: tuple[object, ...]
+    ) -> reservations.ReservationHandle:
+        target, caller = cand.target, run.request.caller
+
+        def load() -> bool:
+            with self._sessions() as session:
+                return reservations.any_apply(session, caller, (target.provider,))
+
+        if not self._policy.get_or_load(key, load):
+            return reservations.ReservationHandle(run.request_id, ())
+        max_out = max_tokens_for(run.request, run.route, target)
+        # A hold must bound the real count, which the 4-characters estimate does not (CJK
+        # text, images). A prompt over the model's window is refused upstream, costing nothing.
+        prompt = pricing.prompt_token_bound(run.request.messages, extra_text=run.sent,
+                                            context_window=target.context_window)
+        worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
+        return reservations.reserve(
+            self._sessions,
+            request_id=run.request_id,
+            caller=caller,
+            amounts={target.provider: worst},
+            now=self._clock(),
+            unpriced_models=(target.model_id,) if worst is None else (),
+        )

@@ -1,0 +1,311 @@
+"""Walking one request's chain of candidates: retries, failover and continuation.
+
+For each candidate: skip it if it cannot work (no key, prompt too long, breaker
+open, budget refused); call it; retry transient failures with backoff while the
+retry budget allows; fail over on anything else. Once text has reached the
+caller, a failure is never retried on the same model: the next candidate
+continues the answer (with the partial answer as an assistant prefix where
+supported, else by re-asking and passing on only what follows the text sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.accounts.secrets import redact
+from core.clock import Clock
+from core.errors import BudgetExceeded, ContentRefused
+from core.gateway.continuation import Diverged, PrefillJoin, PrefixMatcher, prefill_messages
+from core.gateway.retry import RetryBudget, RetryPolicy
+from core.gateway.run import (
+    Candidate,
+    Run,
+    add_usage,
+    cut_error,
+    final_error,
+    ms_since,
+    serving_now,
+    tokens_in,
+)
+from core.money.pricing import estimate_prompt_tokens
+from core.money.reservations import ReservationHandle
+from core.request import Attempt, ChatRequest, Message, Usage
+from core.settings.routes import ResolvedRoute
+from core.settings.targets import PLACEHOLDER_KEY, Target
+from core.upstream.breaker import Breakers
+from core.upstream.calls import (
+    AUTH,
+    CONTENT,
+    CONTEXT,
+    CUT,
+    REJECTED,
+    TIMEOUT,
+    TRANSIENT,
+    Timeouts,
+    Upstream,
+    UpstreamError,
+)
+
+Reserve = Callable[[Run, Candidate], Awaitable[ReservationHandle]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def max_tokens_for(request: ChatRequest, route: ResolvedRoute, target: Target) -> int:
+    """Always explicit upstream, so the reserved worst case is a true bound."""
+    return request.max_tokens or route.options.max_tokens or target.max_output_tokens
+
+
+def timeouts_for(route: ResolvedRoute) -> Timeouts:
+    o = route.options
+    return Timeouts(
+        o.connect_timeout_s, o.first_token_timeout_s, o.idle_timeout_s, o.total_timeout_s
+    )
+
+
+@dataclass
+class _Call:
+    """What one upstream call produced, filled in as it goes."""
+
+    messages: list[Message]
+    started_at: datetime
+    t0: float = field(default_factory=time.monotonic)
+    first_ms: int | None = None
+    text: str = ""
+    usage: Usage | None = None
+    finish: str | None = None
+    error: UpstreamError | None = None
+
+
+class ChainWalker:
+    def __init__(
+        self,
+        *,
+        upstream: Upstream,
+        breakers: Breakers,
+        retry: RetryPolicy,
+        reserve: Reserve,
+        clock: Clock,
+        sleep: Sleep,
+        rng: random.Random,
+    ) -> None:
+        self._upstream = upstream
+        self._breakers = breakers
+        self._retry = retry
+        self._retry_budget = RetryBudget()
+        self._reserve = reserve
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    async def walk(self, run: Run) -> AsyncGenerator[str, None]:
+        """Yield the answer's text; on failure leave the reason in ``run.error``."""
+        options = run.route.options
+        deadline = run.started + options.total_timeout_s
+        for cand in run.candidates:
+            if run.error is not None or run.stopped or time.monotonic() >= deadline:
+                break
+            if not await self._may_try(run, cand):
+                continue
+            prefill = bool(run.sent) and cand.target.supports_prefill
+            retries = 0
+            while True:
+                try:
+                    async with aclosing(self._call(run, cand, prefill, deadline)) as texts:
+                        async for text in texts:
+                            yield text
+                    return  # answered
+                except Diverged:
+                    run.error = cut_error(
+                        run, f"{cand.target.model_id} answered differently when asked again"
+                    )
+                    return
+                except UpstreamError as failure:
+                    if run.sent and prefill and failure.kind == REJECTED:
+                        prefill = False  # it refused the prefix: ask again without it
+                        continue
+                    if run.sent:
+                        run.cut = run.cut or failure
+                        break  # text is out: the next model continues; never retry this one
+                    if (
+                        failure.kind == TRANSIENT
+                        and retries < options.max_retries
+                        # A failed probe re-opens the breaker: fail over, don't retry into it.
+                        and self._breakers.allow(cand.deployment)
+                        and self._retry_budget.spend(cand.deployment)
+                    ):
+                        retries += 1
+                        await self._sleep(
+                            self._retry.delay(retries, failure.retry_after_s, self._rng)
+                        )
+                        continue
+                    if failure.kind == CONTEXT:
+                        needed = tokens_in(failure.message) or run.prompt_tokens
+                        run.context_needed = max(run.context_needed, needed)
+                    if failure.kind == CONTENT and not options.content_refusal_failover:
+                        run.error = ContentRefused(
+                            f"{cand.target.model_id} refused the request: {failure.message}"
+                        )
+                        return
+                    break
+        run.error = run.error or final_error(run)
+
+    async def _may_try(self, run: Run, cand: Candidate) -> bool:
+        """Skip candidates that cannot work, recording why; reserve budget for the rest."""
+        target = cand.target
+        window = target.context_window
+        if target.key_required and cand.key is None:
+            outcome, reason = "no-key", f"no key for {target.provider}"
+        elif window is not None and max(run.context_needed, run.prompt_tokens) > window:
+            outcome, reason = "skipped-context", f"prompt needs more than {window} tokens"
+        elif not self._breakers.allow(cand.deployment):
+            outcome, reason = "skipped-breaker", "circuit open after repeated failures"
+        else:
+            try:
+                run.holds.append(await self._reserve(run, cand))
+                return True
+            except BudgetExceeded as exc:
+                self._breakers.release_probe(cand.deployment)
+                outcome, reason = "refused-budget", exc.message
+                run.budget_refusals.append(exc)
+        run.attempts.append(
+            Attempt(
+                model=target.model_id,
+                provider=target.provider,
+                outcome=outcome,
+                started_at=self._clock(),
+                key_source=cand.key.source if cand.key else "none",
+                error_message=reason,
+            )
+        )
+        return False
+
+    async def _call(
+        self, run: Run, cand: Candidate, prefill: bool, deadline: float
+    ) -> AsyncGenerator[str, None]:
+        """One upstream call; yields only text the caller does not have yet."""
+        target, request = cand.target, run.request
+        call = _Call(list(request.messages), self._clock())
+        matcher: PrefixMatcher | PrefillJoin | None = None
+        if run.sent and prefill:
+            call.messages = prefill_messages(call.messages, run.sent)
+            matcher = PrefillJoin(run.sent)
+        elif run.sent:
+            matcher = PrefixMatcher(run.sent)
+        params: dict[str, Any] = dict(request.params)
+        params["max_tokens"] = max_tokens_for(request, run.route, target)
+        temperature = request.temperature
+        if temperature is None:
+            temperature = run.route.options.temperature
+        if temperature is not None:
+            params["temperature"] = temperature
+        secret = cand.key.secret if cand.key else None
+        api_key = secret or (PLACEHOLDER_KEY if target.api_base else None)
+        timeouts = timeouts_for(run.route)
+        self._retry_budget.earn(cand.deployment)
+        try:
+            if run.stream:
+                pieces = self._upstream.stream(
+                    target.litellm_model,
+                    call.messages,
+                    api_key=api_key,
+                    api_base=target.api_base,
+                    params=params,
+                    timeouts=timeouts,
+                    deadline=deadline,
+                )
+                async with aclosing(pieces) as stream:
+                    async for piece in stream:
+                        call.usage = piece.usage or call.usage
+                        call.finish = piece.finish_reason or call.finish
+                        if not piece.text:
+                            continue
+                        call.text += piece.text
+                        out = matcher.feed(piece.text) if matcher else piece.text
+                        if out:
+                            self._mark_first_text(run, cand, call)
+                            run.sent += out
+                            yield out
+                if isinstance(matcher, PrefixMatcher):
+                    matcher.finish()
+            else:
+                call.text, call.finish, call.usage = await self._upstream.complete(
+                    target.litellm_model,
+                    call.messages,
+                    api_key=api_key,
+                    api_base=target.api_base,
+                    params=params,
+                    timeouts=timeouts,
+                    deadline=deadline,
+                )
+                self._mark_first_text(run, cand, call)
+                run.sent += call.text
+                yield call.text
+        except UpstreamError as exc:
+            call.error = exc
+            raise
+        except asyncio.CancelledError:
+            call.error = UpstreamError(CUT, "the caller stopped the request", error_class="Stopped")
+            raise
+        finally:
+            self._record_call(run, cand, call)
+
+    @staticmethod
+    def _mark_first_text(run: Run, cand: Candidate, call: _Call) -> None:
+        if call.first_ms is None:
+            call.first_ms = ms_since(call.t0)
+            # Once per call that reaches the caller: the first model, or a continuation.
+            run.serving = serving_now(run, cand, call.first_ms)
+        if run.ttft_ms is None:
+            run.ttft_ms = ms_since(run.started)
+
+    def _record_call(self, run: Run, cand: Candidate, call: _Call) -> None:
+        target, error = cand.target, call.error
+        usage = call.usage
+        if usage is None and (call.text or error is None):
+            # No usage from a cut or stopped stream: bill an estimate rather than nothing.
+            usage = Usage(estimate_prompt_tokens(call.messages), max(1, len(call.text) // 4))
+        usage = usage or Usage()
+        cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
+        if error is None and not run.stopped:
+            self._breakers.record_success(cand.deployment)
+            run.served, run.finish_reason = target, call.finish
+            outcome = "ok"
+        elif error is not None and error.kind in (REJECTED, CONTEXT, CONTENT):
+            self._breakers.record_success(cand.deployment)  # it answered: the deployment is up
+            outcome = "error"
+        elif error is not None:
+            self._breakers.record_failure(cand.deployment)
+            outcome = {TIMEOUT: "timeout", CUT: "cut"}.get(error.kind, "error")
+        else:
+            self._breakers.release_probe(cand.deployment)
+            outcome = "stopped"
+        if cand.key and cand.key.key_id is not None:
+            event = "auth-failed" if error is not None and error.kind == AUTH else "used"
+            run.key_events.append((cand.key.key_id, event))
+        secrets = [cand.key.secret] if cand.key else []
+        run.usage = add_usage(run.usage, usage)
+        run.attempts.append(
+            Attempt(
+                model=target.model_id,
+                provider=target.provider,
+                outcome=outcome,
+                started_at=call.started_at,
+                latency_ms=ms_since(call.t0),
+                ttft_ms=call.first_ms,
+                key_source=cand.key.source if cand.key else "none",
+                status_code=error.status if error else None,
+                error_class=error.error_class if error else None,
+                error_message=redact(error.message, secrets)[:2000] if error else None,
+                usage=usage,
+                cost_micros=cost,
+                priced=cost is not None,
+                price_version=price_version,
+            )
+        )

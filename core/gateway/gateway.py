@@ -1,0 +1,313 @@
+"""The one way a prompt reaches a model: pages, the /v1 API and the CLI all come here.
+
+The walk: admit (core.gateway.admission: route, targets, keys, rate limit) -> walk the chain
+(core.gateway.chain: reserve each candidate's worst case, call it, retry, fail over, continue a
+broken stream) -> summarise (core.gateway.run) -> hand the ledger rows and budget settlement to
+a batched background writer, so no request waits on those writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts import keys
+from core.accounts.secrets import Cipher
+from core.clock import Clock, utc_now
+from core.errors import InvalidInput, ModelNotAllowed, NotFound, RateLimited, SwitchboardError
+from core.gateway.admission import Admission
+from core.gateway.chain import ChainWalker, max_tokens_for
+from core.gateway.lazysession import LazySession, NeedsDatabase
+from core.gateway.retry import RetryPolicy
+from core.gateway.run import Run, spend_by_provider, summarise
+from core.money import pricing, ratelimits, reservations
+from core.money.catalog import Catalog
+from core.request import (
+    STATUS_FAILED,
+    STATUS_NO_KEY,
+    STATUS_RATE,
+    ChatRequest,
+    Completion,
+    CostEstimate,
+    Done,
+    RequestIds,
+    Serving,
+    StreamEvent,
+    Summary,
+    TextDelta,
+)
+from core.settings import routes
+from core.settings.targets import TargetResolver
+from core.store import ledger
+from core.store.batch_writer import BatchWriter
+from core.upstream.breaker import Breakers, BreakerState
+from core.upstream.calls import Upstream
+from core.upstream.litellm_calls import CompletionFn
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 15.0
+    refresh_s: float = 30.0  # how long endpoints, prices and stats are reused
+    # How long per-caller policy (routes, key lookups, limits, which budgets apply) is
+    # reused. Another replica's change takes at most this long to apply here.
+    policy_ttl_s: float = 2.0
+    default_rpm: int | None = None
+    default_tpm: int | None = None
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the background writer stores for one request, in one transaction per batch."""
+
+    request: ChatRequest
+    summary: Summary
+    holds: tuple[reservations.ReservationHandle, ...]
+    key_events: tuple[tuple[int, str], ...]
+    at: datetime
+    rate_correction: int = 0  # actual tokens minus those a per-minute limit counted
+
+
+def _refusal_status(exc: SwitchboardError) -> str:
+    if isinstance(exc, RateLimited):
+        return STATUS_RATE
+    # Not allowed means no key for it: filed where the no-key alerts and charts look.
+    return STATUS_NO_KEY if isinstance(exc, ModelNotAllowed) else STATUS_FAILED
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        catalog: Catalog,
+        cipher: Cipher,
+        completion: CompletionFn | None = None,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        environ: Mapping[str, str] | None = None,
+        settings: GatewaySettings | None = None,
+    ) -> None:
+        self.settings = settings or GatewaySettings()
+        self._sessions = sessions
+        self._clock = clock
+        self.breakers = Breakers(
+            self.settings.breaker_threshold,
+            timedelta(seconds=self.settings.breaker_cooldown_s),
+            clock,
+        )
+        self._admission = Admission(
+            sessions=sessions,
+            catalog=catalog,
+            cipher=cipher,
+            clock=clock,
+            environ=os.environ if environ is None else environ,
+            policy_ttl_s=self.settings.policy_ttl_s,
+            refresh_s=self.settings.refresh_s,
+            default_rpm=self.settings.default_rpm,
+            default_tpm=self.settings.default_tpm,
+        )
+        self._upstream = Upstream(completion)
+        self._walker = ChainWalker(
+            upstream=self._upstream,
+            breakers=self.breakers,
+            retry=self.settings.retry,
+            reserve=self._admission.reserve,
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),
+        )
+        self._ids = RequestIds()
+        self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
+
+    # --- public -----------------------------------------------------------------
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """Where provider keys are looked up last (the process environment by default)."""
+        return self._admission.environ
+
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """TextDelta events, then one Done whose summary says how it ended.
+
+        The first delta from each model that answers carries ``serving``: the model, and
+        the attempts before it (a mid-stream continuation brings a second one).
+
+        Refusals before any work (bad input, unknown model, rate limit) raise
+        SwitchboardError; everything after that ends in Done, with summary.error set
+        when no model answered or a cut answer could not be completed.
+        """
+        return self._events(request, stream=request.stream)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """The whole answer at once; raises SwitchboardError when no model answered fully."""
+        parts: list[str] = []
+        summary: Summary | None = None
+        async for event in self._events(request, stream=False):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                summary = event.summary
+        assert summary is not None
+        if summary.error is not None:
+            raise summary.error
+        return Completion("".join(parts), summary)
+
+    async def _events(
+        self, request: ChatRequest, *, stream: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
+        # Before admission starts the request's clock: a first call's import of litellm
+        # (seconds) must not eat a short total timeout or be billed to its attempt.
+        self._upstream.load()
+        run = await self._admit(request, stream)
+        announced: Serving | None = None
+        try:
+            async with aclosing(self._walker.walk(run)) as texts:
+                async for text in texts:
+                    # The walker sets run.serving before a new model's first text.
+                    serving = run.serving if run.serving is not announced else None
+                    announced = run.serving
+                    try:
+                        yield TextDelta(text, serving)
+                    except BaseException:
+                        # The caller left: mark it before the attempt below us closes.
+                        run.stopped = True
+                        raise
+        except BaseException:
+            run.stopped = True
+            self._finish(run)
+            raise
+        yield Done(self._finish(run))
+
+    def estimate(self, request: ChatRequest) -> CostEstimate:
+        """Cost range before sending: a short answer on the cheapest candidate up to the max."""
+        now = self._clock()
+        with LazySession(self._sessions) as db:
+            route = routes.resolve(
+                db.session(),
+                request.caller,
+                model=request.model,
+                fallbacks=request.fallbacks,
+                task=request.task,
+                profile=request.profile,
+            )
+            snap = self._admission.snapshot(db)
+        prompt = pricing.estimate_prompt_tokens(request.messages)
+        lows: list[int] = []
+        highs: list[int] = []
+        unpriced: list[str] = []
+        for model in route.chain:
+            try:
+                target = snap.resolver.resolve(model)
+            except NotFound:
+                continue
+            max_out = max_tokens_for(request, route, target)
+            low = snap.book.worst_case_micros(target.model_id, prompt, min(max_out, 256), now)
+            high = snap.book.worst_case_micros(target.model_id, prompt, max_out, now)
+            if low is None or high is None:
+                unpriced.append(target.model_id)
+                continue
+            lows.append(low)
+            highs.append(high)
+        return CostEstimate(
+            prompt, min(lows, default=None), max(highs, default=None), tuple(unpriced)
+        )
+
+    def resolver(self) -> TargetResolver:
+        """Which models exist right now (catalog plus admin endpoints)."""
+        with LazySession(self._sessions) as db:  # no session at all while the snapshot is fresh
+            return self._admission.snapshot(db).resolver
+
+    def breaker_states(self) -> list[BreakerState]:
+        return self.breakers.states()
+
+    def refresh(self) -> None:
+        """Forget cached endpoints, prices and stats (after an admin changes them)."""
+        self._admission.clear()
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        return self._writer.flush(timeout_s)
+
+    def close(self) -> None:
+        """Write everything still queued; call on shutdown so no ledger row is lost."""
+        self._writer.close()
+
+    async def aclose(self) -> None:
+        """Close the upstream HTTP clients of the running loop; call before that loop ends."""
+        await self._upstream.aclose()
+
+    # --- admission --------------------------------------------------------------
+
+    async def _admit(self, request: ChatRequest, stream: bool) -> Run:
+        if not request.messages:
+            raise InvalidInput("`messages` is empty; send at least one message.")
+        request_id = request.request_id or self._ids.new()
+        at = self._clock()
+        started = time.monotonic()
+        try:
+            try:
+                # Usually every fact is cached: admit on the loop, no thread hop.
+                return self._admission.admit(
+                    LazySession(None), request, stream, request_id, at, started)
+            except NeedsDatabase:
+                return await asyncio.to_thread(
+                    self._admission.admit, LazySession(self._sessions), request, stream,
+                    request_id, at, started,
+                )
+        except SwitchboardError as exc:
+            # Refused before any upstream call: still one ledger row, so nothing goes missing.
+            status = _refusal_status(exc)
+            summary = Summary(
+                request_id=request_id,
+                requested_model=request.model,
+                chain=(),
+                route_source="none",
+                status=status,
+                attempts=(),
+                error=exc,
+            )
+            self._writer.submit(_Record(request, summary, (), (), at))
+            raise
+
+    # --- recording --------------------------------------------------------------
+
+    def _finish(self, run: Run) -> Summary:
+        summary = summarise(run)
+        correction = 0
+        if run.rate_counted is not None:
+            # Admission counted the prompt's estimate; the minute gets what was really used.
+            correction = summary.usage.total_tokens - run.rate_counted
+        self._writer.submit(
+            _Record(run.request, summary, tuple(run.holds), tuple(run.key_events), run.at,
+                    correction)
+        )
+        return summary
+
+    def _write_records(self, session: Session, records: list[_Record]) -> None:
+        now = self._clock()
+        ledger.record_many(session, [(r.request, r.summary) for r in records], now)
+        for r in records:
+            spend = spend_by_provider(r.summary)
+            for handle in r.holds:
+                if handle.holds:
+                    reservations.settle_in(session, handle, spend, now)
+            if r.rate_correction:
+                ratelimits.correct_tokens(
+                    session, r.request.caller.user_id, r.at, r.rate_correction
+                )
+            for key_id, event in r.key_events:
+                if event == "used":
+                    keys.mark_key_used(session, key_id, r.at)
+                else:
+                    keys.mark_key_auth_failed(session, key_id, r.at)

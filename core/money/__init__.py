@@ -1,0 +1,1 @@
+"""Money: the model catalog, exact pricing, budgets and their holds, rate limits, spend."""

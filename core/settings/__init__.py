@@ -1,0 +1,1 @@
+"""What routes a request: routes, profiles, preferences, endpoints, targets, key tests."""

@@ -1,0 +1,1 @@
+"""Persistence: engine, tables, migrations, the ledger and its writer, rollups, audit log."""
