@@ -7,7 +7,7 @@ PORT   ?= 8501
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test bench lint typecheck lock init api clean-venv
+.PHONY: run test bench lint format typecheck lock init api clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,14 @@ test: lint
 # mypy checks bench/ too: CI never runs `make bench`, so a renamed import would rot there unseen.
 lint: $(STAMP)
 	$(BIN)/ruff check core ui pages tests bench app.py
+	$(BIN)/ruff format --check core ui pages tests bench app.py
 	$(BIN)/mypy
 	$(BIN)/mypy bench
+
+# Rewrite the tree in the one house style that `make lint` checks.
+format: $(STAMP)
+	$(BIN)/ruff format core ui pages tests bench app.py
+	$(BIN)/ruff check --fix --select I core ui pages tests bench app.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -37,8 +37,15 @@ def _env(url: str) -> dict[str, str]:
 
 
 def _run(args: list[str], url: str, stdin: str = "") -> str:
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(url), input=stdin,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=_env(url),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout
@@ -73,9 +80,13 @@ def page_worker() -> dict[str, Any]:
     at.switch_page(PAGE).run()
     cold = time.perf_counter() - started
     changes = []
-    steps = (("sb_analytics_f_provider", "openai"), ("sb_analytics_f_task", "summarise"),
-             ("sb_analytics_f_provider", None), ("sb_analytics_f_preset", "7d"),
-             ("sb_analytics_f_status", "failed"))
+    steps = (
+        ("sb_analytics_f_provider", "openai"),
+        ("sb_analytics_f_task", "summarise"),
+        ("sb_analytics_f_provider", None),
+        ("sb_analytics_f_preset", "7d"),
+        ("sb_analytics_f_status", "failed"),
+    )
     for key, value in steps:
         started = time.perf_counter()
         at.selectbox(key=key).set_value(value).run()
@@ -103,13 +114,19 @@ def naive_worker() -> dict[str, Any]:
     loaded = time.perf_counter() - started
     ok = frame["status"].isin(["success", "success-after-fallback"])
     frame["day"] = pd.to_datetime(frame["at"]).dt.date
-    _ = (frame["cost_micros"].sum(), len(frame), frame["prompt_tokens"].sum(),
-         ok.mean(), frame["fallback_used"].mean(),
-         frame.loc[ok, "latency_ms"].quantile([0.5, 0.95]),
-         frame.loc[ok, "ttft_ms"].quantile([0.5, 0.95]),
-         frame.groupby(["day", "provider"])["cost_micros"].sum(),
-         frame.groupby("task")["cost_micros"].sum(), frame.groupby("user_id")["cost_micros"].sum(),
-         frame.groupby(["provider", "served_model", "task"])["latency_ms"].describe())
+    _ = (
+        frame["cost_micros"].sum(),
+        len(frame),
+        frame["prompt_tokens"].sum(),
+        ok.mean(),
+        frame["fallback_used"].mean(),
+        frame.loc[ok, "latency_ms"].quantile([0.5, 0.95]),
+        frame.loc[ok, "ttft_ms"].quantile([0.5, 0.95]),
+        frame.groupby(["day", "provider"])["cost_micros"].sum(),
+        frame.groupby("task")["cost_micros"].sum(),
+        frame.groupby("user_id")["cost_micros"].sum(),
+        frame.groupby(["provider", "served_model", "task"])["latency_ms"].describe(),
+    )
     total = time.perf_counter() - started
     engine.dispose()
     return {"load": loaded, "total": total, "rows": len(frame), "rss": _maxrss_mb()}
@@ -129,10 +146,17 @@ def _measure(name: str, url: str, rows: int) -> list[object]:
     steps = ", ".join(f"{s:.2f}" for s in page["changes"])
     print(f"  {name}: filter changes (provider, task, provider cleared, 7 days, status): {steps} s")
     return [
-        name, f"{rows:,}", f"{fill:.0f} s", f"{page['first']:.2f} s", f"{page['cold']:.2f} s",
-        f"{change_med:.2f} / {max(page['changes']):.2f} s", f"{page['rss']:.0f} MB",
-        f"{naive['total']:.2f} s ({naive['rows']:,} rows)", f"{naive['rss']:.0f} MB",
-        f"{naive['total'] / page['cold']:.1f}x", f"{naive['rss'] / page['rss']:.1f}x",
+        name,
+        f"{rows:,}",
+        f"{fill:.0f} s",
+        f"{page['first']:.2f} s",
+        f"{page['cold']:.2f} s",
+        f"{change_med:.2f} / {max(page['changes']):.2f} s",
+        f"{page['rss']:.0f} MB",
+        f"{naive['total']:.2f} s ({naive['rows']:,} rows)",
+        f"{naive['rss']:.0f} MB",
+        f"{naive['total'] / page['cold']:.1f}x",
+        f"{naive['rss'] / page['rss']:.1f}x",
     ]
 
 
@@ -151,7 +175,10 @@ def run() -> None:
             try:
                 admin = cluster.start()
                 with __import__("psycopg").connect(
-                    host=admin.host, port=admin.port, user=admin.username, dbname="postgres",
+                    host=admin.host,
+                    port=admin.port,
+                    user=admin.username,
+                    dbname="postgres",
                     autocommit=True,
                 ) as conn:
                     conn.execute("CREATE DATABASE bench")
@@ -161,12 +188,25 @@ def run() -> None:
                 cluster.stop()
     print_table(
         f"Analytics page over {rows:,} requests ({DAYS} days; default view: last 30 days)",
-        ["database", "rows", "fill", "first run", "cold cache", "filter change med/max",
-         "page RSS", "naive pandas", "naive RSS", "speed-up", "memory ratio"],
+        [
+            "database",
+            "rows",
+            "fill",
+            "first run",
+            "cold cache",
+            "filter change med/max",
+            "page RSS",
+            "naive pandas",
+            "naive RSS",
+            "speed-up",
+            "memory ratio",
+        ],
         results,
     )
-    print("  targets: cold cache <= 1.5 s, each filter change <= 0.5 s; speed-up and memory "
-          "ratio = naive / page (higher is better)")
+    print(
+        "  targets: cold cache <= 1.5 s, each filter change <= 0.5 s; speed-up and memory "
+        "ratio = naive / page (higher is better)"
+    )
 
 
 if __name__ == "__main__":

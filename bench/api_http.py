@@ -29,8 +29,11 @@ from bench.fake_process import FakeProcess, fake_openai_process
 
 GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
-BODY = {"model": GPT, "messages": [{"role": "user", "content": "Say hello to the team"}],
-        "fallbacks": []}
+BODY = {
+    "model": GPT,
+    "messages": [{"role": "user", "content": "Say hello to the team"}],
+    "fallbacks": [],
+}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -54,20 +57,23 @@ def _prepare(fake_base: str) -> str:
     runtime = build_runtime()
     bench_user(runtime, fake_base)
     with runtime.sessions.begin() as s:
-        token, _ = tokens.create_token(s, username="bench", name="bench", actor="bench",
-                                       now=utc_now())
+        token, _ = tokens.create_token(
+            s, username="bench", name="bench", actor="bench", now=utc_now()
+        )
     runtime.close()
     return token
 
 
-async def _load(url: str, headers: dict[str, str], clients: int, total: int,
-                spread_s: float = 0.0) -> tuple[list[float], int, float]:
+async def _load(
+    url: str, headers: dict[str, str], clients: int, total: int, spread_s: float = 0.0
+) -> tuple[list[float], int, float]:
     """Latencies, error count and wall time; client i starts i/clients of spread_s late."""
     samples: list[float] = []
     errors = 0
     per_client = total // clients
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def one_client(i: int) -> None:
             nonlocal errors
             await asyncio.sleep(spread_s * i / clients)
@@ -93,8 +99,11 @@ class Scenario:
 
 # The last one saturates the API with an instant fake: the throughput run.
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario(1, 60, 0.0, 6), Scenario(32, 64, 0.5, 6), Scenario(32, 128, 0.25, 6),
-    Scenario(32, 320, 0.0, 4))
+    Scenario(1, 60, 0.0, 6),
+    Scenario(32, 64, 0.5, 6),
+    Scenario(32, 128, 0.25, 6),
+    Scenario(32, 320, 0.0, 4),
+)
 # The bare proxy, at the unsaturated extremes.
 FLOOR_SCENARIOS: tuple[Scenario, ...] = (Scenario(1, 60, 0.0, 4), Scenario(32, 64, 0.5, 4))
 
@@ -109,8 +118,14 @@ class Paired(NamedTuple):
     cpu_s: float  # the process behind ``via_url``, measured rounds only
 
 
-async def _paired(via_url: str, via_auth: dict[str, str], direct_url: str,
-                  direct_auth: dict[str, str], sc: Scenario, pid: int) -> Paired:
+async def _paired(
+    via_url: str,
+    via_auth: dict[str, str],
+    direct_url: str,
+    direct_auth: dict[str, str],
+    sc: Scenario,
+    pid: int,
+) -> Paired:
     """Warm-up, then rounds alternating which side goes first; added = median difference."""
     spread = sc.provider_s  # clients start spread over one answer time
     await _load(direct_url, direct_auth, sc.clients, sc.clients * 3)
@@ -133,9 +148,15 @@ async def _paired(via_url: str, via_auth: dict[str, str], direct_url: str,
         errors += failed
     d50 = [stats(a).p50_ms - stats(d).p50_ms for d, a in paired]
     d95 = [stats(a).p95_ms - stats(d).p95_ms for d, a in paired]
-    return Paired(stats([x for d, _ in paired for x in d]),
-                  stats([x for _, a in paired for x in a]), statistics.median(d50),
-                  statistics.median(d95), statistics.median(rates), errors, cpu_s)
+    return Paired(
+        stats([x for d, _ in paired for x in d]),
+        stats([x for _, a in paired for x in a]),
+        statistics.median(d50),
+        statistics.median(d95),
+        statistics.median(rates),
+        errors,
+        cpu_s,
+    )
 
 
 def _start_server(args: list[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
@@ -157,20 +178,36 @@ def _hop_floor(fake: FakeProcess, data: Path) -> list[tuple[object, ...]]:
     """The bare proxy of bench/hop_floor.py against the same fake, same pairing."""
     port = _free_port()
     with open(data / "floor.log", "w") as log:
-        server = _start_server(["-m", "bench.hop_floor", str(port), fake.base_url],
-                               dict(os.environ), log)
+        server = _start_server(
+            ["-m", "bench.hop_floor", str(port), fake.base_url], dict(os.environ), log
+        )
         try:
             _wait_healthy(f"http://127.0.0.1:{port}")
             auth = {"Authorization": f"Bearer {KEY}"}
             rows: list[tuple[object, ...]] = []
             for sc in FLOOR_SCENARIOS:
                 fake.set_delay(sc.provider_s)
-                r = asyncio.run(_paired(f"http://127.0.0.1:{port}/v1/chat/completions", auth,
-                                        f"{fake.base_url}/chat/completions", auth, sc,
-                                        server.pid))
-                rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{r.direct.p50_ms:.2f}",
-                             f"{r.via.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
-                             f"{r.added_p95_ms:+.2f}", r.errors))
+                r = asyncio.run(
+                    _paired(
+                        f"http://127.0.0.1:{port}/v1/chat/completions",
+                        auth,
+                        f"{fake.base_url}/chat/completions",
+                        auth,
+                        sc,
+                        server.pid,
+                    )
+                )
+                rows.append(
+                    (
+                        sc.clients,
+                        f"{sc.provider_s * 1000:.0f}",
+                        f"{r.direct.p50_ms:.2f}",
+                        f"{r.via.p50_ms:.2f}",
+                        f"{r.added_p50_ms:+.2f}",
+                        f"{r.added_p95_ms:+.2f}",
+                        r.errors,
+                    )
+                )
             return rows
         finally:
             server.terminate()
@@ -184,7 +221,8 @@ def run() -> None:
         env = {**os.environ, "OPENAI_API_KEY": KEY}
         with open(data / "api.log", "w") as log:
             server = _start_server(
-                ["-m", "core", "api", "--port", str(port), "--log-level", "warning"], env, log)
+                ["-m", "core", "api", "--port", str(port), "--log-level", "warning"], env, log
+            )
             try:
                 base = f"http://127.0.0.1:{port}"
                 _wait_healthy(base)
@@ -198,8 +236,7 @@ def run() -> None:
                 rows = []
                 for sc in SCENARIOS:
                     fake.set_delay(sc.provider_s)
-                    r = asyncio.run(_paired(api_url, auth, direct_url, direct_auth, sc,
-                                            server.pid))
+                    r = asyncio.run(_paired(api_url, auth, direct_url, direct_auth, sc, server.pid))
                     fake.reset_log()  # so the fake's heap does not grow all run
                     measured_cpu_s += r.cpu_s
                     sent += sc.clients * 3 + sc.per_round * sc.rounds
@@ -207,11 +244,21 @@ def run() -> None:
                     errors_total += r.errors
                     throughput = r.via_rps
                     d, a = r.direct, r.via
-                    rows.append((sc.clients, f"{sc.provider_s * 1000:.0f}", f"{d.p50_ms:.2f}",
-                                 f"{a.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
-                                 f"{a.p50_ms / d.p50_ms:.3f}x", f"{d.p95_ms:.2f}",
-                                 f"{a.p95_ms:.2f}", f"{r.added_p95_ms:+.2f}", f"{r.via_rps:.0f}",
-                                 r.errors))
+                    rows.append(
+                        (
+                            sc.clients,
+                            f"{sc.provider_s * 1000:.0f}",
+                            f"{d.p50_ms:.2f}",
+                            f"{a.p50_ms:.2f}",
+                            f"{r.added_p50_ms:+.2f}",
+                            f"{a.p50_ms / d.p50_ms:.3f}x",
+                            f"{d.p95_ms:.2f}",
+                            f"{a.p95_ms:.2f}",
+                            f"{r.added_p95_ms:+.2f}",
+                            f"{r.via_rps:.0f}",
+                            r.errors,
+                        )
+                    )
             finally:
                 server.terminate()
                 server.wait(30)
@@ -229,14 +276,27 @@ def run() -> None:
     print_table(
         "HTTP API (separate process) vs POST straight to the fake (ms), non-streamed; "
         "target: added p50 <= 5, unsaturated; the last row saturates the API for throughput",
-        ("clients", "provider", "direct p50", "api p50", "added p50", "ratio", "direct p95",
-         "api p95", "added p95", "api req/s", "errors"),
+        (
+            "clients",
+            "provider",
+            "direct p50",
+            "api p50",
+            "added p50",
+            "ratio",
+            "direct p95",
+            "api p95",
+            "added p95",
+            "api req/s",
+            "errors",
+        ),
         rows,
     )
-    print(f"  ledger rows after shutdown: {recorded}; requests sent to the API: {sent}; "
-          f"errors: {errors_total}; throughput at 32 clients: {throughput:.0f} req/s; "
-          f"API process CPU per measured request: "
-          f"{measured_cpu_s / max(1, measured) * 1000:.1f} ms")
+    print(
+        f"  ledger rows after shutdown: {recorded}; requests sent to the API: {sent}; "
+        f"errors: {errors_total}; throughput at 32 clients: {throughput:.0f} req/s; "
+        f"API process CPU per measured request: "
+        f"{measured_cpu_s / max(1, measured) * 1000:.1f} ms"
+    )
     print_table(
         "The hop alone: a bare proxy (uvicorn + one aiohttp session, no gateway; "
         "bench/hop_floor.py) vs POST straight to the fake (ms). The API's added latency "

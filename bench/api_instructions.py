@@ -52,11 +52,23 @@ def count(requests: int = 150, warm_up: int = 30) -> float:
         out_dir = Path(data) / "callgrind"
         out_dir.mkdir()
         server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out_dir}/callgrind.%p",
-             sys.executable, "-m", "core", "api", "--port", str(port), "--log-level", "warning"],
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out_dir}/callgrind.%p",
+                sys.executable,
+                "-m",
+                "core",
+                "api",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env={**os.environ, "OPENAI_API_KEY": KEY},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -73,12 +85,12 @@ def count(requests: int = 150, warm_up: int = 30) -> float:
             url = f"{base}/v1/chat/completions"
             asyncio.run(_send(url, token, warm_up))
             control = ["callgrind_control"]  # its messages are captured, not printed
-            subprocess.run([*control, "-i", "on", str(server.pid)], check=True,
-                           capture_output=True)
+            subprocess.run([*control, "-i", "on", str(server.pid)], check=True, capture_output=True)
             asyncio.run(_send(url, token, requests))
             for command in ("-i", "off"), ("-d",):
-                subprocess.run([*control, *command, str(server.pid)], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [*control, *command, str(server.pid)], check=True, capture_output=True
+                )
             time.sleep(2)  # the dump is written by the server process
             return _total_instructions(out_dir) / requests
         finally:
@@ -89,8 +101,10 @@ def count(requests: int = 150, warm_up: int = 30) -> float:
 def main() -> int:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 150
     per_request = count(requests)
-    print(f"/v1/chat/completions, non-streamed, one client: "
-          f"{per_request / 1e6:.2f} million instructions per request ({requests} requests)")
+    print(
+        f"/v1/chat/completions, non-streamed, one client: "
+        f"{per_request / 1e6:.2f} million instructions per request ({requests} requests)"
+    )
     return 0
 
 

@@ -54,11 +54,24 @@ def bench_user(runtime: Runtime, fake_base_url: str) -> UserInfo:
     from core.settings import endpoints
 
     with runtime.sessions.begin() as s:
-        user = create_user(s, username="bench", password="not-guessable-123", role="member",
-                           actor="bench", now=utc_now(), rounds=4)
-        endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake_base_url,
-                               actor="bench", now=utc_now(),
-                               builtin_providers=runtime.catalog.providers())
+        user = create_user(
+            s,
+            username="bench",
+            password="not-guessable-123",
+            role="member",
+            actor="bench",
+            now=utc_now(),
+            rounds=4,
+        )
+        endpoints.add_endpoint(
+            s,
+            name="openai",
+            kind="override",
+            api_base=fake_base_url,
+            actor="bench",
+            now=utc_now(),
+            builtin_providers=runtime.catalog.providers(),
+        )
     return user
 
 
@@ -67,7 +80,12 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     print(f"\n{title}")
     for i, row in enumerate(cells):
-        print("  " + "  ".join(c.rjust(w) if j else c.ljust(w)
-                               for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  "
+            + "  ".join(
+                c.rjust(w) if j else c.ljust(w)
+                for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if i == 0:
             print("  " + "  ".join("-" * w for w in widths))

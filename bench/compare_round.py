@@ -34,8 +34,9 @@ def run(repeats: int = 7) -> float:
         runtime = build_runtime(environ={"OPENAI_API_KEY": KEY})
         user = bench_user(runtime, fake.base_url)
         for model, (first, between) in DELAYS.items():
-            fake.configure(model.split("/", 1)[1],
-                           default=Reply(first_token_delay=first, token_delay=between))
+            fake.configure(
+                model.split("/", 1)[1], default=Reply(first_token_delay=first, token_delay=between)
+            )
         gateway = SyncGateway(runtime.gateway, thread_name="bench-compare")
         caller = Caller(user.id, user.username, user.role)
         settings = RoundSettings(models=tuple(DELAYS))
@@ -62,8 +63,16 @@ def run(repeats: int = 7) -> float:
     print_table(
         "Comparison round (4 models, different delays) vs its slowest model alone (ms)",
         ("what", "slowest alone p50", "round p50", "ratio", "target", "n"),
-        [("4 models in parallel", f"{b * 1000:.0f}", f"{r * 1000:.0f}", f"{ratio:.3f}",
-          "<= 1.15", repeats)],
+        [
+            (
+                "4 models in parallel",
+                f"{b * 1000:.0f}",
+                f"{r * 1000:.0f}",
+                f"{ratio:.3f}",
+                "<= 1.15",
+                repeats,
+            )
+        ],
     )
     return ratio
 

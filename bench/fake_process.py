@@ -41,7 +41,9 @@ class FakeProcess:
 def fake_openai_process() -> Iterator[FakeProcess]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.fake_process"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

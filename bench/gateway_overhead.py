@@ -35,8 +35,9 @@ GPT = "openai/gpt-4o"
 KEY = "sk-bench-000000000000"
 
 
-async def _measure(call: Callable[[], Awaitable[object]], clients: int, per_client: int,
-                   spread_s: float = 0.0) -> list[float]:
+async def _measure(
+    call: Callable[[], Awaitable[object]], clients: int, per_client: int, spread_s: float = 0.0
+) -> list[float]:
     """Each client's request latencies; client i starts i/clients of ``spread_s`` late."""
     samples: list[float] = []
 
@@ -116,14 +117,20 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
 
         async def direct() -> object:
             return await acompletion(
-                model=GPT, messages=list(messages), api_base=fake.base_url, api_key=KEY,
-                max_retries=0, max_tokens=16384)
+                model=GPT,
+                messages=list(messages),
+                api_base=fake.base_url,
+                api_key=KEY,
+                max_retries=0,
+                max_tokens=16384,
+            )
 
         async def through_gateway() -> object:
             return await gateway.complete(request)
 
-        async def timed(call: Callable[[], Awaitable[object]], sc: Scenario
-                        ) -> tuple[list[float], float]:
+        async def timed(
+            call: Callable[[], Awaitable[object]], sc: Scenario
+        ) -> tuple[list[float], float]:
             started = time.perf_counter()
             spread = 0.0 if sc.saturated else sc.provider_s
             samples = await _measure(call, sc.clients, sc.per_client, spread)
@@ -146,10 +153,16 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
                 rates.append((base_rps, gate_rps))
                 fake.reset_log()  # its log would grow all run; no real provider slows so
             added50, added95, spread = _paired(paired)
-            return Overhead(sc, stats([x for b, _ in paired for x in b]),
-                            stats([x for _, g in paired for x in g]), added50, added95, spread,
-                            statistics.median(b for b, _ in rates),
-                            statistics.median(g for _, g in rates))
+            return Overhead(
+                sc,
+                stats([x for b, _ in paired for x in b]),
+                stats([x for _, g in paired for x in g]),
+                added50,
+                added95,
+                spread,
+                statistics.median(b for b, _ in rates),
+                statistics.median(g for _, g in rates),
+            )
 
         async def scenario_on_its_loop(sc: Scenario) -> Overhead:
             try:
@@ -164,45 +177,77 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
         own_us = asyncio.run(_own_cpu_us(runtime, request))
         runtime.close()
     rows = [
-        (r.scenario.name, f"{r.scenario.provider_s * 1000:.0f}", f"{r.direct.p50_ms:.2f}",
-         f"{r.gateway.p50_ms:.2f}", f"{r.added_p50_ms:+.2f}",
-         f"{r.spread_p50_ms[0]:+.1f}..{r.spread_p50_ms[1]:+.1f}",
-         f"{r.gateway.p50_ms / r.direct.p50_ms:.3f}x", f"{r.direct.p95_ms:.2f}",
-         f"{r.gateway.p95_ms:.2f}", f"{r.added_p95_ms:+.2f}", r.direct.n)
+        (
+            r.scenario.name,
+            f"{r.scenario.provider_s * 1000:.0f}",
+            f"{r.direct.p50_ms:.2f}",
+            f"{r.gateway.p50_ms:.2f}",
+            f"{r.added_p50_ms:+.2f}",
+            f"{r.spread_p50_ms[0]:+.1f}..{r.spread_p50_ms[1]:+.1f}",
+            f"{r.gateway.p50_ms / r.direct.p50_ms:.3f}x",
+            f"{r.direct.p95_ms:.2f}",
+            f"{r.gateway.p95_ms:.2f}",
+            f"{r.added_p95_ms:+.2f}",
+            r.direct.n,
+        )
         for r in results
     ]
     print_table(
         "In-process gateway vs direct litellm call to the same fake (ms; added = median of "
         f"{rounds} paired rounds' differences; targets: added p50 <= 2, p95 <= 5, unsaturated)",
-        ("concurrency", "provider", "direct p50", "gateway p50", "added p50", "IQR", "ratio",
-         "direct p95", "gateway p95", "added p95", "n"),
+        (
+            "concurrency",
+            "provider",
+            "direct p50",
+            "gateway p50",
+            "added p50",
+            "IQR",
+            "ratio",
+            "direct p95",
+            "gateway p95",
+            "added p95",
+            "n",
+        ),
         rows,
     )
     for r in results:
         if r.scenario.saturated:
-            print(f"  {r.scenario.name}: litellm alone {r.direct_rps:.0f} req/s, through the "
-                  f"gateway {r.gateway_rps:.0f} req/s ({r.gateway_rps / r.direct_rps:.2f}x); "
-                  "latency there is queueing for the CPU, not a target")
-    print(f"  the gateway's own CPU on the event loop per request (an instant completion "
-          f"function instead of litellm, ledger writer excluded): {own_us:.0f} µs")
+            print(
+                f"  {r.scenario.name}: litellm alone {r.direct_rps:.0f} req/s, through the "
+                f"gateway {r.gateway_rps:.0f} req/s ({r.gateway_rps / r.direct_rps:.2f}x); "
+                "latency there is queueing for the CPU, not a target"
+            )
+    print(
+        f"  the gateway's own CPU on the event loop per request (an instant completion "
+        f"function instead of litellm, ledger writer excluded): {own_us:.0f} µs"
+    )
     return results
 
 
 async def _instant_completion(**_: object) -> object:
     message = SimpleNamespace(content="Hello team")
-    usage = SimpleNamespace(prompt_tokens=10, completion_tokens=3, prompt_tokens_details=None,
-                            completion_tokens_details=None)
-    return SimpleNamespace(choices=[SimpleNamespace(message=message, finish_reason="stop")],
-                           usage=usage)
+    usage = SimpleNamespace(
+        prompt_tokens=10,
+        completion_tokens=3,
+        prompt_tokens_details=None,
+        completion_tokens_details=None,
+    )
+    return SimpleNamespace(
+        choices=[SimpleNamespace(message=message, finish_reason="stop")], usage=usage
+    )
 
 
 async def _own_cpu_us(runtime: Runtime, request: ChatRequest, n: int = 3000) -> float:
     """Main-thread CPU per request of a gateway whose upstream answers at once."""
     from core.gateway.gateway import Gateway
 
-    gateway = Gateway(sessions=runtime.sessions, catalog=runtime.catalog,
-                      cipher=runtime.cipher, completion=_instant_completion,
-                      environ={"OPENAI_API_KEY": KEY})
+    gateway = Gateway(
+        sessions=runtime.sessions,
+        catalog=runtime.catalog,
+        cipher=runtime.cipher,
+        completion=_instant_completion,
+        environ={"OPENAI_API_KEY": KEY},
+    )
     try:
         for _ in range(200):  # warm the caches
             await gateway.complete(request)

@@ -41,13 +41,21 @@ def proxy_app(upstream: str) -> Any:
         if scope["path"] == "/health":
             status, data = 200, b"ok"
         else:
-            headers = {"content-type": "application/json",
-                       "authorization": dict(scope["headers"]).get(b"authorization", b"").decode()}
-            async with sessions[0].post(upstream + "/chat/completions", data=body,
-                                        headers=headers) as answer:
+            headers = {
+                "content-type": "application/json",
+                "authorization": dict(scope["headers"]).get(b"authorization", b"").decode(),
+            }
+            async with sessions[0].post(
+                upstream + "/chat/completions", data=body, headers=headers
+            ) as answer:
                 status, data = answer.status, await answer.read()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
     return app

@@ -21,7 +21,10 @@ V = TypeVar("V")
 
 class TtlCache(Generic[V]):
     def __init__(
-        self, ttl_s: float, *, max_entries: int = 10_000,
+        self,
+        ttl_s: float,
+        *,
+        max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl_s = ttl_s

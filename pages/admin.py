@@ -55,20 +55,36 @@ def parse_usd(text: str, what: str) -> Decimal:
 
 
 keys_tab, routes_tab, endpoints_tab, budgets_tab, prices_tab, audit_tab = st.tabs(
-    ["Organisation & team keys", "Routes", "Endpoints", "Budgets", "Prices", "Audit log"])
+    ["Organisation & team keys", "Routes", "Endpoints", "Budgets", "Prices", "Audit log"]
+)
 
 # --- keys ------------------------------------------------------------------------------
 with keys_tab:
-    st.caption("Team keys pay for their team's requests when a member has no key of their "
-               "own; the organisation's key pays for everyone else. Shown masked only.")
+    st.caption(
+        "Team keys pay for their team's requests when a member has no key of their "
+        "own; the organisation's key pays for everyone else. Shown masked only."
+    )
     if shared_keys:
-        st.dataframe([{"Owner": owner_label(k.owner_kind, k.owner_id), "Provider": k.provider,
-                       "Key": k.masked, "Last used": settings.when(k.last_used_at),
-                       "Last refused": settings.when(k.last_auth_failure_at)
-                       if k.last_auth_failure_at else ""}
-                      for k in shared_keys], hide_index=True, width="stretch")
-        labels = {f"{owner_label(k.owner_kind, k.owner_id)} · {k.provider} · {k.masked}": k
-                  for k in shared_keys}
+        st.dataframe(
+            [
+                {
+                    "Owner": owner_label(k.owner_kind, k.owner_id),
+                    "Provider": k.provider,
+                    "Key": k.masked,
+                    "Last used": settings.when(k.last_used_at),
+                    "Last refused": settings.when(k.last_auth_failure_at)
+                    if k.last_auth_failure_at
+                    else "",
+                }
+                for k in shared_keys
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+        labels = {
+            f"{owner_label(k.owner_kind, k.owner_id)} · {k.provider} · {k.masked}": k
+            for k in shared_keys
+        }
         c1, c2, c3 = st.columns([4, 1, 1])
         chosen = labels[c1.selectbox("Key", list(labels), key="shared_key_pick")]
         if c2.button("Test", key="test_shared"):
@@ -81,16 +97,26 @@ with keys_tab:
 
             def _delete_shared(k: keys.KeyInfo = chosen) -> None:
                 with svc.sessions.begin() as session:
-                    keys.delete_key(session, owner_kind=k.owner_kind, owner_id=k.owner_id,
-                                    provider=k.provider, actor=admin.username, now=utc_now())
+                    keys.delete_key(
+                        session,
+                        owner_kind=k.owner_kind,
+                        owner_id=k.owner_id,
+                        provider=k.provider,
+                        actor=admin.username,
+                        now=utc_now(),
+                    )
                 settings.routing_changed(svc)
-                settings.flash(f"Deleted {owner_label(k.owner_kind, k.owner_id)}'s "
-                               f"{k.provider} key.")
+                settings.flash(
+                    f"Deleted {owner_label(k.owner_kind, k.owner_id)}'s {k.provider} key."
+                )
 
-            settings.confirm(f"key:{chosen.owner_kind}:{chosen.owner_id}:{chosen.provider}",
-                             f"Delete {owner_label(chosen.owner_kind, chosen.owner_id)}'s "
-                             f"{chosen.provider} key {chosen.masked}?", _delete_shared,
-                             key="shared_key")
+            settings.confirm(
+                f"key:{chosen.owner_kind}:{chosen.owner_id}:{chosen.provider}",
+                f"Delete {owner_label(chosen.owner_kind, chosen.owner_id)}'s "
+                f"{chosen.provider} key {chosen.masked}?",
+                _delete_shared,
+                key="shared_key",
+            )
         settings.show_key_test(chosen.provider, "team" if chosen.owner_kind == "team" else "org")
     else:
         st.info("No organisation or team keys yet.")
@@ -98,8 +124,9 @@ with keys_tab:
     with st.form("add_shared_key", clear_on_submit=True):
         st.markdown("**Add or replace a key**")
         c1, c2, c3 = st.columns([1, 1, 2])
-        owner = c1.selectbox("Owner", owners, format_func=lambda o: owner_label(*o),
-                             key="shared_owner")
+        owner = c1.selectbox(
+            "Owner", owners, format_func=lambda o: owner_label(*o), key="shared_owner"
+        )
         provider = c2.selectbox("Provider", sorted(known), key="shared_provider")
         secret = c3.text_input("API key", type="password", key="shared_secret")
         anyway = st.checkbox("Save even if it looks wrong", key="shared_anyway")
@@ -112,16 +139,24 @@ with keys_tab:
             else:
                 try:
                     with svc.sessions.begin() as session:
-                        saved = keys.set_key(session, svc.runtime.cipher, owner_kind=owner[0],
-                                             owner_id=owner[1], provider=provider, secret=secret,
-                                             actor=admin.username, now=utc_now(),
-                                             known_providers=known)
+                        saved = keys.set_key(
+                            session,
+                            svc.runtime.cipher,
+                            owner_kind=owner[0],
+                            owner_id=owner[1],
+                            provider=provider,
+                            secret=secret,
+                            actor=admin.username,
+                            now=utc_now(),
+                            known_providers=known,
+                        )
                 except SwitchboardError as exc:
                     st.error(exc.message)
                 else:
                     settings.routing_changed(svc)
-                    settings.flash(f"Saved {owner_label(*owner)}'s {saved.provider} key "
-                                   f"{saved.masked}.")
+                    settings.flash(
+                        f"Saved {owner_label(*owner)}'s {saved.provider} key {saved.masked}."
+                    )
 
 # --- organisation and team routes ------------------------------------------------------
 with routes_tab:
@@ -129,37 +164,75 @@ with routes_tab:
 
 # --- endpoints ---------------------------------------------------------------------------
 with endpoints_tab:
-    st.caption("OpenAI-compatible servers (vLLM, LM Studio, a company proxy). Their models are "
-               "called as <name>/<model>. An override sends a built-in provider elsewhere.")
+    st.caption(
+        "OpenAI-compatible servers (vLLM, LM Studio, a company proxy). Their models are "
+        "called as <name>/<model>. An override sends a built-in provider elsewhere."
+    )
     if listed:
-        st.dataframe([{"Name": e.name, "Type": e.kind, "Base URL": e.api_base,
-                       "Models": ", ".join(e.models) or "(catalog's)",
-                       "Prefill": e.supports_prefill} for e in listed],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "Name": e.name,
+                    "Type": e.kind,
+                    "Base URL": e.api_base,
+                    "Models": ", ".join(e.models) or "(catalog's)",
+                    "Prefill": e.supports_prefill,
+                }
+                for e in listed
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     names = [e.name for e in listed]
     editing = st.selectbox("Endpoint", ["New endpoint", *names], key="endpoint_pick")
     current = next((e for e in listed if e.name == editing), None)
     with st.form("endpoint"):
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name", value=current.name if current else "", key="ep_name",
-                             disabled=current is not None, placeholder="e.g. corp-vllm")
-        kind = c2.selectbox("Type", endpoints.ENDPOINT_KINDS, key="ep_kind",
-                            index=endpoints.ENDPOINT_KINDS.index(current.kind) if current else 0)
-        base = st.text_input("Base URL", value=current.api_base if current else "", key="ep_base",
-                             placeholder="https://llm.example.com/v1")
-        models_text = st.text_input("Models (comma-separated)", key="ep_models",
-                                    value=", ".join(current.models) if current else "")
-        prefill = st.checkbox("Supports assistant prefill", key="ep_prefill",
-                              value=current.supports_prefill if current else False)
+        name = c1.text_input(
+            "Name",
+            value=current.name if current else "",
+            key="ep_name",
+            disabled=current is not None,
+            placeholder="e.g. corp-vllm",
+        )
+        kind = c2.selectbox(
+            "Type",
+            endpoints.ENDPOINT_KINDS,
+            key="ep_kind",
+            index=endpoints.ENDPOINT_KINDS.index(current.kind) if current else 0,
+        )
+        base = st.text_input(
+            "Base URL",
+            value=current.api_base if current else "",
+            key="ep_base",
+            placeholder="https://llm.example.com/v1",
+        )
+        models_text = st.text_input(
+            "Models (comma-separated)",
+            key="ep_models",
+            value=", ".join(current.models) if current else "",
+        )
+        prefill = st.checkbox(
+            "Supports assistant prefill",
+            key="ep_prefill",
+            value=current.supports_prefill if current else False,
+        )
         if st.form_submit_button("Save endpoint", type="primary"):
             model_list = [m for m in models_text.split(",") if m.strip()]
             try:
                 with svc.sessions.begin() as session:
                     save = endpoints.update_endpoint if current else endpoints.add_endpoint
-                    info = save(session, name=current.name if current else name, kind=kind,
-                                api_base=base, models=model_list, supports_prefill=prefill,
-                                actor=admin.username, now=utc_now(),
-                                builtin_providers=cat.providers())
+                    info = save(
+                        session,
+                        name=current.name if current else name,
+                        kind=kind,
+                        api_base=base,
+                        models=model_list,
+                        supports_prefill=prefill,
+                        actor=admin.username,
+                        now=utc_now(),
+                        builtin_providers=cat.providers(),
+                    )
             except SwitchboardError as exc:
                 st.error(exc.message)
             else:
@@ -173,15 +246,17 @@ with endpoints_tab:
 
             def _delete_endpoint(ep: str = current.name) -> None:
                 with svc.sessions.begin() as session:
-                    endpoints.delete_endpoint(session, name=ep, actor=admin.username,
-                                              now=utc_now())
+                    endpoints.delete_endpoint(session, name=ep, actor=admin.username, now=utc_now())
                 settings.routing_changed(svc)
                 settings.flash(f"Deleted endpoint {ep!r}.")
 
-            settings.confirm(f"endpoint:{current.name}",
-                             f"Delete endpoint {current.name!r}? Its keys are deleted too, and "
-                             "routes naming its models will skip them.", _delete_endpoint,
-                             key="endpoint")
+            settings.confirm(
+                f"endpoint:{current.name}",
+                f"Delete endpoint {current.name!r}? Its keys are deleted too, and "
+                "routes naming its models will skip them.",
+                _delete_endpoint,
+                key="endpoint",
+            )
         settings.show_key_test(current.name, None)
 
 # --- budgets -------------------------------------------------------------------------------
@@ -189,18 +264,32 @@ with budgets_tab:
     with svc.sessions() as session:
         all_budgets = budgets.list_budgets(session, utc_now())
     if all_budgets:
-        st.dataframe([{"Budget": b.label, "Limit": usd(b.limit_micros),
-                       "Spent": usd(b.spent_micros), "Held (in progress)": usd(b.reserved_micros),
-                       "Left": usd(b.remaining_micros), "Kind": "hard" if b.hard else "soft",
-                       "Resets": b.resets_on.isoformat()} for b in all_budgets],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "Budget": b.label,
+                    "Limit": usd(b.limit_micros),
+                    "Spent": usd(b.spent_micros),
+                    "Held (in progress)": usd(b.reserved_micros),
+                    "Left": usd(b.remaining_micros),
+                    "Kind": "hard" if b.hard else "soft",
+                    "Resets": b.resets_on.isoformat(),
+                }
+                for b in all_budgets
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.info("No budgets yet. Without one, spending is unlimited.")
-    scope = st.radio("Budget for", ["user", "team", "provider"], horizontal=True,
-                     key="budget_scope")
+    scope = st.radio(
+        "Budget for", ["user", "team", "provider"], horizontal=True, key="budget_scope"
+    )
     targets: dict[str, str] = (
-        {u.username: str(u.id) for u in users} if scope == "user"
-        else {n: str(i) for i, n in teams} if scope == "team"
+        {u.username: str(u.id) for u in users}
+        if scope == "user"
+        else {n: str(i) for i, n in teams}
+        if scope == "team"
         else {p: p for p in sorted(known)}
     )
     with st.form("budget"):
@@ -217,14 +306,17 @@ with budgets_tab:
                     raise InvalidInput("A budget cannot be negative; type zero or more dollars.")
                 micros = int((amount * MICROS_PER_USD).to_integral_value())
                 with svc.sessions.begin() as session:
-                    info = budgets.set_budget(session, scope, targets[target], micros, hard,
-                                              admin.username, utc_now())
+                    info = budgets.set_budget(
+                        session, scope, targets[target], micros, hard, admin.username, utc_now()
+                    )
             except SwitchboardError as exc:
                 st.error(exc.message)
             else:
                 settings.routing_changed(svc)
-                settings.flash(f"Budget for {info.label}: {usd(info.limit_micros)} a month "
-                               f"({'hard' if info.hard else 'soft'}).")
+                settings.flash(
+                    f"Budget for {info.label}: {usd(info.limit_micros)} a month "
+                    f"({'hard' if info.hard else 'soft'})."
+                )
 
 # --- prices ----------------------------------------------------------------------------------
 with prices_tab:
@@ -234,49 +326,79 @@ with prices_tab:
         unpriced = spend.unpriced_in_use(session, now - timedelta(days=30))
     if unpriced:
         st.warning("Unpriced models in use (last 30 days); their cost is unknown until priced:")
-        st.dataframe([{"Model": u.model, "Requests": u.requests,
-                       "Last used": settings.when(u.last_used)} for u in unpriced],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {"Model": u.model, "Requests": u.requests, "Last used": settings.when(u.last_used)}
+                for u in unpriced
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     if overrides:
         rows = []
         for o in overrides:
             info = cat.get(o.model_id)
-            rows.append({"Model": o.model_id, "From": settings.when(o.effective_from),
-                         "Input $/1M": str(o.input_per_1m), "Output $/1M": str(o.output_per_1m),
-                         "Catalog input $/1M": str(info.input_price) if info and
-                         info.input_price is not None else "unpriced",
-                         "Catalog output $/1M": str(info.output_price) if info and
-                         info.output_price is not None else "unpriced",
-                         "By": o.created_by})
+            rows.append(
+                {
+                    "Model": o.model_id,
+                    "From": settings.when(o.effective_from),
+                    "Input $/1M": str(o.input_per_1m),
+                    "Output $/1M": str(o.output_per_1m),
+                    "Catalog input $/1M": str(info.input_price)
+                    if info and info.input_price is not None
+                    else "unpriced",
+                    "Catalog output $/1M": str(info.output_price)
+                    if info and info.output_price is not None
+                    else "unpriced",
+                    "By": o.created_by,
+                }
+            )
         st.dataframe(rows, hide_index=True, width="stretch")
     with st.form("price"):
-        model_id = st.text_input("Model id", key="price_model",
-                                 value=unpriced[0].model if unpriced else "",
-                                 placeholder="e.g. openai/gpt-4o or corp-vllm/llama3")
+        model_id = st.text_input(
+            "Model id",
+            key="price_model",
+            value=unpriced[0].model if unpriced else "",
+            placeholder="e.g. openai/gpt-4o or corp-vllm/llama3",
+        )
         info = cat.get(model_id.strip()) if model_id.strip() else None
         if info is not None:
-            st.caption(f"Catalog price: ${info.input_price} in / ${info.output_price} out per 1M "
-                       "tokens." if info.priced else "The catalog has no price for this model.")
+            st.caption(
+                f"Catalog price: ${info.input_price} in / ${info.output_price} out per 1M tokens."
+                if info.priced
+                else "The catalog has no price for this model."
+            )
         c1, c2, c3 = st.columns(3)
         in_text = c1.text_input("Input $ per 1M tokens", key="price_in")
         out_text = c2.text_input("Output $ per 1M tokens", key="price_out")
         day = c3.date_input("From (UTC)", value=now.date(), min_value=now.date(), key="price_from")
         if st.form_submit_button("Save price", type="primary"):
             try:
-                start = now.replace(microsecond=0) if day == now.date() else datetime.combine(
-                    day, time.min, tzinfo=UTC)
+                start = (
+                    now.replace(microsecond=0)
+                    if day == now.date()
+                    else datetime.combine(day, time.min, tzinfo=UTC)
+                )
                 with svc.sessions.begin() as session:
                     saved = pricing.set_price_override(
-                        session, model_id, parse_usd(in_text, "The input price"),
-                        parse_usd(out_text, "The output price"), start, admin.username,
-                        utc_now(), resolver.known)
+                        session,
+                        model_id,
+                        parse_usd(in_text, "The input price"),
+                        parse_usd(out_text, "The output price"),
+                        start,
+                        admin.username,
+                        utc_now(),
+                        resolver.known,
+                    )
             except SwitchboardError as exc:
                 st.error(exc.message)
             else:
                 settings.routing_changed(svc)
-                settings.flash(f"Price for {saved.model_id} from "
-                               f"{settings.when(saved.effective_from)}: ${saved.input_per_1m} in, "
-                               f"${saved.output_per_1m} out per 1M tokens.")
+                settings.flash(
+                    f"Price for {saved.model_id} from "
+                    f"{settings.when(saved.effective_from)}: ${saved.input_per_1m} in, "
+                    f"${saved.output_per_1m} out per 1M tokens."
+                )
 
 # --- audit -----------------------------------------------------------------------------------
 with audit_tab:
@@ -285,14 +407,28 @@ with audit_tab:
     action = c2.text_input("Action", key="audit_action", placeholder="e.g. key.set")
     since = c3.date_input("Since", value=utc_now().date() - timedelta(days=30), key="audit_since")
     with svc.sessions() as session:
-        entries = audit.recent(session, limit=500, actor=actor.strip() or None,
-                               action=action.strip() or None,
-                               since=datetime.combine(since, time.min, tzinfo=UTC))
+        entries = audit.recent(
+            session,
+            limit=500,
+            actor=actor.strip() or None,
+            action=action.strip() or None,
+            since=datetime.combine(since, time.min, tzinfo=UTC),
+        )
     if entries:
-        st.dataframe([{"When": settings.when(e.at), "Who": e.actor, "Action": e.action,
-                       "Target": e.target, "Details": ", ".join(f"{k}={v}" for k, v in
-                                                                e.details.items())}
-                      for e in entries], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "When": settings.when(e.at),
+                    "Who": e.actor,
+                    "Action": e.action,
+                    "Target": e.target,
+                    "Details": ", ".join(f"{k}={v}" for k, v in e.details.items()),
+                }
+                for e in entries
+            ],
+            hide_index=True,
+            width="stretch",
+        )
         st.caption(f"{len(entries)} entries, newest first (at most 500).")
     else:
         st.info("No audit entries match these filters.")

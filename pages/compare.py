@@ -63,8 +63,15 @@ def open_session_id(session_id: str | None) -> None:
 def vote(round_id: int, choice: str, label: str | None, comment: str) -> None:
     try:
         with svc.sessions.begin() as s:
-            comparisons.cast_vote(s, auth.caller_for(s, user.id), round_id, choice=choice,
-                                  winner_label=label, comment=comment, now=utc_now())
+            comparisons.cast_vote(
+                s,
+                auth.caller_for(s, user.id),
+                round_id,
+                choice=choice,
+                winner_label=label,
+                comment=comment,
+                now=utc_now(),
+            )
     except SwitchboardError as exc:
         st.error(exc.message)
         return
@@ -72,33 +79,44 @@ def vote(round_id: int, choice: str, label: str | None, comment: str) -> None:
     st.rerun()
 
 
-def show_estimate(settings: RoundSettings, prompt: str,
-                  history: dict[str, list[tuple[str, str]]] | None = None) -> None:
+def show_estimate(
+    settings: RoundSettings, prompt: str, history: dict[str, list[tuple[str, str]]] | None = None
+) -> None:
     if not prompt.strip() or not MIN_MODELS <= len(settings.models) <= MAX_MODELS:
         st.caption("Estimated cost appears once the models and the prompt are set.")
         return
     try:
-        requests = build_requests(caller(), settings, settings.models, prompt.strip(), history,
-                                  profile=active_profile())
+        requests = build_requests(
+            caller(), settings, settings.models, prompt.strip(), history, profile=active_profile()
+        )
         found = estimate_round(svc.runtime.gateway.estimate, requests)
     except SwitchboardError:
         st.caption("No estimate: check the models first.")
         return
-    text = ("unpriced" if found.low_micros is None
-            else f"{usd(found.low_micros)} – {usd(found.high_micros)}")
+    text = (
+        "unpriced"
+        if found.low_micros is None
+        else f"{usd(found.low_micros)} – {usd(found.high_micros)}"
+    )
     extra = f" · unpriced: {', '.join(found.unpriced_models)}" if found.unpriced_models else ""
     st.caption(f"Estimated cost of this round: {text}{extra}")
 
 
-def send_round(settings: RoundSettings, prompt: str, *, session_id: str | None, title: str,
-               shared: bool) -> None:
+def send_round(
+    settings: RoundSettings, prompt: str, *, session_id: str | None, title: str, shared: bool
+) -> None:
     """Check, stream every column, then store the round (and the session, if new)."""
     try:
         with svc.sessions() as s:
             who = auth.caller_for(s, user.id)
             models, (text,) = check_round(
-                s, who, settings, [prompt], resolver=svc.runtime.gateway.resolver(),
-                environ=svc.runtime.gateway.environ)
+                s,
+                who,
+                settings,
+                [prompt],
+                resolver=svc.runtime.gateway.resolver(),
+                environ=svc.runtime.gateway.environ,
+            )
             history = comparisons.histories(s, session_id) if session_id else {}
     except SwitchboardError as exc:
         st.error(exc.message)
@@ -111,10 +129,20 @@ def send_round(settings: RoundSettings, prompt: str, *, session_id: str | None, 
     try:
         with svc.sessions.begin() as s:
             if session_id is None:
-                session_id = comparisons.create_session(s, who, settings, title=title or text[:60],
-                                                        now=utc_now(), shared=shared)
-            comparisons.add_round(s, who, session_id, prompt=text, kind="turn", labels=labels,
-                                  label_seed=seed, answers=answers, now=utc_now())
+                session_id = comparisons.create_session(
+                    s, who, settings, title=title or text[:60], now=utc_now(), shared=shared
+                )
+            comparisons.add_round(
+                s,
+                who,
+                session_id,
+                prompt=text,
+                kind="turn",
+                labels=labels,
+                label_seed=seed,
+                answers=answers,
+                now=utc_now(),
+            )
     except SwitchboardError as exc:
         st.error(exc.message)
         return
@@ -129,8 +157,13 @@ def run_batch(settings: RoundSettings, prompts: list[str], *, title: str, shared
         with svc.sessions() as s:
             who = auth.caller_for(s, user.id)
             models, cleaned = check_round(
-                s, who, settings, prompts, resolver=svc.runtime.gateway.resolver(),
-                environ=svc.runtime.gateway.environ)
+                s,
+                who,
+                settings,
+                prompts,
+                resolver=svc.runtime.gateway.resolver(),
+                environ=svc.runtime.gateway.environ,
+            )
     except SwitchboardError as exc:
         st.error(exc.message)
         return
@@ -139,15 +172,31 @@ def run_batch(settings: RoundSettings, prompts: list[str], *, title: str, shared
     session_id: str | None = None
     for i, text in enumerate(cleaned, start=1):
         labels, seed = draw_labels(models, rng)
-        answers = run_round(svc.gateway, build_requests(who, settings, list(labels.values()), text,
-                                                          profile=active_profile()))
+        answers = run_round(
+            svc.gateway,
+            build_requests(who, settings, list(labels.values()), text, profile=active_profile()),
+        )
         with svc.sessions.begin() as s:
             if session_id is None:
                 session_id = comparisons.create_session(
-                    s, who, settings, title=title or f"Batch of {len(cleaned)} prompts",
-                    now=utc_now(), shared=shared)
-            comparisons.add_round(s, who, session_id, prompt=text, kind="batch", labels=labels,
-                                  label_seed=seed, answers=answers, now=utc_now())
+                    s,
+                    who,
+                    settings,
+                    title=title or f"Batch of {len(cleaned)} prompts",
+                    now=utc_now(),
+                    shared=shared,
+                )
+            comparisons.add_round(
+                s,
+                who,
+                session_id,
+                prompt=text,
+                kind="batch",
+                labels=labels,
+                label_seed=seed,
+                answers=answers,
+                now=utc_now(),
+            )
         progress.progress(i / len(cleaned), text=f"{i} of {len(cleaned)} prompts")
     notice(f"Batch finished: {len(cleaned)} prompts × {len(models)} models.")
     open_session_id(session_id)
@@ -189,10 +238,15 @@ with st.expander(f"Saved sessions ({len(listed)})", expanded=False):
         st.caption("No sessions yet. Your comparisons, and those your team shares, show here.")
     else:
         chosen = st.selectbox(
-            "Your sessions and your team's shared ones", listed, key=state.COMPARE_OPEN,
-            format_func=lambda x: (f"{x.title} · {x.owner}{'' if x.mine else ' (shared)'} · "
-                                   f"{x.rounds} round{'s' if x.rounds != 1 else ''} · "
-                                   f"{x.created_at:%Y-%m-%d %H:%M} UTC"))
+            "Your sessions and your team's shared ones",
+            listed,
+            key=state.COMPARE_OPEN,
+            format_func=lambda x: (
+                f"{x.title} · {x.owner}{'' if x.mine else ' (shared)'} · "
+                f"{x.rounds} round{'s' if x.rounds != 1 else ''} · "
+                f"{x.created_at:%Y-%m-%d %H:%M} UTC"
+            ),
+        )
         if st.button("Open", disabled=chosen is None):
             open_session_id(chosen.id if chosen else None)
             st.rerun()
@@ -212,11 +266,16 @@ if view is not None:
         f"{'on' if view.fallbacks else 'off'} · total cost {usd(view.cost_micros)}"
     )
     if view.read_only:
-        st.info(f"Shared by {view.owner}: read-only. You can add your own votes; "
-                "blind names show once you vote on a round.")
+        st.info(
+            f"Shared by {view.owner}: read-only. You can add your own votes; "
+            "blind names show once you vote on a round."
+        )
     else:
-        share = st.toggle("Share with my team (read-only, they can vote)", value=view.shared,
-                          key=state.compare_share_key(view.id))
+        share = st.toggle(
+            "Share with my team (read-only, they can vote)",
+            value=view.shared,
+            key=state.compare_share_key(view.id),
+        )
         if share != view.shared:
             with svc.sessions.begin() as s:
                 comparisons.set_shared(s, me, view.id, share, now=utc_now())
@@ -242,25 +301,37 @@ if view is not None:
             draw_round(r, on_vote=vote)
 
     if not view.read_only and not batch:
-        followup = st.text_area("Follow-up (each column continues its own conversation)",
-                                key=state.COMPARE_FOLLOWUP)
+        followup = st.text_area(
+            "Follow-up (each column continues its own conversation)", key=state.COMPARE_FOLLOWUP
+        )
         show_estimate(view.settings, followup)
         if st.button("Send follow-up", type="primary"):
-            send_round(view.settings, followup, session_id=view.id, title=view.title,
-                       shared=view.shared)
+            send_round(
+                view.settings, followup, session_id=view.id, title=view.title, shared=view.shared
+            )
 
     st.markdown("##### Export")
     ex = st.columns(3)
-    ex[0].download_button("Markdown", export.to_markdown(view),
-                          file_name=f"comparison-{view.id}.md", mime="text/markdown")
-    ex[1].download_button("CSV", export.to_csv(view),
-                          file_name=f"comparison-{view.id}.csv", mime="text/csv")
-    ex[2].download_button("JSON", export.to_json(view),
-                          file_name=f"comparison-{view.id}.json", mime="application/json")
+    ex[0].download_button(
+        "Markdown",
+        export.to_markdown(view),
+        file_name=f"comparison-{view.id}.md",
+        mime="text/markdown",
+    )
+    ex[1].download_button(
+        "CSV", export.to_csv(view), file_name=f"comparison-{view.id}.csv", mime="text/csv"
+    )
+    ex[2].download_button(
+        "JSON",
+        export.to_json(view),
+        file_name=f"comparison-{view.id}.json",
+        mime="application/json",
+    )
     if not view.read_only:
         with st.expander("Delete this session"):
-            sure = st.checkbox("Yes, delete it with every round, answer and vote",
-                               key=state.COMPARE_DELETE_CONFIRM)
+            sure = st.checkbox(
+                "Yes, delete it with every round, answer and vote", key=state.COMPARE_DELETE_CONFIRM
+            )
             if st.button("Delete session", disabled=not sure):
                 with svc.sessions.begin() as s:
                     comparisons.delete_session(s, me, view.id, now=utc_now())
@@ -272,32 +343,67 @@ if view is not None:
 # --- a new comparison ---------------------------------------------------------------------
 
 catalog = svc.catalog
-options = sorted({m.id for m in catalog.models()} | set(
-    svc.runtime.gateway.resolver().endpoint_models()))
+options = sorted(
+    {m.id for m in catalog.models()} | set(svc.runtime.gateway.resolver().endpoint_models())
+)
 if model_sets:
-    st.selectbox("Saved model set", model_sets, index=None, key=state.COMPARE_SET,
-                 format_func=lambda x: f"{x.name}: {', '.join(x.models)}", on_change=apply_set,
-                 placeholder="Pick a saved set, or choose models below")
-models = st.multiselect(f"Models ({MIN_MODELS}–{MAX_MODELS})", options, key=state.COMPARE_MODELS,
-                        format_func=model_label(catalog),
-                        placeholder="Type to search, e.g. gpt-4o, haiku, low")
+    st.selectbox(
+        "Saved model set",
+        model_sets,
+        index=None,
+        key=state.COMPARE_SET,
+        format_func=lambda x: f"{x.name}: {', '.join(x.models)}",
+        on_change=apply_set,
+        placeholder="Pick a saved set, or choose models below",
+    )
+models = st.multiselect(
+    f"Models ({MIN_MODELS}–{MAX_MODELS})",
+    options,
+    key=state.COMPARE_MODELS,
+    format_func=model_label(catalog),
+    placeholder="Type to search, e.g. gpt-4o, haiku, low",
+)
 c1, c2, c3 = st.columns([2, 1, 1])
-task = c1.text_input("Task (optional)", key=state.COMPARE_TASK,
-                     placeholder="e.g. summarise, code-review")
-temperature = c2.number_input("Temperature", min_value=0.0, max_value=2.0, value=None, step=0.1,
-                              key=state.COMPARE_TEMPERATURE, placeholder="model default")
-max_tokens = c3.number_input("Max tokens", min_value=1, value=None, step=256,
-                             key=state.COMPARE_MAX_TOKENS, placeholder="model default")
+task = c1.text_input(
+    "Task (optional)", key=state.COMPARE_TASK, placeholder="e.g. summarise, code-review"
+)
+temperature = c2.number_input(
+    "Temperature",
+    min_value=0.0,
+    max_value=2.0,
+    value=None,
+    step=0.1,
+    key=state.COMPARE_TEMPERATURE,
+    placeholder="model default",
+)
+max_tokens = c3.number_input(
+    "Max tokens",
+    min_value=1,
+    value=None,
+    step=256,
+    key=state.COMPARE_MAX_TOKENS,
+    placeholder="model default",
+)
 system_prompt = st.text_area("System prompt (optional)", key=state.COMPARE_SYSTEM, height=80)
 t1, t2, t3 = st.columns(3)
 blind = t1.toggle("Blind: hide names until I vote", value=True, key=state.COMPARE_BLIND)
-fallbacks = t2.toggle("Allow fallbacks", value=False, key=state.COMPARE_FALLBACKS,
-                      help="Off: each column is that model alone, so a failure shows as one.")
+fallbacks = t2.toggle(
+    "Allow fallbacks",
+    value=False,
+    key=state.COMPARE_FALLBACKS,
+    help="Off: each column is that model alone, so a failure shows as one.",
+)
 shared = t3.toggle("Share with my team", value=True, key=state.COMPARE_SHARED)
 title = st.text_input("Session title (optional)", key=state.COMPARE_TITLE)
 settings = RoundSettings(
-    models=tuple(models), task=task, system_prompt=system_prompt, temperature=temperature,
-    max_tokens=None if max_tokens is None else int(max_tokens), fallbacks=fallbacks, blind=blind)
+    models=tuple(models),
+    task=task,
+    system_prompt=system_prompt,
+    temperature=temperature,
+    max_tokens=None if max_tokens is None else int(max_tokens),
+    fallbacks=fallbacks,
+    blind=blind,
+)
 
 with st.popover("Save these models as a set"):
     set_name = st.text_input("Set name", key=state.COMPARE_SET_NAME)
@@ -317,15 +423,21 @@ with one:
     if st.button("Send to all models", type="primary"):
         send_round(settings, prompt, session_id=None, title=title, shared=shared)
 with many:
-    st.caption(f"Up to {MAX_BATCH_PROMPTS} prompts; each goes to every chosen model. "
-               "Batch results show model names.")
+    st.caption(
+        f"Up to {MAX_BATCH_PROMPTS} prompts; each goes to every chosen model. "
+        "Batch results show model names."
+    )
     pasted = st.text_area("Prompts, one per line", key=state.COMPARE_BATCH_TEXT, height=120)
-    upload = st.file_uploader("…or a CSV file with a `prompt` column", type=["csv"],
-                              key=state.COMPARE_BATCH_FILE)
+    upload = st.file_uploader(
+        "…or a CSV file with a `prompt` column", type=["csv"], key=state.COMPARE_BATCH_FILE
+    )
     if st.button("Run batch", type="primary"):
         try:
-            batch_prompts = (prompts_from_csv(upload.getvalue()) if upload is not None
-                             else prompts_from_text(pasted))
+            batch_prompts = (
+                prompts_from_csv(upload.getvalue())
+                if upload is not None
+                else prompts_from_text(pasted)
+            )
         except SwitchboardError as exc:
             st.error(exc.message)
         else:

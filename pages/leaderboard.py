@@ -22,8 +22,9 @@ svc = services()
 
 
 @st.cache_data(ttl=60, show_spinner="Fitting ratings…")
-def board(task: str | None, team_id: int | None, since: datetime | None
-          ) -> list[leaderboard.LeaderRow]:
+def board(
+    task: str | None, team_id: int | None, since: datetime | None
+) -> list[leaderboard.LeaderRow]:
     # Cached per filter set (shared by every user with the same filters), 60 s.
     with svc.sessions() as s:
         return leaderboard.leaderboard(s, task=task, team_id=team_id, since=since)
@@ -51,20 +52,30 @@ else:
 default_team = team_choices.index(me.team_id) if me.team_id in team_choices else 0
 c1, c2, c3 = st.columns(3)
 team_pick = c1.selectbox(
-    "Team", team_choices, index=default_team,
-    format_func=lambda t: "Whole organisation" if t == ALL_TEAMS else team_names.get(t, "?"))
-task_pick = c2.selectbox("Task", [None, *tasks],
-                         format_func=lambda t: "Overall (every task)" if t is None
-                         else (t or "(no task)"))
+    "Team",
+    team_choices,
+    index=default_team,
+    format_func=lambda t: "Whole organisation" if t == ALL_TEAMS else team_names.get(t, "?"),
+)
+task_pick = c2.selectbox(
+    "Task",
+    [None, *tasks],
+    format_func=lambda t: "Overall (every task)" if t is None else (t or "(no task)"),
+)
 range_pick = c3.selectbox("Time range", list(RANGES), index=1)
 days = RANGES[range_pick]
-since = None if days is None else (utc_now() - timedelta(days=days)).replace(
-    minute=0, second=0, microsecond=0)  # hour granularity keeps the cache useful
+since = (
+    None
+    if days is None
+    else (utc_now() - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+)  # hour granularity keeps the cache useful
 
 rows = board(task_pick, None if team_pick == ALL_TEAMS else team_pick, since)
 if not rows:
-    st.info("No votes match these filters yet. Compare models on the Compare page and vote; "
-            "ratings appear here.")
+    st.info(
+        "No votes match these filters yet. Compare models on the Compare page and vote; "
+        "ratings appear here."
+    )
     st.stop()
 
 st.dataframe(
@@ -75,10 +86,10 @@ st.dataframe(
             "95% interval": f"{r.ci_low:.0f} – {r.ci_high:.0f}",
             "win rate": r.win_rate,
             "votes": r.votes,
-            "median cost / answer": "unpriced" if not r.priced
+            "median cost / answer": "unpriced"
+            if not r.priced
             else ("–" if r.median_cost_micros is None else usd(r.median_cost_micros)),
-            "median latency s": None if r.median_latency_ms is None
-            else r.median_latency_ms / 1000,
+            "median latency s": None if r.median_latency_ms is None else r.median_latency_ms / 1000,
             "quality per $": r.quality_per_dollar,
         }
         for r in rows
@@ -86,17 +97,21 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "win rate": st.column_config.ProgressColumn("win rate", format="percent",
-                                                     min_value=0.0, max_value=1.0),
+        "win rate": st.column_config.ProgressColumn(
+            "win rate", format="percent", min_value=0.0, max_value=1.0
+        ),
         "median latency s": st.column_config.NumberColumn(format="%.2f"),
         "quality per $": st.column_config.NumberColumn(
-            format="%.0f", help="Chance of beating an average model, per dollar per answer"),
+            format="%.0f", help="Chance of beating an average model, per dollar per answer"
+        ),
     },
 )
 unpriced = [r.model for r in rows if not r.priced]
 if unpriced:
-    st.warning(f"Unpriced (cost unknown, not $0): {', '.join(unpriced)}. "
-               "An admin can set a price on the Admin page.")
+    st.warning(
+        f"Unpriced (cost unknown, not $0): {', '.join(unpriced)}. "
+        "An admin can set a price on the Admin page."
+    )
 
 st.subheader("Quality per dollar")
 plotted = [r for r in rows if r.priced and r.median_cost_micros]

@@ -32,9 +32,15 @@ with st.expander("Add a user", expanded=False), st.form("add_user", clear_on_sub
         try:
             with svc.sessions.begin() as session:
                 created = auth.create_user(
-                    session, username=username, password=password, role=role,
-                    team=team or None, display_name=name, email=email or None,
-                    actor=admin.username, now=utc_now(),
+                    session,
+                    username=username,
+                    password=password,
+                    role=role,
+                    team=team or None,
+                    display_name=name,
+                    email=email or None,
+                    actor=admin.username,
+                    now=utc_now(),
                 )
         except SwitchboardError as exc:
             st.error(exc.message)
@@ -65,8 +71,10 @@ st.subheader("Change a user")
 names = [u.username for u in users]
 who = st.selectbox("User", names, key="edit_user")
 target = next(u for u in users if u.username == who)
-st.caption(f"{target.display_name} · {target.role} · team {target.team or 'none'} · "
-           + ("active" if target.active else "deactivated"))
+st.caption(
+    f"{target.display_name} · {target.role} · team {target.team or 'none'} · "
+    + ("active" if target.active else "deactivated")
+)
 
 
 def _apply(change: str, action: Callable[[Session], object]) -> None:
@@ -85,13 +93,21 @@ c1, c2 = st.columns(2)
 with c1:
     new_role = st.selectbox("Role", ROLES, index=ROLES.index(target.role), key="edit_role")
     if st.button("Save role", key="save_role"):
-        _apply(f"{who} is now {new_role}.", lambda s: auth.set_role(
-            s, username=who, role=new_role, actor=admin.username, now=utc_now()))
+        _apply(
+            f"{who} is now {new_role}.",
+            lambda s: auth.set_role(
+                s, username=who, role=new_role, actor=admin.username, now=utc_now()
+            ),
+        )
 with c2:
     new_team = st.text_input("Team (empty: no team)", value=target.team or "", key="edit_team")
     if st.button("Save team", key="save_team"):
-        _apply(f"{who} moved to {new_team.strip() or 'no team'}.", lambda s: auth.set_team(
-            s, username=who, team=new_team or None, actor=admin.username, now=utc_now()))
+        _apply(
+            f"{who} moved to {new_team.strip() or 'no team'}.",
+            lambda s: auth.set_team(
+                s, username=who, team=new_team or None, actor=admin.username, now=utc_now()
+            ),
+        )
 
 c1, c2 = st.columns(2)
 with c1:
@@ -100,16 +116,33 @@ with c1:
             f"deactivate:{who}",
             f"Deactivate {who}? They are signed out on their next action and cannot sign in; "
             "their history stays.",
-            lambda: _apply(f"Deactivated {who}.", lambda s: auth.set_active(
-                s, username=who, active=False, actor=admin.username, now=utc_now())),
-            key="deactivate", label="Deactivate")
+            lambda: _apply(
+                f"Deactivated {who}.",
+                lambda s: auth.set_active(
+                    s, username=who, active=False, actor=admin.username, now=utc_now()
+                ),
+            ),
+            key="deactivate",
+            label="Deactivate",
+        )
     elif st.button("Reactivate", key="reactivate"):
-        _apply(f"Reactivated {who}.", lambda s: auth.set_active(
-            s, username=who, active=True, actor=admin.username, now=utc_now()))
+        _apply(
+            f"Reactivated {who}.",
+            lambda s: auth.set_active(
+                s, username=who, active=True, actor=admin.username, now=utc_now()
+            ),
+        )
 with c2, st.form("reset_password", clear_on_submit=True):
-    new_password = st.text_input("New password", type="password", key="reset_pw",
-                                 help=f"At least {auth.MIN_PASSWORD_LENGTH} characters.")
+    new_password = st.text_input(
+        "New password",
+        type="password",
+        key="reset_pw",
+        help=f"At least {auth.MIN_PASSWORD_LENGTH} characters.",
+    )
     if st.form_submit_button("Reset password"):
-        _apply(f"Password reset for {who}; tell them the new one in person.",
-               lambda s: auth.reset_password(s, username=who, new_password=new_password,
-                                             actor=admin.username, now=utc_now()))
+        _apply(
+            f"Password reset for {who}; tell them the new one in person.",
+            lambda s: auth.reset_password(
+                s, username=who, new_password=new_password, actor=admin.username, now=utc_now()
+            ),
+        )

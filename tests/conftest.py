@@ -75,6 +75,12 @@ def add_user(
 ) -> UserInfo:
     with sessions.begin() as s:
         return auth.create_user(
-            s, username=username, password=password, role=role, team=team,
-            actor="test", now=utc_now(), rounds=TEST_ROUNDS,
+            s,
+            username=username,
+            password=password,
+            role=role,
+            team=team,
+            actor="test",
+            now=utc_now(),
+            rounds=TEST_ROUNDS,
         )

@@ -76,22 +76,36 @@ class Rig:
 
     def request(self, model: str = GPT, *, stream: bool = False, **kw: Any) -> ChatRequest:
         messages = kw.pop("messages", ({"role": "user", "content": "Say hello to the team"},))
-        return ChatRequest(caller=self.caller, messages=tuple(messages), model=model,
-                           stream=stream, **kw)
+        return ChatRequest(
+            caller=self.caller, messages=tuple(messages), model=model, stream=stream, **kw
+        )
 
     def point_openai_at(self, api_base: str) -> None:
         """Override the built-in openai provider's base URL (e.g. a dead or silent port)."""
         with self.sessions.begin() as s:
-            endpoints.update_endpoint(s, name="openai", kind="override", api_base=api_base,
-                                      actor="t", now=utc_now(),
-                                      builtin_providers=self.catalog.providers())
+            endpoints.update_endpoint(
+                s,
+                name="openai",
+                kind="override",
+                api_base=api_base,
+                actor="t",
+                now=utc_now(),
+                builtin_providers=self.catalog.providers(),
+            )
         self.gateway.refresh()
 
     def set_route(self, models: Sequence[str], **options: Any) -> None:
         with self.sessions.begin() as s:
-            routes.set_route(s, scope="org", scope_id=0, models=models,
-                             known_model=lambda m: True, actor="test", now=utc_now(),
-                             options=routes.RouteOptions(**options))
+            routes.set_route(
+                s,
+                scope="org",
+                scope_id=0,
+                models=models,
+                known_model=lambda m: True,
+                actor="test",
+                now=utc_now(),
+                options=routes.RouteOptions(**options),
+            )
         self.gateway.refresh()
 
     def rows(self) -> list[RequestRow]:
@@ -132,19 +146,31 @@ async def rig(sessions: sessionmaker[Session]) -> AsyncIterator[Rig]:
         with sessions.begin() as s:
             builtins = catalog.providers()
             for name, fake in (("openai", fake_openai), ("anthropic", fake_anthropic)):
-                endpoints.add_endpoint(s, name=name, kind="override", api_base=fake.base_url,
-                                       models=(), actor="test", now=utc_now(),
-                                       builtin_providers=builtins)
+                endpoints.add_endpoint(
+                    s,
+                    name=name,
+                    kind="override",
+                    api_base=fake.base_url,
+                    models=(),
+                    actor="test",
+                    now=utc_now(),
+                    builtin_providers=builtins,
+                )
         gateway = Gateway(
-            sessions=sessions, catalog=catalog, cipher=cipher, clock=clock, sleep=sleeps,
+            sessions=sessions,
+            catalog=catalog,
+            cipher=cipher,
+            clock=clock,
+            sleep=sleeps,
             environ={"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
             settings=GatewaySettings(
                 retry=RetryPolicy(max_retries=2), refresh_s=0.0, policy_ttl_s=0.0
             ),
         )
         try:
-            yield Rig(gateway, sessions, fake_openai, fake_anthropic, user, clock, sleeps,
-                      catalog, cipher)
+            yield Rig(
+                gateway, sessions, fake_openai, fake_anthropic, user, clock, sleeps, catalog, cipher
+            )
         finally:
             await gateway.aclose()  # the test's loop is still running here
             gateway.close()

@@ -53,8 +53,10 @@ def test_endpoint_form_refuses_malformed_url_and_duplicate_name(sessions, app_fa
     at.button(key="FormSubmitter:endpoint-Save endpoint").click().run()
     assert any("already exists" in e.value for e in at.error)
     with sessions() as s:
-        assert s.scalar(select(Endpoint.api_base).where(Endpoint.name == "corp-llm")) == \
-            app_fakes.openai.base_url
+        assert (
+            s.scalar(select(Endpoint.api_base).where(Endpoint.name == "corp-llm"))
+            == app_fakes.openai.base_url
+        )
     # The endpoint's Test button makes one call to its first model.
     at.selectbox(key="endpoint_pick").set_value("corp-llm").run()
     at.button(key="test_endpoint").click().run()
@@ -170,8 +172,10 @@ def test_routes_tab_sets_org_and_team_routes_with_their_options(sessions):
     at.button(key="sr_save").click().run()
     table = next(d.value for d in at.dataframe if "Chain" in d.value.columns)
     assert list(table["For"]) == ["Organisation", "Team Red"]
-    assert list(table["Options"]) == ["1 retry per model, total timeout 60 s",
-                                      "fails over on content refusals"]
+    assert list(table["Options"]) == [
+        "1 retry per model, total timeout 60 s",
+        "fails over on content refusals",
+    ]
 
     # The gateway's resolution uses them: the team's code route, the org's default.
     caller = Caller(member.id, "mia", "member", red)
@@ -179,9 +183,16 @@ def test_routes_tab_sets_org_and_team_routes_with_their_options(sessions):
         code = routes.resolve(s, caller, model="auto", fallbacks=None, task="code")
         chat = routes.resolve(s, caller, model="auto", fallbacks=None, task="chat")
     assert (code.chain, code.source, code.options.content_refusal_failover) == (
-        ("openai/gpt-4o",), "task:team", True)
+        ("openai/gpt-4o",),
+        "task:team",
+        True,
+    )
     assert (chat.chain, chat.source, chat.options.total_timeout_s, chat.options.max_retries) == (
-        (MINI, "openai/gpt-4o"), "org", 60.0, 1)
+        (MINI, "openai/gpt-4o"),
+        "org",
+        60.0,
+        1,
+    )
 
     # Removing asks first.
     at.button(key="del_shared_route").click().run()
@@ -217,15 +228,19 @@ def test_routes_tab_sets_cost_optimised_weights_and_provider_order(sessions):
     table = next(d.value for d in at.dataframe if "Chain" in d.value.columns)
     assert list(table["Options"]) == [
         "cost-optimised order, weights price 0.7, latency 0.3, quality 0, preference 0, "
-        "prefers anthropic > openai"]
+        "prefers anthropic > openai"
+    ]
 
     # What the gateway resolves for a member: the same weights and order.
     member = add_user(sessions, "mia", "member", team="Red")
     with sessions() as s:
         red = s.scalar(select(Team.id).where(Team.name == "Red"))
-        route = routes.resolve(s, Caller(member.id, "mia", "member", red), model="auto",
-                               fallbacks=None, task="chat")
+        route = routes.resolve(
+            s, Caller(member.id, "mia", "member", red), model="auto", fallbacks=None, task="chat"
+        )
     w = route.options.weights
     assert (route.options.cost_optimised, route.options.provider_order) == (
-        True, ("anthropic", "openai"))
+        True,
+        ("anthropic", "openai"),
+    )
     assert (w.price, w.latency, w.quality, w.preference) == (0.7, 0.3, 0.0, 0.0)

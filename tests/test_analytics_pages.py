@@ -30,12 +30,22 @@ def people(sessions):
     now = utc_now()
     rows = []
     # alice spends $0.000111 a request, bob $0.000222, carol $0.000333: sums show who is counted.
-    for name, team, cost, n in (("alice", "Ops", 111, 3), ("bob", "Ops", 222, 2),
-                                ("carol", "Lab", 333, 4)):
+    for name, team, cost, n in (
+        ("alice", "Ops", 111, 3),
+        ("bob", "Ops", 222, 2),
+        ("carol", "Lab", 333, 4),
+    ):
         for i in range(n):
-            rows.append(request_row(now - timedelta(hours=i + 1), user_id=users[name].id,
-                                    username=name, team_id=teams[team], cost_micros=cost,
-                                    task=f"task-of-{name}"))
+            rows.append(
+                request_row(
+                    now - timedelta(hours=i + 1),
+                    user_id=users[name].id,
+                    username=name,
+                    team_id=teams[team],
+                    cost_micros=cost,
+                    task=f"task-of-{name}",
+                )
+            )
     insert(sessions, *rows)
     return users
 
@@ -162,8 +172,9 @@ def test_every_view_works_on_demo_data(sessions):
     open_view(at, "Export")
     next(b for b in at.button if b.label == "Prepare the requests CSV").click().run()
     assert not at.exception
-    assert any(d.label.startswith("Download ") and "requests" in d.label
-               for d in at.get("download_button"))
+    assert any(
+        d.label.startswith("Download ") and "requests" in d.label for d in at.get("download_button")
+    )
 
 
 def test_model_table_shows_the_teams_comparison_rating(people, sessions):
@@ -172,8 +183,9 @@ def test_model_table_shows_the_teams_comparison_rating(people, sessions):
     ops = cmp.caller(sessions, people["bob"].id)
     sid = cmp.new_session(sessions, ops, ["openai/gpt-4o", "openai/gpt-4o-mini"])
     for _ in range(3):
-        rid = cmp.add_round(sessions, ops, sid, [cmp.answer("openai/gpt-4o"),
-                                                 cmp.answer("openai/gpt-4o-mini")])
+        rid = cmp.add_round(
+            sessions, ops, sid, [cmp.answer("openai/gpt-4o"), cmp.answer("openai/gpt-4o-mini")]
+        )
         cmp.vote(sessions, ops, rid, "best", "openai/gpt-4o")
     at = open_view(signed_in("bob", PAGE), "Models")
     table = next(el.value for el in at.dataframe if "rating" in el.value.columns)

@@ -74,7 +74,11 @@ def test_each_alert_is_sent_once_and_failures_are_retried(sessions, hook):
         later = [alert("unpriced-model"), alert("fallback-day", "2026-03-11"), *first]
         assert webhook.dispatch(sessions, later, now=NOW, client=client) == 2
     assert [b["kind"] for b in server.bodies] == [
-        "fallback-day", "no-key", "unpriced-model", "fallback-day"]
+        "fallback-day",
+        "no-key",
+        "unpriced-model",
+        "fallback-day",
+    ]
     assert server.bodies[0]["text"] == "[Switchboard] fallback-day happened"
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Alert)) == 4
@@ -107,8 +111,18 @@ def test_usage_alerts_command_sends_new_alerts_once(sessions, hook):
 
     server, url = hook
     now = datetime.now(UTC)
-    insert(sessions, *(request_row(now - timedelta(minutes=i + 1), served_model="local/x",
-                                   provider="local", cost_micros=None) for i in range(3)))
+    insert(
+        sessions,
+        *(
+            request_row(
+                now - timedelta(minutes=i + 1),
+                served_model="local/x",
+                provider="local",
+                cost_micros=None,
+            )
+            for i in range(3)
+        ),
+    )
     with sessions.begin() as s:
         webhook.set_webhook_url(s, url, actor="boss", now=NOW)
     code, out, err = run_cli("usage", "alerts", "--send")

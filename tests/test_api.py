@@ -168,8 +168,11 @@ async def test_a_checked_token_is_trusted_for_the_ttl_then_rechecked(api: Api) -
     now = [1000.0]
     api.ctx.callers = TtlCache(CALLER_TTL_S, clock=lambda: now[0])
     queries: list[str] = []
-    event.listen(api.runtime.engine, "before_cursor_execute",
-                 lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None)
+    event.listen(
+        api.runtime.engine,
+        "before_cursor_execute",
+        lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None,
+    )
     assert (await api.client.get("/v1/models", headers=api.auth)).status_code == 200
     assert (await api.client.get("/v1/models", headers=api.auth)).status_code == 200
     assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 1
@@ -183,10 +186,14 @@ async def test_a_checked_token_is_trusted_for_the_ttl_then_rechecked(api: Api) -
 
 async def test_concurrent_requests_with_an_unchecked_token_cost_one_query(api: Api) -> None:
     queries: list[str] = []
-    event.listen(api.runtime.engine, "before_cursor_execute",
-                 lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None)
+    event.listen(
+        api.runtime.engine,
+        "before_cursor_execute",
+        lambda *a: queries.append(a[2]) if "gateway_tokens" in a[2] else None,
+    )
     replies = await asyncio.gather(
-        *(api.client.get("/v1/models", headers=api.auth) for _ in range(32)))
+        *(api.client.get("/v1/models", headers=api.auth) for _ in range(32))
+    )
     assert [r.status_code for r in replies] == [200] * 32
     assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 1
 
@@ -259,10 +266,17 @@ async def test_profile_field_picks_the_callers_profile_route(
 ) -> None:
     api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
     with api.runtime.sessions.begin() as s:
-        drafting = profiles.create_profile(s, user_id=api.user_id, name="drafting",
-                                           keys_choice="auto", actor="t", now=utc_now())
-        profiles.set_profile_route(s, profile_id=drafting.id, models=[f"anthropic/{HAIKU}"],
-                                   known_model=lambda m: True, actor="t", now=utc_now())
+        drafting = profiles.create_profile(
+            s, user_id=api.user_id, name="drafting", keys_choice="auto", actor="t", now=utc_now()
+        )
+        profiles.set_profile_route(
+            s,
+            profile_id=drafting.id,
+            models=[f"anthropic/{HAIKU}"],
+            known_model=lambda m: True,
+            actor="t",
+            now=utc_now(),
+        )
     api.runtime.gateway.refresh()
     r = await api.chat({"messages": HI, "profile": "drafting"})
     assert r.status_code == 200, r.text
@@ -272,9 +286,14 @@ async def test_profile_field_picks_the_callers_profile_route(
     assert (row.profile, row.served_model) == ("drafting", f"anthropic/{HAIKU}")
 
 
-@pytest.mark.parametrize(("profile", "fragment"), [("nope", "no profile named 'nope'"),
-                                                   (7, "`profile` must be a string"),
-                                                   ("x" * 65, "at most 64 characters")])
+@pytest.mark.parametrize(
+    ("profile", "fragment"),
+    [
+        ("nope", "no profile named 'nope'"),
+        (7, "`profile` must be a string"),
+        ("x" * 65, "at most 64 characters"),
+    ],
+)
 async def test_bad_profile_is_400_and_sends_nothing(
     api: Api, fake_openai: FakeOpenAI, profile: Any, fragment: str
 ) -> None:
@@ -289,8 +308,14 @@ async def test_metadata_is_stored_on_the_request_row(
     api: Api, fake_openai: FakeOpenAI, stream: bool
 ) -> None:
     # At every limit at once: 16 keys, a 64-character key, a 512-character value.
-    metadata: dict[str, Any] = {"ticket": "OPS-12", "run": 3, "ratio": 0.5, "dry": False,
-                                "note": None, "k" * 64: "ü" * 512}
+    metadata: dict[str, Any] = {
+        "ticket": "OPS-12",
+        "run": 3,
+        "ratio": 0.5,
+        "dry": False,
+        "note": None,
+        "k" * 64: "ü" * 512,
+    }
     metadata.update({f"tag{i}": str(i) for i in range(16 - len(metadata))})
     r = await api.chat({"model": MINI, "messages": HI, "stream": stream, "metadata": metadata})
     assert r.status_code == 200, r.text
@@ -312,8 +337,11 @@ BAD_METADATA = [
 ]
 
 
-@pytest.mark.parametrize(("metadata", "hint"), [(m, h) for _, m, h in BAD_METADATA],
-                         ids=[name for name, _, _ in BAD_METADATA])
+@pytest.mark.parametrize(
+    ("metadata", "hint"),
+    [(m, h) for _, m, h in BAD_METADATA],
+    ids=[name for name, _, _ in BAD_METADATA],
+)
 async def test_bad_metadata_is_400_and_nothing_is_sent_or_recorded(
     api: Api, fake_openai: FakeOpenAI, metadata: Any, hint: str
 ) -> None:
@@ -327,8 +355,10 @@ async def test_bad_metadata_is_400_and_nothing_is_sent_or_recorded(
 
 async def test_metadata_too_large_a_float_is_400(api: Api) -> None:
     # json.loads reads 1e400 as infinity, which no JSON column can store.
-    content = b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],' \
-              b' "metadata": {"k": 1e400}}'
+    content = (
+        b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],'
+        b' "metadata": {"k": 1e400}}'
+    )
     r = await api.client.post("/v1/chat/completions", content=content, headers=api.auth)
     assert r.status_code == 400 and "`metadata.k` is too large" in r.text, r.text
     assert api.ledger() == []
@@ -423,8 +453,11 @@ async def test_stream_failure_before_text_is_an_http_error(
 
 
 def content_chunks(events: list[Any]) -> list[dict[str, Any]]:
-    return [e for e in events if isinstance(e, dict) and e.get("choices")
-            and e["choices"][0]["delta"].get("content")]
+    return [
+        e
+        for e in events
+        if isinstance(e, dict) and e.get("choices") and e["choices"][0]["delta"].get("content")
+    ]
 
 
 async def test_stream_headers_name_the_model_after_a_failover_before_text(
@@ -433,8 +466,13 @@ async def test_stream_headers_name_the_model_after_a_failover_before_text(
     api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
     fake_openai.configure("gpt-4o", default=Status(503))
     haiku = f"anthropic/{HAIKU}"
-    body = {"model": "openai/gpt-4o", "messages": HI, "stream": True, "fallbacks": [haiku],
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "openai/gpt-4o",
+        "messages": HI,
+        "stream": True,
+        "fallbacks": [haiku],
+        "stream_options": {"include_usage": True},
+    }
     r = await api.chat(body)
     assert r.status_code == 200, r.text
     h = r.headers
@@ -466,8 +504,9 @@ async def _stream_cut_then_continued(
     for model in ("gpt-4o-mini", "gpt-4o"):
         fake_openai.configure(model, tokens=CONTINUED_WORDS)
     fake_openai.script("gpt-4o-mini", Reply(cut_after=3, token_delay=0.02, rst=True))
-    return await api.chat({"model": MINI, "messages": HI, "stream": True,
-                           "fallbacks": ["openai/gpt-4o"], **body})
+    return await api.chat(
+        {"model": MINI, "messages": HI, "stream": True, "fallbacks": ["openai/gpt-4o"], **body}
+    )
 
 
 async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
@@ -478,7 +517,9 @@ async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
     assert r.status_code == 200, r.text
     # Sent at the first text: the model streaming then, before the cut.
     assert (r.headers["x-switchboard-model"], r.headers["x-switchboard-fallback"]) == (
-        MINI, "false")
+        MINI,
+        "false",
+    )
     model, outcome, _ = r.headers["x-switchboard-attempts"].rsplit(":", 2)
     assert (model, outcome) == (MINI, "streaming")
     events = sse_events(r.text)
@@ -496,8 +537,7 @@ async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
 async def test_usage_is_the_answering_models_and_cost_covers_the_cut_attempt_too(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
-    r = await _stream_cut_then_continued(
-        api, fake_openai, stream_options={"include_usage": True})
+    r = await _stream_cut_then_continued(api, fake_openai, stream_options={"include_usage": True})
     events = sse_events(r.text)
     usage = events[-2]["usage"]
     info = next(e["x_switchboard"] for e in events[:-1] if "x_switchboard" in e)
@@ -640,7 +680,11 @@ async def test_model_without_a_key_for_the_caller_is_403_and_sends_nothing(
     assert fake_anthropic.count() == 0 and fake_openai.count() == 0
     [row] = api.ledger()  # refused like a budget or rate limit: one row, no attempts
     assert (row.status, row.error_class, row.requested_model, row.attempt_count) == (
-        "no-key", "ModelNotAllowed", haiku, 0)
+        "no-key",
+        "ModelNotAllowed",
+        haiku,
+        0,
+    )
     assert r.headers["x-switchboard-request-id"] == row.id
 
 
@@ -649,9 +693,15 @@ async def test_a_route_may_still_skip_a_model_without_a_key(
 ) -> None:
     # Only a model the request names is refused; `auto` walks the route as before.
     with api.runtime.sessions.begin() as s:
-        routes.set_route(s, scope="user", scope_id=api.user_id,
-                         models=[f"anthropic/{HAIKU}", MINI], known_model=lambda m: True,
-                         actor="test", now=utc_now())
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=api.user_id,
+            models=[f"anthropic/{HAIKU}", MINI],
+            known_model=lambda m: True,
+            actor="test",
+            now=utc_now(),
+        )
     r = await api.chat({"messages": HI})
     assert r.status_code == 200, r.text
     assert r.headers["x-switchboard-model"] == MINI
@@ -663,8 +713,9 @@ async def test_a_profile_whose_keys_choice_excludes_every_key_is_403(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
     with api.runtime.sessions.begin() as s:
-        profiles.create_profile(s, user_id=api.user_id, name="Personal", keys_choice="own",
-                                actor="t", now=utc_now())
+        profiles.create_profile(
+            s, user_id=api.user_id, name="Personal", keys_choice="own", actor="t", now=utc_now()
+        )
     r = await api.chat({"model": MINI, "messages": HI, "profile": "Personal"})
     assert r.status_code == 403, r.text
     assert "profile 'Personal'" in r.json()["error"]["message"]
@@ -794,8 +845,9 @@ async def test_models_follow_the_profiles_keys_choice(api: Api) -> None:
     # The environment's OpenAI key is shared, not the caller's own: a profile that
     # allows only the caller's own keys sees no OpenAI model, as its chats would.
     with api.runtime.sessions.begin() as s:
-        profiles.create_profile(s, user_id=api.user_id, name="Personal", keys_choice="own",
-                                actor="t", now=utc_now())
+        profiles.create_profile(
+            s, user_id=api.user_id, name="Personal", keys_choice="own", actor="t", now=utc_now()
+        )
     r = await api.client.get("/v1/models?profile=Personal", headers=api.auth)
     assert r.status_code == 200
     owners = {m["owned_by"] for m in r.json()["data"]}

@@ -127,9 +127,7 @@ def test_sdk_stream_headers_and_chunks_name_the_model_after_a_failover(
 def test_sdk_errors_before_text_on_a_stream(served: Served, fake_openai: FakeOpenAI) -> None:
     client = served.client()
     with pytest.raises(openai.PermissionDeniedError) as denied:  # no anthropic key: 403
-        client.chat.completions.create(
-            model="anthropic/claude-haiku-4-5", messages=HI, stream=True
-        )
+        client.chat.completions.create(model="anthropic/claude-haiku-4-5", messages=HI, stream=True)
     assert denied.value.code == "model_not_allowed"
     fake_openai.configure("gpt-4o-mini", default=Status(400))
     with pytest.raises(openai.APIStatusError) as failed:
@@ -302,7 +300,10 @@ def test_switchboard_api_process_flushes_every_row_on_sigterm_under_load(
     sock.close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "core", "api", "--port", str(port), "--log-level", "warning"],
-        env=_env(), cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=_env(),
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     n = 40
     models = [MINI if i % 2 else "openai/gpt-4o" for i in range(n)]
@@ -315,7 +316,8 @@ def test_switchboard_api_process_flushes_every_row_on_sigterm_under_load(
 
     async def load() -> list[str]:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=30,
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
             headers={"Authorization": f"Bearer {token}"},
             limits=httpx.Limits(max_connections=n),
         ) as client:

@@ -18,8 +18,14 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("password", "fragment"),
-    [("", "empty"), ("   ", "empty"), ("short", "too short"), ("aaaaaaaaaaaa", "easy to guess"),
-     ("password123", "easy to guess"), ("xx-alice-xx-1", "username")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("short", "too short"),
+        ("aaaaaaaaaaaa", "easy to guess"),
+        ("password123", "easy to guess"),
+        ("xx-alice-xx-1", "username"),
+    ],
 )
 def test_weak_passwords_are_refused(password, fragment):
     with pytest.raises(InvalidInput, match=fragment):
@@ -57,8 +63,16 @@ def test_unknown_role_and_bad_email_are_refused(sessions):
     with pytest.raises(InvalidInput, match="Unknown role 'owner'"):
         add_user(sessions, "alice", role="owner")
     with sessions.begin() as s, pytest.raises(InvalidInput, match="email"):
-        auth.create_user(s, username="bob", password=PASSWORD, role="member", actor="t",
-                         now=T0, email="not-an-email", rounds=TEST_ROUNDS)
+        auth.create_user(
+            s,
+            username="bob",
+            password=PASSWORD,
+            role="member",
+            actor="t",
+            now=T0,
+            email="not-an-email",
+            rounds=TEST_ROUNDS,
+        )
 
 
 def test_first_admin_only_once(sessions):

@@ -21,8 +21,9 @@ def _budget(rig, micros: int) -> None:
 
 
 def _request(rig):
-    return rig.request(GPT, fallbacks=(), max_tokens=MAX_OUT,
-                       messages=({"role": "user", "content": CHINESE},))
+    return rig.request(
+        GPT, fallbacks=(), max_tokens=MAX_OUT, messages=({"role": "user", "content": CHINESE},)
+    )
 
 
 def test_the_bound_covers_text_the_estimate_undercounts():
@@ -58,9 +59,15 @@ async def test_back_to_back_requests_never_take_spending_past_the_limit(rig):
     assert b.reserved_micros == 0
 
 
-IMAGE_PROMPT = ({"role": "user", "content": [
-    {"type": "text", "text": "What is in this picture?"},
-    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},)
+IMAGE_PROMPT = (
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ],
+    },
+)
 
 
 def test_an_image_holds_the_whole_context_window_when_it_is_known():
@@ -70,7 +77,8 @@ def test_an_image_holds_the_whole_context_window_when_it_is_known():
     text = ({"role": "user", "content": "Say hello"},)
     assert pricing.prompt_token_bound(text, context_window=128_000) < 100
     assert pricing.prompt_token_bound(text, extra_text="Hello, te") == (
-        pricing.prompt_token_bound(text) + len("Hello, te"))
+        pricing.prompt_token_bound(text) + len("Hello, te")
+    )
     # Unknown window: the most the standard models count per image.
     assert pricing.prompt_token_bound(IMAGE_PROMPT) >= pricing.IMAGE_TOKENS_BOUND
 
@@ -80,9 +88,11 @@ async def test_an_image_request_that_could_overspend_is_refused_before_it_is_sen
     # hold ($0.00025) would have let in a request gpt-4o-mini may bill at ~$0.006.
     _budget(rig, 15_000)
     with pytest.raises(BudgetExceeded):
-        await rig.gateway.complete(rig.request(MINI, fallbacks=(), max_tokens=MAX_OUT,
-                                               messages=IMAGE_PROMPT))
+        await rig.gateway.complete(
+            rig.request(MINI, fallbacks=(), max_tokens=MAX_OUT, messages=IMAGE_PROMPT)
+        )
     assert rig.openai.count() == 0
-    text = rig.request(MINI, fallbacks=(), max_tokens=MAX_OUT,
-                       messages=({"role": "user", "content": "Say hello"},))
+    text = rig.request(
+        MINI, fallbacks=(), max_tokens=MAX_OUT, messages=({"role": "user", "content": "Say hello"},)
+    )
     assert (await rig.gateway.complete(text)).text  # text alone is held at its own size

@@ -80,8 +80,9 @@ def test_set_get_and_list_budgets(sessions, alice):
         infos = list_budgets(s, NOW)
         entries = audit.recent(s, action="budget.set")
     assert (changed.limit_micros, changed.spent_micros) == (7_000_000, 1_250_000)
-    assert [(b.label, b.limit_micros, b.spent_micros, b.hard, b.period, b.resets_on)
-            for b in infos] == [
+    assert [
+        (b.label, b.limit_micros, b.spent_micros, b.hard, b.period, b.resets_on) for b in infos
+    ] == [
         ("user alice", 7_000_000, 1_250_000, True, "2025-03", date(2025, 4, 1)),
         ("team Ops", 100_500_000, 1_250_000, False, "2025-03", date(2025, 4, 1)),
         ("provider openai", 1_000_000_000, 1_250_000, True, "2025-03", date(2025, 4, 1)),
@@ -108,8 +109,15 @@ def test_hard_budget_refuses_with_a_message_a_person_can_act_on(sessions, alice)
         reserve(sessions, request_id="b", caller=alice, amounts={"openai": 30_000}, now=NOW)
     assert refused.value.http_status == 402
     message = refused.value.message
-    for fragment in ("up to $0.03", "your monthly budget", "$5.00", "$4.98 is spent",
-                     "$0.01 is held", "resets on 2025-04-01", "Ask an admin to raise it"):
+    for fragment in (
+        "up to $0.03",
+        "your monthly budget",
+        "$5.00",
+        "$4.98 is spent",
+        "$0.01 is held",
+        "resets on 2025-04-01",
+        "Ask an admin to raise it",
+    ):
         assert fragment in message, (fragment, message)
     assert row(sessions, "user", str(alice.user_id)).reserved_micros == 10_000  # only "a"
     # Exactly filling the budget is allowed.
@@ -122,8 +130,13 @@ def test_a_refusal_by_one_budget_holds_nothing_anywhere(sessions, alice):
     budget(sessions, "team", str(alice.team_id), 10_000_000)
     budget(sessions, "provider", "anthropic", 1_000)
     with pytest.raises(BudgetExceeded, match="the anthropic budget"):
-        reserve(sessions, request_id="r", caller=alice,
-                amounts={"openai": 500, "anthropic": 2_000}, now=NOW)
+        reserve(
+            sessions,
+            request_id="r",
+            caller=alice,
+            amounts={"openai": 500, "anthropic": 2_000},
+            now=NOW,
+        )
     with sessions() as s:
         assert s.scalar(select(func.sum(Budget.reserved_micros))) == 0
         assert s.scalar(select(func.count(Reservation.id))) == 0
@@ -140,16 +153,27 @@ def test_user_and_team_hold_the_dearest_candidate_providers_their_own(sessions, 
     budget(sessions, "team", str(alice.team_id), 10_000)
     budget(sessions, "provider", "openai", 10_000)
     budget(sessions, "provider", "anthropic", 10_000)
-    handle = reserve(sessions, request_id="r", caller=alice,
-                     amounts={"openai": 100, "anthropic": 300}, now=NOW)
+    handle = reserve(
+        sessions, request_id="r", caller=alice, amounts={"openai": 100, "anthropic": 300}, now=NOW
+    )
     held = {(h.scope, h.scope_key): h.amount_micros for h in handle.holds}
-    assert held == {("user", str(alice.user_id)): 300, ("team", str(alice.team_id)): 300,
-                    ("provider", "openai"): 100, ("provider", "anthropic"): 300}
+    assert held == {
+        ("user", str(alice.user_id)): 300,
+        ("team", str(alice.team_id)): 300,
+        ("provider", "openai"): 100,
+        ("provider", "anthropic"): 300,
+    }
     settle(sessions, handle, {"openai": 40, "anthropic": 250}, NOW)  # a fallback happened
-    spent = {(b.scope, b.scope_key): (b.spent_micros, b.reserved_micros)
-             for b in [row(sessions, *k) for k in held]}
-    assert spent == {("user", str(alice.user_id)): (290, 0), ("team", str(alice.team_id)): (290, 0),
-                     ("provider", "openai"): (40, 0), ("provider", "anthropic"): (250, 0)}
+    spent = {
+        (b.scope, b.scope_key): (b.spent_micros, b.reserved_micros)
+        for b in [row(sessions, *k) for k in held]
+    }
+    assert spent == {
+        ("user", str(alice.user_id)): (290, 0),
+        ("team", str(alice.team_id)): (290, 0),
+        ("provider", "openai"): (40, 0),
+        ("provider", "anthropic"): (250, 0),
+    }
 
 
 def test_no_budget_means_nothing_is_held(sessions, alice):
@@ -171,12 +195,15 @@ def test_soft_budget_allows_overspend_but_alerts_at_80_and_100_percent_once(sess
     assert alerts(sessions) == [("budget-80", subject, "2025-03")]
     spend(sessions, alice, 550_000, rid="d")  # 150%: a soft budget never refuses
     spend(sessions, alice, 10_000, rid="e")
-    assert alerts(sessions) == [("budget-100", subject, "2025-03"),
-                                ("budget-80", subject, "2025-03")]
+    assert alerts(sessions) == [
+        ("budget-100", subject, "2025-03"),
+        ("budget-80", subject, "2025-03"),
+    ]
     with sessions() as s:
         message = s.scalar(select(Alert.message).where(Alert.kind == "budget-100"))
-    assert message == ("The soft monthly budget of user alice has reached 100%: "
-                       "$1.50 of $1.00 in 2025-03.")  # when it crossed, not later
+    assert message == (
+        "The soft monthly budget of user alice has reached 100%: $1.50 of $1.00 in 2025-03."
+    )  # when it crossed, not later
     april = datetime(2025, 4, 2, tzinfo=UTC)  # a new period alerts again
     spend(sessions, alice, 900_000, at=april, rid="f")
     assert ("budget-80", subject, "2025-04") in alerts(sessions)
@@ -185,8 +212,10 @@ def test_soft_budget_allows_overspend_but_alerts_at_80_and_100_percent_once(sess
 def test_hard_budget_alerts_too(sessions, alice):
     budget(sessions, "provider", "openai", 1_000)
     spend(sessions, alice, 1_000)
-    assert alerts(sessions) == [("budget-100", "provider:openai", "2025-03"),
-                                ("budget-80", "provider:openai", "2025-03")]
+    assert alerts(sessions) == [
+        ("budget-100", "provider:openai", "2025-03"),
+        ("budget-80", "provider:openai", "2025-03"),
+    ]
 
 
 def test_settle_is_idempotent_and_release_spends_nothing(sessions, alice):
@@ -211,27 +240,42 @@ def test_a_request_that_reserved_per_candidate_settles_its_whole_spend_once(sess
     budget(sessions, "provider", "anthropic", 10_000)
     # The gateway reserves for each candidate it tries, under the one request id.
     first = reserve(sessions, request_id="r", caller=alice, amounts={"openai": 3_000}, now=NOW)
-    second = reserve(sessions, request_id="r", caller=alice, amounts={"anthropic": 2_000},
-                     now=NOW)
+    second = reserve(sessions, request_id="r", caller=alice, amounts={"anthropic": 2_000}, now=NOW)
     spend_by_provider = {"openai": 700, "anthropic": 1_100}  # openai broke mid-stream
     with sessions.begin() as s:  # inside the caller's transaction, next to its ledger rows
         settle_in(s, first, spend_by_provider, NOW)
         settle_in(s, second, spend_by_provider, NOW)  # already settled with the first
     settle(sessions, second, spend_by_provider, NOW)
-    got = {k: (b.spent_micros, b.reserved_micros) for k in
-           [("user", str(alice.user_id)), ("provider", "openai"), ("provider", "anthropic")]
-           if (b := row(sessions, *k))}
-    assert got == {("user", str(alice.user_id)): (1_800, 0), ("provider", "openai"): (700, 0),
-                   ("provider", "anthropic"): (1_100, 0)}
+    got = {
+        k: (b.spent_micros, b.reserved_micros)
+        for k in [("user", str(alice.user_id)), ("provider", "openai"), ("provider", "anthropic")]
+        if (b := row(sessions, *k))
+    }
+    assert got == {
+        ("user", str(alice.user_id)): (1_800, 0),
+        ("provider", "openai"): (700, 0),
+        ("provider", "anthropic"): (1_100, 0),
+    }
 
 
 def test_a_crashed_requests_hold_expires_and_a_late_settle_still_counts(sessions, alice):
     budget(sessions, "user", str(alice.user_id), 10_000)
-    crashed = reserve(sessions, request_id="crash", caller=alice, amounts={"openai": 8_000},
-                      now=NOW, ttl=timedelta(minutes=10))
+    crashed = reserve(
+        sessions,
+        request_id="crash",
+        caller=alice,
+        amounts={"openai": 8_000},
+        now=NOW,
+        ttl=timedelta(minutes=10),
+    )
     with pytest.raises(BudgetExceeded):  # still held
-        reserve(sessions, request_id="a", caller=alice, amounts={"openai": 8_000},
-                now=NOW + timedelta(minutes=9))
+        reserve(
+            sessions,
+            request_id="a",
+            caller=alice,
+            amounts={"openai": 8_000},
+            now=NOW + timedelta(minutes=9),
+        )
     later = NOW + timedelta(minutes=11)
     # reserve() expires due holds itself, so the budget is free again.
     fresh = reserve(sessions, request_id="b", caller=alice, amounts={"openai": 8_000}, now=later)
@@ -254,8 +298,13 @@ def test_a_crashed_requests_hold_expires_and_a_late_settle_still_counts(sessions
 def test_a_new_month_resets_spend_but_keeps_in_flight_holds(sessions, alice):
     budget(sessions, "user", str(alice.user_id), 10_000)
     spend(sessions, alice, 9_000)
-    in_flight = reserve(sessions, request_id="late", caller=alice, amounts={"openai": 500},
-                        now=datetime(2025, 3, 31, 23, 55, tzinfo=UTC))
+    in_flight = reserve(
+        sessions,
+        request_id="late",
+        caller=alice,
+        amounts={"openai": 500},
+        now=datetime(2025, 3, 31, 23, 55, tzinfo=UTC),
+    )
     april = datetime(2025, 4, 1, 0, 0, 1, tzinfo=UTC)
     with sessions() as s:  # before anything touches it, the listing already shows April
         info = get_budget(s, "user", str(alice.user_id), april)
@@ -280,11 +329,18 @@ def test_an_unpriced_model_cannot_run_under_a_hard_budget(sessions, alice):
     assert [h.amount_micros for h in handle.holds] == [0]
     budget(sessions, "user", str(alice.user_id), 10_000)
     with pytest.raises(BudgetExceeded) as refused:
-        reserve(sessions, request_id="b", caller=alice, amounts={"openai": 10, "ollama": None},
-                now=NOW, unpriced_models=["ollama/mystery"])
+        reserve(
+            sessions,
+            request_id="b",
+            caller=alice,
+            amounts={"openai": 10, "ollama": None},
+            now=NOW,
+            unpriced_models=["ollama/mystery"],
+        )
     assert refused.value.message.startswith(
         "ollama/mystery has no price, so it cannot run under a hard budget "
-        "(your monthly budget). An admin can set a price")
+        "(your monthly budget). An admin can set a price"
+    )
 
 
 def test_estimate_remaining_is_the_tightest_hard_budget(sessions, alice):
@@ -303,12 +359,13 @@ def test_estimate_remaining_is_the_tightest_hard_budget(sessions, alice):
 # --- concurrency: many threads, one or two engines, SQLite and PostgreSQL ----------------
 
 
-
-
-
-def hammer(factories: list[Factory], attempt: Callable[[Factory, str], None],
-           threads: int = 16, attempts: int = 10,
-           sample: Callable[[Factory], None] | None = None) -> Counter[str]:
+def hammer(
+    factories: list[Factory],
+    attempt: Callable[[Factory, str], None],
+    threads: int = 16,
+    attempts: int = 10,
+    sample: Callable[[Factory], None] | None = None,
+) -> Counter[str]:
     """Run attempts from all threads at once; returns outcome counts ("ok", "refused", errors)."""
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
@@ -368,10 +425,14 @@ def test_concurrent_reservations_fit_exactly_and_never_overspend(replicas, engin
     assert (b.spent_micros, b.reserved_micros) == (0, fits * 1_000)
     assert seen and all(spent + held <= limit for spent, held, limit in seen)
     with factories[0]() as s:
-        assert s.scalar(select(func.count(Reservation.id)).where(
-            Reservation.budget_id == b.id)) == fits
-        assert s.scalar(select(Budget.reserved_micros).where(
-            Budget.scope == "provider")) == fits * 1_000
+        assert (
+            s.scalar(select(func.count(Reservation.id)).where(Reservation.budget_id == b.id))
+            == fits
+        )
+        assert (
+            s.scalar(select(Budget.reserved_micros).where(Budget.scope == "provider"))
+            == fits * 1_000
+        )
 
 
 @pytest.mark.parametrize("engines", [1, 2], ids=["one-engine", "two-replicas"])
@@ -382,14 +443,15 @@ def test_concurrent_reserve_and_settle_keep_the_counters_exact(replicas, engines
     budget(factories[0], "provider", "openai", 10**9)
 
     def attempt(factory: Factory, rid: str) -> None:
-        handle = reserve(factory, request_id=rid, caller=alice, amounts={"openai": 1_000},
-                         now=NOW)
+        handle = reserve(factory, request_id=rid, caller=alice, amounts={"openai": 1_000}, now=NOW)
         settle(factory, handle, {"openai": 600}, NOW)
 
     outcomes = hammer(factories, attempt, threads=8)
     assert set(outcomes) <= {"ok", "refused"}, outcomes
-    user, provider = row(factories[0], "user", str(alice.user_id)), row(
-        factories[0], "provider", "openai")
+    user, provider = (
+        row(factories[0], "user", str(alice.user_id)),
+        row(factories[0], "provider", "openai"),
+    )
     assert user.spent_micros == provider.spent_micros == 600 * outcomes["ok"] <= 50_000
     assert user.reserved_micros == provider.reserved_micros == 0
     assert outcomes["ok"] >= 50_000 // 1_000  # refusals only once the spend left no room
@@ -404,19 +466,40 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 def test_cli_budget_set_and_list(sessions, alice):
     assert run("budget", "list") == (
-        0, "No budgets yet. Set one with: switchboard budget set --user NAME --monthly 25\n", "")
+        0,
+        "No budgets yet. Set one with: switchboard budget set --user NAME --monthly 25\n",
+        "",
+    )
     code, out, err = run("budget", "set", "--user", "alice", "--monthly", "25")
     assert (code, err) == (0, "")
-    assert out.startswith("Set a hard (refuses requests over it) monthly budget of $25.00 for "
-                          "user alice.")
+    assert out.startswith(
+        "Set a hard (refuses requests over it) monthly budget of $25.00 for user alice."
+    )
     assert run("budget", "set", "--team", "Ops", "--monthly", "$1,000.5", "--soft")[0] == 0
     assert run("budget", "set", "--provider", "openai", "--monthly", "0.000001")[0] == 0
     code, out, _ = run("budget", "list")
     lines = out.splitlines()
     assert code == 0 and lines[0].split() == [
-        "BUDGET", "KIND", "LIMIT", "SPENT", "HELD", "LEFT", "PERIOD", "RESETS"]
-    assert lines[1].split() == ["user", "alice", "hard", "$25.00", "$0.00", "$0.00", "$25.00",
-                                "2025-03", "2025-04-01"]
+        "BUDGET",
+        "KIND",
+        "LIMIT",
+        "SPENT",
+        "HELD",
+        "LEFT",
+        "PERIOD",
+        "RESETS",
+    ]
+    assert lines[1].split() == [
+        "user",
+        "alice",
+        "hard",
+        "$25.00",
+        "$0.00",
+        "$0.00",
+        "$25.00",
+        "2025-03",
+        "2025-04-01",
+    ]
     assert lines[2].split()[:4] == ["team", "Ops", "soft", "$1,000.50"]
     assert lines[3].split()[:4] == ["provider", "openai", "hard", "$0.000001"]
 
@@ -433,8 +516,7 @@ def test_cli_budget_set_and_list(sessions, alice):
         (("--provider", "openia", "--monthly", "5"), "Unknown provider 'openia'"),
     ],
 )
-def test_cli_budget_set_bad_input_gets_one_clear_line(sessions, alice, argv,
-                                                      fragment):
+def test_cli_budget_set_bad_input_gets_one_clear_line(sessions, alice, argv, fragment):
     code, out, err = run("budget", "set", *argv)
     assert (code, out) == (2, "")
     assert fragment in err and err.count("\n") == 1

@@ -46,8 +46,11 @@ def stored(sessions: sessionmaker[Session]) -> list[tuple[str, list[ChatMessage]
         convs = s.scalars(select(Conversation).order_by(Conversation.created_at)).all()
         out = []
         for c in convs:
-            msgs = s.scalars(select(ChatMessage).where(ChatMessage.conversation_id == c.id)
-                             .order_by(ChatMessage.seq)).all()
+            msgs = s.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.conversation_id == c.id)
+                .order_by(ChatMessage.seq)
+            ).all()
             for m in msgs:
                 s.expunge(m)
             out.append((c.title, list(msgs)))
@@ -56,8 +59,16 @@ def stored(sessions: sessionmaker[Session]) -> list[tuple[str, list[ChatMessage]
 
 def org_route(sessions: sessionmaker[Session], models: list[str], task: str = "") -> None:
     with sessions.begin() as s:
-        routes.set_route(s, scope="org", scope_id=0, models=models, known_model=lambda m: True,
-                         actor="test", now=utc_now(), task=task)
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=0,
+            models=models,
+            known_model=lambda m: True,
+            actor="test",
+            now=utc_now(),
+            task=task,
+        )
 
 
 def send(at: AppTest, text: str) -> AppTest:
@@ -221,8 +232,10 @@ def test_a_cut_answer_is_kept_and_marked_incomplete(
 ) -> None:
     add_user(sessions, "alice")
     # Spaced tokens: litellm may drop text that arrives in the same instant as a cut.
-    app_fakes.openai.script("gpt-4o-mini", Reply(tokens=["Part ", "one ", "two ", "three"],
-                                                 cut_after=3, token_delay=0.05))
+    app_fakes.openai.script(
+        "gpt-4o-mini",
+        Reply(tokens=["Part ", "one ", "two ", "three"], cut_after=3, token_delay=0.05),
+    )
     at = signed_in("alice", PAGE)
     send(at, "hello")
     answer = at.chat_message[1]
@@ -378,9 +391,7 @@ def test_members_cannot_open_another_users_conversation(
     assert all(b.label != "Alice's secret plan" for b in bob.button)
 
 
-def test_task_route_picks_the_model(
-    sessions: sessionmaker[Session], app_fakes: AppFakes
-) -> None:
+def test_task_route_picks_the_model(sessions: sessionmaker[Session], app_fakes: AppFakes) -> None:
     add_user(sessions, "alice")
     org_route(sessions, [MINI])
     org_route(sessions, [HAIKU], task="code")

@@ -27,8 +27,15 @@ def sync(rig: Rig) -> Iterator[SyncGateway]:
 
 
 def plan(rig: Rig, prompt: str = "Hello", **kw: object) -> TurnPlan:
-    defaults: dict[str, object] = dict(caller=rig.caller, prompt=prompt, history=(), model=MINI,
-                                       picked_model=MINI, task="chat", settings={})
+    defaults: dict[str, object] = dict(
+        caller=rig.caller,
+        prompt=prompt,
+        history=(),
+        model=MINI,
+        picked_model=MINI,
+        task="chat",
+        settings={},
+    )
     defaults.update(kw)
     return TurnPlan(**defaults)  # type: ignore[arg-type]
 
@@ -59,8 +66,11 @@ def test_a_full_turn_saves_both_messages_tied_to_the_ledger(rig: Rig, sync: Sync
     assert (answer.status, answer.content, answer.model) == ("complete", "Hi there", MINI)
     assert answer.details["completion_tokens"] > 0 and answer.details["cost_micros"] is not None
     row = ledger(rig, answer.request_id or "")
-    assert (row.source, row.conversation_id, row.status) == ("chat", turn.conversation_id,
-                                                              "success")
+    assert (row.source, row.conversation_id, row.status) == (
+        "chat",
+        turn.conversation_id,
+        "success",
+    )
     assert rig.openai.requests("gpt-4o-mini")[0].body["temperature"] == 0.2
     with rig.sessions() as s:
         conv = conversations.get(s, rig.user.id, turn.conversation_id)
@@ -68,8 +78,7 @@ def test_a_full_turn_saves_both_messages_tied_to_the_ledger(rig: Rig, sync: Sync
 
 
 def test_stopping_keeps_the_partial_answer_as_stopped(rig: Rig, sync: SyncGateway) -> None:
-    rig.openai.script("gpt-4o-mini", Reply(tokens=[f"t{i} " for i in range(40)],
-                                           token_delay=0.05))
+    rig.openai.script("gpt-4o-mini", Reply(tokens=[f"t{i} " for i in range(40)], token_delay=0.05))
     turn = ChatTurn(rig.sessions, sync, plan(rig))
     assert turn.start() is None
     texts = turn.texts()
@@ -84,8 +93,7 @@ def test_stopping_keeps_the_partial_answer_as_stopped(rig: Rig, sync: SyncGatewa
 
 
 def test_answer_is_saved_while_it_streams(rig: Rig, sync: SyncGateway) -> None:
-    rig.openai.script("gpt-4o-mini", Reply(tokens=[f"w{i} " for i in range(6)],
-                                           token_delay=0.05))
+    rig.openai.script("gpt-4o-mini", Reply(tokens=[f"w{i} " for i in range(6)], token_delay=0.05))
     turn = ChatTurn(rig.sessions, sync, plan(rig), save_every_s=0.0)
     assert turn.start() is None
     texts = turn.texts()
@@ -104,9 +112,17 @@ def test_history_and_system_prompt_reach_the_model(rig: Rig, sync: SyncGateway) 
     first.run_to_end()
     with rig.sessions() as s:
         history = conversations.messages(s, rig.user.id, first.conversation_id)
-    second = ChatTurn(rig.sessions, sync, plan(
-        rig, "Second", history=tuple(history), conversation_id=first.conversation_id,
-        settings={"system_prompt": "Be brief."}))
+    second = ChatTurn(
+        rig.sessions,
+        sync,
+        plan(
+            rig,
+            "Second",
+            history=tuple(history),
+            conversation_id=first.conversation_id,
+            settings={"system_prompt": "Be brief."},
+        ),
+    )
     second.start()
     second.run_to_end()
     sent = rig.openai.requests("gpt-4o-mini")[-1].body["messages"]
@@ -132,9 +148,19 @@ def test_a_refusal_saves_nothing(rig: Rig, sync: SyncGateway) -> None:
 
 def test_an_empty_prompt_is_refused() -> None:
     with pytest.raises(InvalidInput, match="Type a message first"):
-        ChatTurn(None, None, TurnPlan(  # type: ignore[arg-type]
-            caller=None, prompt="  ", history=(), model="auto",  # type: ignore[arg-type]
-            picked_model=MINI, task="", settings={}))
+        ChatTurn(
+            None,
+            None,
+            TurnPlan(  # type: ignore[arg-type]
+                caller=None,
+                prompt="  ",
+                history=(),
+                model="auto",  # type: ignore[arg-type]
+                picked_model=MINI,
+                task="",
+                settings={},
+            ),
+        )
 
 
 def test_default_model_follows_the_route_or_says_why_not(rig: Rig) -> None:
@@ -152,10 +178,17 @@ def test_default_model_follows_the_route_or_says_why_not(rig: Rig) -> None:
     from core.settings import profiles
 
     with rig.sessions.begin() as s:
-        work = profiles.create_profile(s, user_id=rig.user.id, name="Work", keys_choice="auto",
-                                       actor="t", now=utc_now())
-        profiles.set_profile_route(s, profile_id=work.id, models=[HAIKU],
-                                   known_model=lambda m: True, actor="t", now=utc_now())
+        work = profiles.create_profile(
+            s, user_id=rig.user.id, name="Work", keys_choice="auto", actor="t", now=utc_now()
+        )
+        profiles.set_profile_route(
+            s,
+            profile_id=work.id,
+            models=[HAIKU],
+            known_model=lambda m: True,
+            actor="t",
+            now=utc_now(),
+        )
     with rig.sessions() as s:
         in_work = turns.default_model(s, rig.caller, "chat", catalog, "Work")
     assert (in_work.model, in_work.chain) == (HAIKU, (HAIKU,))

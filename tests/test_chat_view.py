@@ -15,8 +15,12 @@ from core.request import CostEstimate
 
 FALLBACK = {
     "model": "anthropic/claude-3-5-haiku-20241022",
-    "prompt_tokens": 1200, "completion_tokens": 340, "cost_micros": 2_310,
-    "latency_ms": 1820, "ttft_ms": 410, "fallback_used": True,
+    "prompt_tokens": 1200,
+    "completion_tokens": 340,
+    "cost_micros": 2_310,
+    "latency_ms": 1820,
+    "ttft_ms": 410,
+    "fallback_used": True,
     "attempts": [
         {"model": "openai/gpt-4o", "outcome": "error", "status_code": 429, "latency_ms": 30},
         {"model": "openai/gpt-4o", "outcome": "error", "status_code": 429, "latency_ms": 25},
@@ -27,8 +31,7 @@ FALLBACK = {
 
 def test_badge_names_model_tokens_cost_and_speed() -> None:
     assert view.badge(FALLBACK) == (
-        "claude-3-5-haiku-20241022 · 1,200 in / 340 out · $0.00231 · 1,820 ms · "
-        "first token 410 ms"
+        "claude-3-5-haiku-20241022 · 1,200 in / 340 out · $0.00231 · 1,820 ms · first token 410 ms"
     )
     unpriced = {**FALLBACK, "cost_micros": None, "ttft_ms": None}
     assert "unpriced" in view.badge(unpriced) and "$0" not in view.badge(unpriced)
@@ -39,10 +42,14 @@ def test_fallback_notice_says_who_failed_and_why() -> None:
         "gpt-4o failed: rate limited; answered by claude-3-5-haiku-20241022."
     )
     assert view.fallback_notice({**FALLBACK, "fallback_used": False}) is None
-    two = {**FALLBACK, "attempts": [
-        {"model": "openai/gpt-4o", "outcome": "timeout"},
-        {"model": "openai/gpt-4o-mini", "outcome": "error", "status_code": 503},
-        {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok"}]}
+    two = {
+        **FALLBACK,
+        "attempts": [
+            {"model": "openai/gpt-4o", "outcome": "timeout"},
+            {"model": "openai/gpt-4o-mini", "outcome": "error", "status_code": 503},
+            {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok"},
+        ],
+    }
     assert view.fallback_notice(two) == (
         "gpt-4o failed: timed out; gpt-4o-mini failed: unavailable (503); "
         "answered by claude-3-5-haiku-20241022."
@@ -50,12 +57,22 @@ def test_fallback_notice_says_who_failed_and_why() -> None:
 
 
 def test_attempt_lines() -> None:
-    lines = view.attempt_lines([
-        {"model": "openai/gpt-4o", "outcome": "error", "status_code": 429, "latency_ms": 30,
-         "error": "Rate limit reached"},
-        {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok", "latency_ms": 1700}])
-    assert lines == ["1. openai/gpt-4o: rate limited, 30 ms (Rate limit reached)",
-                     "2. anthropic/claude-3-5-haiku-20241022: answered, 1,700 ms"]
+    lines = view.attempt_lines(
+        [
+            {
+                "model": "openai/gpt-4o",
+                "outcome": "error",
+                "status_code": 429,
+                "latency_ms": 30,
+                "error": "Rate limit reached",
+            },
+            {"model": "anthropic/claude-3-5-haiku-20241022", "outcome": "ok", "latency_ms": 1700},
+        ]
+    )
+    assert lines == [
+        "1. openai/gpt-4o: rate limited, 30 ms (Rate limit reached)",
+        "2. anthropic/claude-3-5-haiku-20241022: answered, 1,700 ms",
+    ]
 
 
 def test_error_advice_is_one_actionable_message_per_kind() -> None:
@@ -76,8 +93,7 @@ def test_estimate_caption_and_confirmation() -> None:
     )
     unknown = CostEstimate(10, None, None, ("custom/llama",))
     assert view.estimate_caption(unknown, None) == (
-        "Next message: cost unknown (10 prompt tokens so far) · unpriced: llama · "
-        "no hard budget"
+        "Next message: cost unknown (10 prompt tokens so far) · unpriced: llama · no hard budget"
     )
     assert view.needs_confirmation(est, 50_000)
     assert not view.needs_confirmation(est, 98_000)

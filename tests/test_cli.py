@@ -33,8 +33,20 @@ def test_init_is_idempotent(isolated_env):
 
 
 def test_user_add_and_list(isolated_env):
-    code, out, err = run("user", "add", "alice", "--role", "admin", "--team", "Ops",
-                         "--name", "Alice A", "--email", "a@example.com", stdin=PASSWORD + "\n")
+    code, out, err = run(
+        "user",
+        "add",
+        "alice",
+        "--role",
+        "admin",
+        "--team",
+        "Ops",
+        "--name",
+        "Alice A",
+        "--email",
+        "a@example.com",
+        stdin=PASSWORD + "\n",
+    )
     assert (code, err) == (0, "")
     assert "Created admin 'alice' in team 'Ops'." in out
     code, out, _ = run("user", "list")
@@ -100,13 +112,23 @@ def test_console_entry_runs_as_a_process(isolated_env):
     env = {**os.environ}
     proc = subprocess.run(
         [sys.executable, "-m", "core", "user", "add", "carol", "--role", "member"],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     script = Path(sys.executable).with_name("switchboard")
     proc = subprocess.run(
         [str(script), "user", "add", "carol", "--role", "member"],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "already exists" in proc.stderr and "Traceback" not in proc.stderr
@@ -115,17 +137,38 @@ def test_console_entry_runs_as_a_process(isolated_env):
 
 def test_route_set_and_list(isolated_env):
     assert run("user", "add", "ann", "--role", "member", "--team", "Red", stdin=PASSWORD)[0] == 0
-    code, out, _ = run("route", "set", "--org", "--model", "openai/gpt-4o",
-                       "--fallback", "anthropic/claude-3-haiku-20240307")
+    code, out, _ = run(
+        "route",
+        "set",
+        "--org",
+        "--model",
+        "openai/gpt-4o",
+        "--fallback",
+        "anthropic/claude-3-haiku-20240307",
+    )
     assert code == 0 and "openai/gpt-4o -> anthropic/claude-3-haiku-20240307" in out
-    assert run("route", "set", "--team", "Red", "--model", "openai/gpt-4o-mini",
-               "--task", "code", "--cost-optimised")[0] == 0
+    assert (
+        run(
+            "route",
+            "set",
+            "--team",
+            "Red",
+            "--model",
+            "openai/gpt-4o-mini",
+            "--task",
+            "code",
+            "--cost-optimised",
+        )[0]
+        == 0
+    )
     assert run("route", "set", "--user", "ann", "--model", "openai/gpt-4o")[0] == 0
     code, out, _ = run("route", "list")
     lines = out.splitlines()
     assert code == 0 and lines[0].split() == ["SCOPE", "TASK", "CHAIN", "OPTIONS"]
-    assert any(ln.startswith("team:Red") and "code" in ln and ln.endswith("--cost-optimised")
-               for ln in lines)
+    assert any(
+        ln.startswith("team:Red") and "code" in ln and ln.endswith("--cost-optimised")
+        for ln in lines
+    )
     assert any(ln.startswith("user:ann") for ln in lines)
 
 
@@ -135,8 +178,10 @@ def test_route_set_and_list(isolated_env):
         (("route", "set", "--org", "--model", "openai/gpt-99"), "Unknown model 'openai/gpt-99'"),
         (("route", "set", "--team", "Nope", "--model", "openai/gpt-4o"), "No team named 'Nope'"),
         (("route", "set", "--user", "ghost", "--model", "openai/gpt-4o"), "No user named"),
-        (("route", "set", "--org", "--model", "openai/gpt-4o", "--fallback", "openai/gpt-4o"),
-         "appears twice"),
+        (
+            ("route", "set", "--org", "--model", "openai/gpt-4o", "--fallback", "openai/gpt-4o"),
+            "appears twice",
+        ),
     ],
 )
 def test_route_set_bad_input(isolated_env, argv, fragment):
@@ -155,11 +200,29 @@ def _org_route(sessions) -> tuple[list[str], RouteOptions, object]:
 
 
 def test_route_options_are_saved_shown_and_survive_a_new_chain(sessions):
-    code, out, err = run("route", "set", "--org", "--model", GPT, "--fallback", HAIKU,
-                         "--total-timeout", "30", "--first-token-timeout", "4.5",
-                         "--retries", "0", "--content-failover", "--cost-optimised",
-                         "--weights", "price=0.7,latency=0.1", "--provider-order", "anthropic",
-                         "--temperature", "0.3")
+    code, out, err = run(
+        "route",
+        "set",
+        "--org",
+        "--model",
+        GPT,
+        "--fallback",
+        HAIKU,
+        "--total-timeout",
+        "30",
+        "--first-token-timeout",
+        "4.5",
+        "--retries",
+        "0",
+        "--content-failover",
+        "--cost-optimised",
+        "--weights",
+        "price=0.7,latency=0.1",
+        "--provider-order",
+        "anthropic",
+        "--temperature",
+        "0.3",
+    )
     assert (code, err) == (0, "")
     assert "Options: --cost-optimised --content-failover --first-token-timeout 4.5" in out
     models, saved, _ = _org_route(sessions)
@@ -176,13 +239,27 @@ def test_route_options_are_saved_shown_and_survive_a_new_chain(sessions):
     assert models == [GPT, MINI, HAIKU] and after == saved
 
     # Only one option changes: the chain and the other options stay.
-    code, out, _ = run("route", "set", "--org", "--no-content-failover", "--retries", "3",
-                       "--temperature", "default")
+    code, out, _ = run(
+        "route",
+        "set",
+        "--org",
+        "--no-content-failover",
+        "--retries",
+        "3",
+        "--temperature",
+        "default",
+    )
     assert code == 0 and f"{GPT} -> {MINI} -> {HAIKU}" in out
     models, after, _ = _org_route(sessions)
     assert models == [GPT, MINI, HAIKU]
-    assert after == RouteOptions.from_json({**saved.to_json(), "content_refusal_failover": False,
-                                            "max_retries": 3, "temperature": None})
+    assert after == RouteOptions.from_json(
+        {
+            **saved.to_json(),
+            "content_refusal_failover": False,
+            "max_retries": 3,
+            "temperature": None,
+        }
+    )
 
     code, out, _ = run("route", "list")
     [org] = [ln for ln in out.splitlines() if ln.startswith("org")]
@@ -201,9 +278,16 @@ def test_options_saved_elsewhere_survive_route_set(sessions):
     from core.store.tables import ORG_OWNER_ID
 
     with sessions.begin() as s:
-        routes.set_route(s, scope="org", scope_id=ORG_OWNER_ID, models=[GPT],
-                         known_model=lambda m: True, actor="page", now=utc_now(),
-                         options=RouteOptions(max_tokens=777, idle_timeout_s=2.0))
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=ORG_OWNER_ID,
+            models=[GPT],
+            known_model=lambda m: True,
+            actor="page",
+            now=utc_now(),
+            options=RouteOptions(max_tokens=777, idle_timeout_s=2.0),
+        )
     assert run("route", "set", "--org", "--model", MINI, "--idle-timeout", "3")[0] == 0
     models, saved, _ = _org_route(sessions)
     assert models == [MINI] and (saved.max_tokens, saved.idle_timeout_s) == (777, 3.0)
@@ -234,8 +318,22 @@ def test_options_saved_elsewhere_survive_route_set(sessions):
     ],
 )
 def test_bad_route_options_are_refused_and_change_nothing(sessions, flags, fragment):
-    assert run("route", "set", "--org", "--model", GPT, "--fallback", HAIKU,
-               "--total-timeout", "42", "--retries", "1")[0] == 0
+    assert (
+        run(
+            "route",
+            "set",
+            "--org",
+            "--model",
+            GPT,
+            "--fallback",
+            HAIKU,
+            "--total-timeout",
+            "42",
+            "--retries",
+            "1",
+        )[0]
+        == 0
+    )
     before = _org_route(sessions)
     code, out, err = run("route", "set", "--org", *flags)
     assert code == 2 and out == "" and fragment in err, err
@@ -250,8 +348,9 @@ async def test_route_options_set_by_the_cli_are_used_by_the_gateway(rig):
 
     import litellm  # noqa: F401  (a first import takes seconds: keep it out of the 0.5 s)
 
-    code, _, err = run("route", "set", "--org", "--model", GPT, "--fallback", HAIKU,
-                       "--total-timeout", "0.5")
+    code, _, err = run(
+        "route", "set", "--org", "--model", GPT, "--fallback", HAIKU, "--total-timeout", "0.5"
+    )
     assert (code, err) == (0, "")
     rig.gateway.refresh()
     rig.openai.script("gpt-4o", Hang())

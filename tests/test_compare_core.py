@@ -49,12 +49,15 @@ def resolver() -> TargetResolver:
 # --- checks before sending ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("models, message", [
-    ([GPT, GPT, MINI], "chosen twice"),
-    ([GPT], "at least 2"),
-    ([GPT, MINI, HAIKU, SONNET, "openai/gpt-4.1"], "at most 4"),
-    ([GPT, "openai/no-such-model"], "Unknown model"),
-])
+@pytest.mark.parametrize(
+    "models, message",
+    [
+        ([GPT, GPT, MINI], "chosen twice"),
+        ([GPT], "at least 2"),
+        ([GPT, MINI, HAIKU, SONNET, "openai/gpt-4.1"], "at most 4"),
+        ([GPT, "openai/no-such-model"], "Unknown model"),
+    ],
+)
 def test_bad_model_choices_are_refused(resolver, models, message):
     with pytest.raises(InvalidInput, match=message):
         check_models(models, resolver)
@@ -73,25 +76,48 @@ def test_models_without_a_usable_key_are_refused(sessions, resolver):
         with pytest.raises(NoKey, match="no key for anthropic, openai") as refused:
             check_keys(s, who, [GPT, HAIKU], resolver, environ={})
         assert "Providers page" in refused.value.message
-        check_keys(s, who, [GPT, HAIKU], resolver,
-                   environ={"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-ant-y"})
+        check_keys(
+            s,
+            who,
+            [GPT, HAIKU],
+            resolver,
+            environ={"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-ant-y"},
+        )
         with pytest.raises(NoKey, match="anthropic"):
-            check_round(s, who, RoundSettings(models=(GPT, HAIKU)), ["hello"],
-                        resolver=resolver, environ={"OPENAI_API_KEY": "sk-x"})
+            check_round(
+                s,
+                who,
+                RoundSettings(models=(GPT, HAIKU)),
+                ["hello"],
+                resolver=resolver,
+                environ={"OPENAI_API_KEY": "sk-x"},
+            )
 
 
 def test_endpoint_models_need_no_key(sessions):
     user = add_user(sessions, "kim", "member")
     catalog = load_catalog()
     with sessions.begin() as s:
-        endpoints.add_endpoint(s, name="local", kind="openai-compatible",
-                               api_base="http://127.0.0.1:9/v1", models=("llama3",),
-                               actor="test", now=utc_now(), builtin_providers=catalog.providers())
+        endpoints.add_endpoint(
+            s,
+            name="local",
+            kind="openai-compatible",
+            api_base="http://127.0.0.1:9/v1",
+            models=("llama3",),
+            actor="test",
+            now=utc_now(),
+            builtin_providers=catalog.providers(),
+        )
     with sessions() as s:
         local = TargetResolver(catalog, endpoints.list_endpoints(s))
         models, prompts = check_round(
-            s, caller(sessions, user.id), RoundSettings(models=("local/llama3", GPT)),
-            ["hi"], resolver=local, environ={"OPENAI_API_KEY": "sk-x"})
+            s,
+            caller(sessions, user.id),
+            RoundSettings(models=("local/llama3", GPT)),
+            ["hi"],
+            resolver=local,
+            environ={"OPENAI_API_KEY": "sk-x"},
+        )
     assert models == ("local/llama3", GPT) and prompts == ("hi",)
 
 
@@ -101,11 +127,23 @@ def test_bad_settings_and_oversized_batches_are_refused(sessions, resolver):
     with sessions() as s:
         who = caller(sessions, user.id)
         with pytest.raises(InvalidInput, match="Temperature"):
-            check_round(s, who, RoundSettings(models=(GPT, MINI), temperature=3.0), ["x"],
-                        resolver=resolver, environ=env)
+            check_round(
+                s,
+                who,
+                RoundSettings(models=(GPT, MINI), temperature=3.0),
+                ["x"],
+                resolver=resolver,
+                environ=env,
+            )
         with pytest.raises(InvalidInput, match="at most 50 prompts"):
-            check_round(s, who, RoundSettings(models=(GPT, MINI)), ["x"] * 51,
-                        resolver=resolver, environ=env)
+            check_round(
+                s,
+                who,
+                RoundSettings(models=(GPT, MINI)),
+                ["x"] * 51,
+                resolver=resolver,
+                environ=env,
+            )
 
 
 # --- labels, requests, collection ----------------------------------------------------------
@@ -122,50 +160,68 @@ def test_labels_are_random_but_reproducible_from_the_stored_seed():
 
 def test_each_column_continues_its_own_conversation():
     who = Caller(1, "kim", "member", 2)
-    settings = RoundSettings(models=(GPT, MINI), system_prompt="Be brief.", task="qa",
-                             max_tokens=50)
+    settings = RoundSettings(
+        models=(GPT, MINI), system_prompt="Be brief.", task="qa", max_tokens=50
+    )
     history = {GPT: [("first?", "gpt said one")], MINI: [("first?", "mini said one")]}
     gpt, mini = build_requests(who, settings, [GPT, MINI], "second?", history)
-    assert [m["content"] for m in gpt.messages] == ["Be brief.", "first?", "gpt said one",
-                                                     "second?"]
+    assert [m["content"] for m in gpt.messages] == [
+        "Be brief.",
+        "first?",
+        "gpt said one",
+        "second?",
+    ]
     assert mini.messages[2]["content"] == "mini said one"
     assert gpt.fallbacks == () and gpt.source == "compare" and gpt.stream
     assert (gpt.task, gpt.max_tokens) == ("qa", 50)
-    with_fallbacks = build_requests(who, RoundSettings(models=(GPT, MINI), fallbacks=True),
-                                    [GPT], "x")
+    with_fallbacks = build_requests(
+        who, RoundSettings(models=(GPT, MINI), fallbacks=True), [GPT], "x"
+    )
     assert with_fallbacks[0].fallbacks is None  # the route's fallbacks apply
     assert column_messages("", [], "hi") == ({"role": "user", "content": "hi"},)
 
 
 def test_estimate_sums_columns_and_lists_unpriced_models():
     who = Caller(1, "kim", "member")
-    requests = build_requests(who, RoundSettings(models=(GPT, MINI, "x/y")), [GPT, MINI, "x/y"],
-                              "hi")
-    found = {GPT: CostEstimate(5, 10, 100), MINI: CostEstimate(5, 1, 20),
-             "x/y": CostEstimate(5, None, None, ("x/y",))}
+    requests = build_requests(
+        who, RoundSettings(models=(GPT, MINI, "x/y")), [GPT, MINI, "x/y"], "hi"
+    )
+    found = {
+        GPT: CostEstimate(5, 10, 100),
+        MINI: CostEstimate(5, 1, 20),
+        "x/y": CostEstimate(5, None, None, ("x/y",)),
+    }
     total = estimate_round(lambda r: found[r.model], requests)
     assert (total.low_micros, total.high_micros, total.unpriced_models) == (11, 120, ("x/y",))
 
 
 def test_collector_keeps_each_column_apart_and_a_refusal_in_its_own_column():
     collector = RoundCollector([GPT, MINI])
-    summary = Summary(request_id="r1", requested_model=GPT, chain=(GPT,), route_source="request",
-                      status="success", attempts=(), model=GPT, cost_micros=42, latency_ms=300)
+    summary = Summary(
+        request_id="r1",
+        requested_model=GPT,
+        chain=(GPT,),
+        route_source="request",
+        status="success",
+        attempts=(),
+        model=GPT,
+        cost_micros=42,
+        latency_ms=300,
+    )
     collector.add(0, TextDelta("Hel"))
     collector.add(1, AllModelsFailed("openai/gpt-4o-mini: down"))
     collector.add(0, TextDelta("lo"))
     collector.add(0, Done(summary))
     gpt, mini = collector.answers()
     assert (gpt.text, gpt.status, gpt.error, gpt.cost_micros) == ("Hello", "success", None, 42)
-    assert (mini.status, mini.error, mini.cost_micros) == ("refused", "openai/gpt-4o-mini: down",
-                                                           0)
+    assert (mini.status, mini.error, mini.cost_micros) == ("refused", "openai/gpt-4o-mini: down", 0)
     assert round_cost([gpt, mini]) == 42
     assert round_cost([gpt, answer(HAIKU, cost=None)]) is None
 
 
 def test_batch_prompts_from_text_and_csv():
     assert prompts_from_text("one\n\n  two  \n") == ["one", "two"]
-    data = "\ufeffid,Prompt\n1,Summarise this\n2,\n3,\"Translate, please\"\n".encode()
+    data = '\ufeffid,Prompt\n1,Summarise this\n2,\n3,"Translate, please"\n'.encode()
     assert prompts_from_csv(data) == ["Summarise this", "Translate, please"]
     with pytest.raises(InvalidInput, match="column named `prompt`"):
         prompts_from_csv(b"question\nwhat?\n")
@@ -215,7 +271,9 @@ def test_revoting_replaces_the_vote(sessions, people):
         rows = s.scalars(select(CompareVote).order_by(CompareVote.user_id)).all()
         r = comparisons.open_session(s, sid, owner).rounds[0]
     assert [(v.user_id, v.choice, v.winner, v.comment) for v in rows] == [
-        (owner.user_id, "tie", None, "both fine"), (mate.user_id, "all_bad", None, "")]
+        (owner.user_id, "tie", None, "both fine"),
+        (mate.user_id, "all_bad", None, ""),
+    ]
     assert r.votes == 2 and r.tally == {"tie": 1, "all_bad": 1}
     with sessions.begin() as s, pytest.raises(InvalidInput, match="Pick which answer"):
         comparisons.cast_vote(s, owner, rid, choice="best", winner_label="Z", now=utc_now())
@@ -252,13 +310,22 @@ def test_sharing_is_the_owners_team_read_only(sessions, people):
 def test_histories_leave_out_failed_answers_and_batch_rounds(sessions, people):
     owner = people[0]
     sid = new_session(sessions, owner, [GPT, MINI])
-    add_round(sessions, owner, sid, [answer(GPT, text="g1"), answer(MINI, text="", error="down",
-                                                                     status="failed")],
-              prompt="q1")
-    add_round(sessions, owner, sid, [answer(GPT, text="g2"), answer(MINI, text="m2")],
-              prompt="q2")
-    add_round(sessions, owner, sid, [answer(GPT, text="b"), answer(MINI, text="b")],
-              prompt="batch", kind="batch")
+    add_round(
+        sessions,
+        owner,
+        sid,
+        [answer(GPT, text="g1"), answer(MINI, text="", error="down", status="failed")],
+        prompt="q1",
+    )
+    add_round(sessions, owner, sid, [answer(GPT, text="g2"), answer(MINI, text="m2")], prompt="q2")
+    add_round(
+        sessions,
+        owner,
+        sid,
+        [answer(GPT, text="b"), answer(MINI, text="b")],
+        prompt="batch",
+        kind="batch",
+    )
     with sessions() as s:
         found = comparisons.histories(s, sid)
     assert found == {GPT: [("q1", "g1"), ("q2", "g2")], MINI: [("q2", "m2")]}
@@ -308,13 +375,16 @@ def test_model_sets_are_private_to_their_owner(sessions, people):
 def test_exports_hide_blind_names_until_the_viewer_votes(sessions, people):
     owner = people[0]
     sid = new_session(sessions, owner, [GPT, MINI])
-    rid = add_round(sessions, owner, sid, [answer(GPT, cost=1500, text="warm red"),
-                                           answer(MINI, cost=None, text="cool blue")],
-                    prompt="Name a colour")
+    rid = add_round(
+        sessions,
+        owner,
+        sid,
+        [answer(GPT, cost=1500, text="warm red"), answer(MINI, cost=None, text="cool blue")],
+        prompt="Name a colour",
+    )
     with sessions() as s:
         hidden = comparisons.open_session(s, sid, owner)
-    for text in (export.to_markdown(hidden), export.to_csv(hidden),
-                 export.to_json(hidden)):
+    for text in (export.to_markdown(hidden), export.to_csv(hidden), export.to_json(hidden)):
         assert GPT not in text and MINI not in text
         assert "Name a colour" in text and "warm red" in text and "cool blue" in text
         assert "0.0015" not in text  # a price could give the model away

@@ -18,19 +18,44 @@ from tests.conftest import add_user
 T0 = utc_now()
 
 
-def make(sessions: sessionmaker[Session], user_id: int, title: str, minutes: int = 0,
-         texts: tuple[str, ...] = ()) -> str:
+def make(
+    sessions: sessionmaker[Session],
+    user_id: int,
+    title: str,
+    minutes: int = 0,
+    texts: tuple[str, ...] = (),
+) -> str:
     with sessions.begin() as s:
-        conv = conversations.create(s, user_id=user_id, title=title, model="openai/gpt-4o",
-                                    task="chat", settings={"temperature": 0.5, "junk": 1},
-                                    now=T0 + timedelta(minutes=minutes))
+        conv = conversations.create(
+            s,
+            user_id=user_id,
+            title=title,
+            model="openai/gpt-4o",
+            task="chat",
+            settings={"temperature": 0.5, "junk": 1},
+            now=T0 + timedelta(minutes=minutes),
+        )
         for i, text in enumerate(texts):
             conversations.add_message(
-                s, user_id, conv.id, role="user" if i % 2 == 0 else "assistant", content=text,
-                now=T0 + timedelta(minutes=minutes), request_id=f"r{i}" if i % 2 else None,
-                details={"model": "openai/gpt-4o", "prompt_tokens": 10, "completion_tokens": 5,
-                         "cost_micros": 70, "latency_ms": 300, "ttft_ms": 90,
-                         "attempts": []} if i % 2 else None)
+                s,
+                user_id,
+                conv.id,
+                role="user" if i % 2 == 0 else "assistant",
+                content=text,
+                now=T0 + timedelta(minutes=minutes),
+                request_id=f"r{i}" if i % 2 else None,
+                details={
+                    "model": "openai/gpt-4o",
+                    "prompt_tokens": 10,
+                    "completion_tokens": 5,
+                    "cost_micros": 70,
+                    "latency_ms": 300,
+                    "ttft_ms": 90,
+                    "attempts": [],
+                }
+                if i % 2
+                else None,
+            )
         return conv.id
 
 
@@ -48,8 +73,9 @@ def test_listed_newest_first_and_only_the_owners(sessions: sessionmaker[Session]
             conversations.messages(s, bob.id, old)
     # A new message moves a conversation to the top.
     with sessions.begin() as s:
-        conversations.add_message(s, alice.id, old, role="user", content="again",
-                                  now=T0 + timedelta(minutes=10))
+        conversations.add_message(
+            s, alice.id, old, role="user", content="again", now=T0 + timedelta(minutes=10)
+        )
     with sessions() as s:
         assert [c.title for c in conversations.list_conversations(s, alice.id)] == ["Old", "New"]
 
@@ -66,6 +92,7 @@ def test_search_matches_titles_and_message_text(sessions: sessionmaker[Session])
     make(sessions, alice.id, "Offsite plan", texts=("Where shall we go?",))
     make(sessions, alice.id, "Budget", texts=("What is 100% of the_total?",))
     with sessions() as s:
+
         def titles(q: str) -> list[str]:
             return [c.title for c in conversations.list_conversations(s, alice.id, query=q)]
 
@@ -94,8 +121,9 @@ def test_rename_validates_and_delete_removes_messages(sessions: sessionmaker[Ses
     with sessions() as s:
         assert conversations.count(s, alice.id) == 0
         assert s.scalars(select(ChatMessage)).all() == []
-        assert [a.action for a in s.scalars(select(AuditEntry))
-                if a.action.startswith("conversation")] == ["conversation.delete"]
+        assert [
+            a.action for a in s.scalars(select(AuditEntry)) if a.action.startswith("conversation")
+        ] == ["conversation.delete"]
 
 
 def test_update_message_only_touches_the_owners(sessions: sessionmaker[Session]) -> None:
@@ -157,6 +185,8 @@ def test_export_markdown_and_json(sessions: sessionmaker[Session]) -> None:
     data = json.loads(export.to_json(conv, items))
     assert data["title"] == "Plan: the offsite!" and data["settings"] == {"temperature": 0.5}
     assert [(m["role"], m["content"], m["status"]) for m in data["messages"]] == [
-        ("user", "Where?", "complete"), ("assistant", "The **hills**.", "complete")]
+        ("user", "Where?", "complete"),
+        ("assistant", "The **hills**.", "complete"),
+    ]
     assert data["messages"][1]["request_id"] == "r1"
     assert export.file_name(conv, "md") == "chat-plan-the-offsite.md"

@@ -57,12 +57,25 @@ def test_rows_queued_by_the_pages_are_written_when_the_process_exits(
     db.upgrade_database(engine)
     sessions = db.make_session_factory(engine)
     with sessions.begin() as s:
-        endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake_openai.base_url,
-                               actor="test", now=utc_now(), builtin_providers=("openai",))
+        endpoints.add_endpoint(
+            s,
+            name="openai",
+            kind="override",
+            api_base=fake_openai.base_url,
+            actor="test",
+            now=utc_now(),
+            builtin_providers=("openai",),
+        )
     add_user(sessions, "alice")
     env = {**os.environ, "OPENAI_API_KEY": OPENAI_KEY, "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run([sys.executable, "-c", CHAT_THEN_EXIT], env=env, cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CHAT_THEN_EXIT],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "answered: " + fake_openai.reply_text("gpt-4o-mini") in done.stdout
     with sessions() as s:

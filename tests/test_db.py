@@ -112,22 +112,29 @@ def test_0007_gives_existing_ledger_rows_zero_tokens_and_null_versions(db_url: s
         cfg.attributes["engine"] = engine
         command.upgrade(cfg, "0006")
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO requests (id, at, username, source, task, requested_model, "
-                "route_source, chain, prompt_tokens, completion_tokens, cached_tokens, "
-                "reasoning_tokens, priced, latency_ms, status, fallback_used, attempt_count) "
-                "VALUES ('old', :at, 'alice', 'api', '', 'm/x', 'org', '[]', 1, 2, 0, 0, "
-                ":t, 5, 'success', :f, 1)"), {"at": T0.replace(tzinfo=None), "t": True,
-                                               "f": False})
-            conn.execute(text(
-                "INSERT INTO attempts (request_id, seq, at, model, provider, outcome, "
-                "latency_ms, prompt_tokens, completion_tokens, priced) "
-                "VALUES ('old', 1, :at, 'm/x', 'm', 'ok', 5, 1, 2, :t)"),
-                {"at": T0.replace(tzinfo=None), "t": True})
+            conn.execute(
+                text(
+                    "INSERT INTO requests (id, at, username, source, task, requested_model, "
+                    "route_source, chain, prompt_tokens, completion_tokens, cached_tokens, "
+                    "reasoning_tokens, priced, latency_ms, status, fallback_used, attempt_count) "
+                    "VALUES ('old', :at, 'alice', 'api', '', 'm/x', 'org', '[]', 1, 2, 0, 0, "
+                    ":t, 5, 'success', :f, 1)"
+                ),
+                {"at": T0.replace(tzinfo=None), "t": True, "f": False},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO attempts (request_id, seq, at, model, provider, outcome, "
+                    "latency_ms, prompt_tokens, completion_tokens, priced) "
+                    "VALUES ('old', 1, :at, 'm/x', 'm', 'ok', 5, 1, 2, :t)"
+                ),
+                {"at": T0.replace(tzinfo=None), "t": True},
+            )
         assert db.upgrade_database(engine) == db.head_revision()
         with engine.connect() as conn:
-            attempt = conn.execute(text(
-                "SELECT cached_tokens, reasoning_tokens, price_version FROM attempts")).one()
+            attempt = conn.execute(
+                text("SELECT cached_tokens, reasoning_tokens, price_version FROM attempts")
+            ).one()
             metadata = conn.execute(text("SELECT request_metadata FROM requests")).scalar()
         assert tuple(attempt) == (0, 0, None)
         assert metadata is None
@@ -139,15 +146,25 @@ def test_0007_gives_existing_ledger_rows_zero_tokens_and_null_versions(db_url: s
 
 
 def test_users_round_trip(db_sessions: sessionmaker[Session]) -> None:
-    created = create_user(db_sessions, "alice", role="admin", team="Research",
-                      display_name="Alice A.", email="alice@example.com")
+    created = create_user(
+        db_sessions,
+        "alice",
+        role="admin",
+        team="Research",
+        display_name="Alice A.",
+        email="alice@example.com",
+    )
     create_user(db_sessions, "bob", team="Research")
 
     with db_sessions() as s:
         alice = auth.get_user(s, "alice")
         assert alice == created
         assert (alice.role, alice.team, alice.display_name, alice.email, alice.active) == (
-            "admin", "Research", "Alice A.", "alice@example.com", True
+            "admin",
+            "Research",
+            "Alice A.",
+            "alice@example.com",
+            True,
         )
         assert [u.username for u in auth.list_users(s)] == ["alice", "bob"]
         assert auth.count_users(s) == 2
@@ -175,8 +192,12 @@ def test_unknown_role_is_invalid_input(db_sessions: sessionmaker[Session]) -> No
 def test_check_constraint_rejects_bad_role(db_engine: Engine) -> None:
     """Even a write that bypasses core.accounts.auth cannot store an unknown role."""
     row = {
-        "username": "mallory", "display_name": "M", "password_hash": "x", "role": "superuser",
-        "active": True, "created_at": T0,
+        "username": "mallory",
+        "display_name": "M",
+        "password_hash": "x",
+        "role": "superuser",
+        "active": True,
+        "created_at": T0,
     }
     with pytest.raises(IntegrityError), db_engine.begin() as conn:
         conn.execute(insert(User), row)
@@ -289,8 +310,16 @@ def test_failure_later_in_the_transaction_rolls_everything_back(
 ) -> None:
     """User, team and audit rows commit together or not at all."""
     with pytest.raises(RuntimeError), db_sessions.begin() as s:
-        auth.create_user(s, username="carol", password=PASSWORD, role="member", team="NewTeam",
-                         actor="test", now=T0, rounds=ROUNDS)
+        auth.create_user(
+            s,
+            username="carol",
+            password=PASSWORD,
+            role="member",
+            team="NewTeam",
+            actor="test",
+            now=T0,
+            rounds=ROUNDS,
+        )
         raise RuntimeError("the caller's next step failed")
     assert row_counts(db_sessions) == (0, 0, 0)
 
@@ -330,7 +359,10 @@ def test_postgresql_scheme_uses_psycopg(scheme: str) -> None:
     url = db.parse_db_url(f"{scheme}://u:pw@db.example:5432/switchboard")
     assert url.drivername == "postgresql+psycopg"
     assert (url.username, url.password, url.host, url.database) == (
-        "u", "pw", "db.example", "switchboard"
+        "u",
+        "pw",
+        "db.example",
+        "switchboard",
     )
     engine = db.make_engine(f"{scheme}://u:pw@db.example:5432/switchboard")  # no connection yet
     assert engine.dialect.driver == "psycopg"
@@ -396,8 +428,16 @@ def _core_cli_as_unprivileged(*args: str) -> list[str]:
     command = [sys.executable, "-m", "core", *args]
     if os.geteuid() != 0:
         return command
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--", *command]
+    return [
+        "setpriv",
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+        "--",
+        *command,
+    ]
 
 
 def _clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -434,10 +474,20 @@ def test_init_on_read_only_data_folder_fails_cleanly(
     unwritable_dir: Path, relative: str, expected: str
 ) -> None:
     target = unwritable_dir / relative
-    env = _clean_env(unwritable_dir, SWITCHBOARD_DB_URL=f"sqlite:///{target}",
-                     SWITCHBOARD_DATA_DIR=str(unwritable_dir), SWITCHBOARD_MODE="development")
-    done = subprocess.run(_core_cli_as_unprivileged("init"), cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=60)
+    env = _clean_env(
+        unwritable_dir,
+        SWITCHBOARD_DB_URL=f"sqlite:///{target}",
+        SWITCHBOARD_DATA_DIR=str(unwritable_dir),
+        SWITCHBOARD_MODE="development",
+    )
+    done = subprocess.run(
+        _core_cli_as_unprivileged("init"),
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output

@@ -21,17 +21,25 @@ def test_demo_data_is_labelled_varied_and_rolled_up(sessions):
     assert "3,000 / 3,000 requests (100%)" in out and "Done: 3,000 demo requests" in out
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(RequestRow)) == 3000
-        assert s.scalar(select(func.count()).select_from(RequestRow).where(
-            RequestRow.route_source != MARKER)) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(RequestRow)
+                .where(RequestRow.route_source != MARKER)
+            )
+            == 0
+        )
         assert all(n.startswith("demo-") for n in s.scalars(select(User.username)))
         assert all(n.startswith("demo-") for n in s.scalars(select(Team.name)))
         statuses = set(s.scalars(select(RequestRow.status).distinct()))
-        unpriced = s.scalar(select(func.count()).select_from(RequestRow).where(
-            RequestRow.priced.is_(False)))
+        unpriced = s.scalar(
+            select(func.count()).select_from(RequestRow).where(RequestRow.priced.is_(False))
+        )
         days = s.scalar(select(func.count(func.distinct(usage_daily.c.day))))
         assert s.scalar(select(func.count()).select_from(PreferenceRefusal)) == 3
-        before = sorted(tuple(r) for r in s.execute(select(usage_daily).order_by(
-            usage_daily.c.id)).all())
+        before = sorted(
+            tuple(r) for r in s.execute(select(usage_daily).order_by(usage_daily.c.id)).all()
+        )
     assert {"success", "success-after-fallback", "failed", "no-key"} <= statuses
     assert unpriced > 0 and days == 20
     # The rollups written alongside equal a rebuild from the raw rows.
@@ -40,7 +48,8 @@ def test_demo_data_is_labelled_varied_and_rolled_up(sessions):
     with sessions() as s:
         after = sorted(tuple(r) for r in s.execute(select(usage_daily)).all())
     assert [r[1:] for r in sorted(before, key=lambda r: r[1:])] == [
-        r[1:] for r in sorted(after, key=lambda r: r[1:])]
+        r[1:] for r in sorted(after, key=lambda r: r[1:])
+    ]
 
 
 def test_demo_data_refuses_a_database_with_real_usage_unless_forced(sessions):
@@ -81,8 +90,12 @@ def test_usage_export_with_filters_and_summary(sessions):
     assert run_cli("demo-data", "--rows", "400", "--days", "5")[0] == 0
     with sessions() as s:
         user = s.scalar(select(User.username).order_by(User.username))
-        mine = s.scalar(select(func.count()).select_from(RequestRow).join(
-            User, User.id == RequestRow.user_id).where(User.username == user))
+        mine = s.scalar(
+            select(func.count())
+            .select_from(RequestRow)
+            .join(User, User.id == RequestRow.user_id)
+            .where(User.username == user)
+        )
         total_cost = s.scalar(select(func.sum(RequestRow.cost_micros)))
     code, out, err = run_cli("usage", "export", "--user", user)
     assert code == 0, err

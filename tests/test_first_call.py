@@ -40,16 +40,36 @@ def test_a_half_second_total_timeout_holds_on_a_fresh_process(
     db.upgrade_database(engine)
     sessions = db.make_session_factory(engine)
     with sessions.begin() as s:
-        endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake_openai.base_url,
-                               actor="test", now=utc_now(), builtin_providers=("openai",))
-        routes.set_route(s, scope="org", scope_id=0, models=[MINI], known_model=lambda m: True,
-                         actor="test", now=utc_now(),
-                         options=routes.RouteOptions(total_timeout_s=0.5))
+        endpoints.add_endpoint(
+            s,
+            name="openai",
+            kind="override",
+            api_base=fake_openai.base_url,
+            actor="test",
+            now=utc_now(),
+            builtin_providers=("openai",),
+        )
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=0,
+            models=[MINI],
+            known_model=lambda m: True,
+            actor="test",
+            now=utc_now(),
+            options=routes.RouteOptions(total_timeout_s=0.5),
+        )
     add_user(sessions, "alice")
     engine.dispose()
     env = {**os.environ, "OPENAI_API_KEY": OPENAI_KEY, "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     status, latency = done.stdout.split("status: ", 1)[1].split(" latency_ms: ")
     assert status == "success" and int(latency) < 500

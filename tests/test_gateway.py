@@ -27,7 +27,11 @@ async def test_success_is_recorded_with_exact_cost(rig):
     assert s.cost_micros == expected and s.priced
     [row] = rig.rows()
     assert (row.id, row.status, row.served_model, row.cost_micros) == (
-        s.request_id, "success", GPT, expected)
+        s.request_id,
+        "success",
+        GPT,
+        expected,
+    )
     assert rig.openai.requests("gpt-4o")[0].key_last4 == OPENAI_KEY[-4:]
 
 
@@ -40,13 +44,24 @@ async def test_each_attempt_row_has_its_own_cached_reasoning_tokens_and_price(ri
 
     with rig.sessions.begin() as s:
         override = set_price_override(
-            s, MINI, Decimal("1"), Decimal("2"), rig.clock.now - timedelta(days=1),
-            actor="test", now=rig.clock.now, known_model=lambda m: True)
+            s,
+            MINI,
+            Decimal("1"),
+            Decimal("2"),
+            rig.clock.now - timedelta(days=1),
+            actor="test",
+            now=rig.clock.now,
+            known_model=lambda m: True,
+        )
     rig.gateway.refresh()
     rig.openai.script("gpt-4o", Status(400))
     rig.openai.script("gpt-4o-mini", Reply(cached_tokens=3, reasoning_tokens=2))
-    request = rig.request(GPT, stream=stream, fallbacks=(MINI,),
-                          messages=({"role": "user", "content": "one two three four five"},))
+    request = rig.request(
+        GPT,
+        stream=stream,
+        fallbacks=(MINI,),
+        messages=({"role": "user", "content": "one two three four five"},),
+    )
     if stream:
         _, s = await collect(rig.gateway, request)
     else:
@@ -63,7 +78,10 @@ async def test_each_attempt_row_has_its_own_cached_reasoning_tokens_and_price(ri
     # The override bills cached and reasoning tokens at its plain input and output prices.
     assert served["cost_micros"] == served["prompt_tokens"] * 1 + served["completion_tokens"] * 2
     assert (row.cached_tokens, row.reasoning_tokens, row.price_version) == (
-        3, 2, f"override:{override.id}")
+        3,
+        2,
+        f"override:{override.id}",
+    )
 
 
 @pytest.mark.parametrize("code", [408, 429, 500, 502, 503, 504])
@@ -147,9 +165,15 @@ async def test_content_refusal_can_fail_over_when_the_route_says_so(rig):
 
 
 async def test_no_key_skips_the_provider_and_says_where_to_add_one(rig):
-    keyless = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
-                      clock=rig.clock, sleep=rig.sleeps, environ={},  # no env keys at all
-                      settings=rig.gateway.settings)
+    keyless = Gateway(
+        sessions=rig.sessions,
+        catalog=rig.catalog,
+        cipher=rig.cipher,
+        clock=rig.clock,
+        sleep=rig.sleeps,
+        environ={},  # no env keys at all
+        settings=rig.gateway.settings,
+    )
     try:
         with pytest.raises(NoKey, match="Providers & keys"):
             await keyless.complete(rig.request(GPT, fallbacks=(HAIKU,)))
@@ -160,7 +184,9 @@ async def test_no_key_skips_the_provider_and_says_where_to_add_one(rig):
     [row] = rig.rows()
     assert row.status == "no-key"
     assert [a["error_message"] for a in rig.attempts(row.id)] == [
-        "no key for openai", "no key for anthropic"]
+        "no key for openai",
+        "no key for anthropic",
+    ]
 
 
 async def test_unknown_model_is_not_found(rig):
@@ -183,7 +209,8 @@ async def test_burst_of_failures_does_not_become_a_burst_of_retries(rig):
     rig.openai.configure("gpt-4o", default=Status(503))
     requests = [rig.request(GPT, fallbacks=()) for _ in range(40)]
     results = await asyncio.gather(
-        *(rig.gateway.complete(r) for r in requests), return_exceptions=True)
+        *(rig.gateway.complete(r) for r in requests), return_exceptions=True
+    )
     assert all(isinstance(r, Exception) for r in results)
     calls = rig.openai.count("gpt-4o")
     # Unbounded retries would be 40 x 3 = 120 calls; the breaker and retry budget cut it down.
@@ -204,7 +231,8 @@ async def test_connection_refused_is_retried_then_fails_over(rig):
 
 @pytest.mark.parametrize(("setting", "sdk_expected"), [(None, False), ("false", True)])
 async def test_openai_calls_use_litellms_own_http_unless_the_operator_opts_out(
-        rig, monkeypatch, setting, sdk_expected):
+    rig, monkeypatch, setting, sdk_expected
+):
     from core.upstream.litellm_calls import OWN_HTTP_ENV, prefer_litellm_own_http
 
     monkeypatch.delenv(OWN_HTTP_ENV, raising=False)

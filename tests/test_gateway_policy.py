@@ -23,17 +23,29 @@ ORG_KEY = "sk-proj-org-key-cccc3333"
 
 def _set_key(rig, owner_kind: str, owner_id: int, secret: str) -> None:
     with rig.sessions.begin() as s:
-        keys.set_key(s, rig.cipher, owner_kind=owner_kind, owner_id=owner_id, provider="openai",
-                     secret=secret, actor="test", now=utc_now(),
-                     known_providers=rig.catalog.providers())
+        keys.set_key(
+            s,
+            rig.cipher,
+            owner_kind=owner_kind,
+            owner_id=owner_id,
+            provider="openai",
+            secret=secret,
+            actor="test",
+            now=utc_now(),
+            known_providers=rig.catalog.providers(),
+        )
 
 
 async def test_key_resolution_order_own_team_org_env(rig):
     teammate = add_user(rig.sessions, "tess", "member", team="Blue")
     caller = rig.caller.__class__(teammate.id, teammate.username, "member", 1)
     used = []
-    for owner_kind, owner_id, secret in [(None, None, None), ("org", ORG_OWNER_ID, ORG_KEY),
-                                         ("team", 1, TEAM_KEY), ("user", teammate.id, OWN_KEY)]:
+    for owner_kind, owner_id, secret in [
+        (None, None, None),
+        ("org", ORG_OWNER_ID, ORG_KEY),
+        ("team", 1, TEAM_KEY),
+        ("user", teammate.id, OWN_KEY),
+    ]:
         if owner_kind:
             _set_key(rig, owner_kind, owner_id, secret)
         request = rig.request(GPT, fallbacks=())
@@ -72,12 +84,28 @@ async def test_requested_model_goes_first_then_the_route(rig):
 async def test_task_route_beats_user_beats_org(rig):
     with rig.sessions.begin() as s:
         ok = lambda m: True  # noqa: E731
-        routes.set_route(s, scope="org", scope_id=0, models=[HAIKU], known_model=ok,
-                         actor="t", now=utc_now())
-        routes.set_route(s, scope="user", scope_id=rig.user.id, models=[MINI], known_model=ok,
-                         actor="t", now=utc_now())
-        routes.set_route(s, scope="org", scope_id=0, task="code", models=[GPT], known_model=ok,
-                         actor="t", now=utc_now())
+        routes.set_route(
+            s, scope="org", scope_id=0, models=[HAIKU], known_model=ok, actor="t", now=utc_now()
+        )
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=rig.user.id,
+            models=[MINI],
+            known_model=ok,
+            actor="t",
+            now=utc_now(),
+        )
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=0,
+            task="code",
+            models=[GPT],
+            known_model=ok,
+            actor="t",
+            now=utc_now(),
+        )
     a = await rig.gateway.complete(rig.request("auto"))
     b = await rig.gateway.complete(rig.request("auto", task="code"))
     assert (a.summary.model, a.summary.route_source) == (MINI, "user")
@@ -98,8 +126,16 @@ async def test_team_routes_apply_to_members_in_order(rig):
 
     def route(scope: str, scope_id: int, models: list[str], task: str = "") -> None:
         with rig.sessions.begin() as s:
-            routes.set_route(s, scope=scope, scope_id=scope_id, task=task, models=models,
-                             known_model=ok, actor="t", now=utc_now())
+            routes.set_route(
+                s,
+                scope=scope,
+                scope_id=scope_id,
+                task=task,
+                models=models,
+                known_model=ok,
+                actor="t",
+                now=utc_now(),
+            )
 
     async def served(who, task: str = "", **kw) -> tuple[str, str]:
         request = replace(rig.request("auto", task=task, **kw), caller=who)
@@ -119,12 +155,19 @@ async def test_team_routes_apply_to_members_in_order(rig):
     assert await served(member) == (dated, "user")  # user default beats team default
     assert await served(member, "code") == (GPT, "task:team")  # task route beats user default
     assert await served(member, "code", fallbacks=(HAIKU,)) == (HAIKU, "request")
-    recorded = sorted((r.route_source, r.served_model, r.team_id) for r in rig.rows()
-                      if r.user_id == tess.id)
+    recorded = sorted(
+        (r.route_source, r.served_model, r.team_id) for r in rig.rows() if r.user_id == tess.id
+    )
     team = member.team_id
-    assert recorded == sorted([("team", MINI, team), ("task:team", GPT, team),
-                               ("user", dated, team), ("task:team", GPT, team),
-                               ("request", HAIKU, team)])
+    assert recorded == sorted(
+        [
+            ("team", MINI, team),
+            ("task:team", GPT, team),
+            ("user", dated, team),
+            ("task:team", GPT, team),
+            ("request", HAIKU, team),
+        ]
+    )
 
 
 async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
@@ -139,10 +182,16 @@ async def test_cost_optimised_order_is_recorded_with_its_reason(rig):
 def _cost_optimised_user_route(rig, *provider_order: str) -> None:
     """The user's own cost-optimised route [GPT, HAIKU], default weights (40/30/20/10)."""
     with rig.sessions.begin() as s:
-        routes.set_route(s, scope="user", scope_id=rig.user.id, models=[GPT, HAIKU],
-                         known_model=lambda m: True, actor="t", now=utc_now(),
-                         options=routes.RouteOptions(cost_optimised=True,
-                                                     provider_order=provider_order))
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=rig.user.id,
+            models=[GPT, HAIKU],
+            known_model=lambda m: True,
+            actor="t",
+            now=utc_now(),
+            options=routes.RouteOptions(cost_optimised=True, provider_order=provider_order),
+        )
 
 
 def _same_price_for_gpt_and_haiku(rig) -> None:
@@ -154,9 +203,16 @@ def _same_price_for_gpt_and_haiku(rig) -> None:
 
     with rig.sessions.begin() as s:
         for model in (GPT, HAIKU):
-            pricing.set_price_override(s, model, Decimal("1"), Decimal("2"),
-                                       utc_now() - timedelta(days=1), "t", utc_now(),
-                                       known_model=lambda m: True)
+            pricing.set_price_override(
+                s,
+                model,
+                Decimal("1"),
+                Decimal("2"),
+                utc_now() - timedelta(days=1),
+                "t",
+                utc_now(),
+                known_model=lambda m: True,
+            )
 
 
 def _seed_calls(rig, model: str, *, ok: int, failed: int = 0, latency_ms: int = 500) -> None:
@@ -171,14 +227,27 @@ def _seed_calls(rig, model: str, *, ok: int, failed: int = 0, latency_ms: int = 
     requests, attempts = [], []
     for i in range(ok + failed):
         good = i < ok
-        req = request_row(at, user_id=rig.user.id, username=rig.user.username, team_id=None,
-                          requested_model=model, served_model=model if good else None,
-                          provider=provider, latency_ms=latency_ms,
-                          status="success" if good else "failed",
-                          finish_reason="stop" if good else None)
+        req = request_row(
+            at,
+            user_id=rig.user.id,
+            username=rig.user.username,
+            team_id=None,
+            requested_model=model,
+            served_model=model if good else None,
+            provider=provider,
+            latency_ms=latency_ms,
+            status="success" if good else "failed",
+            finish_reason="stop" if good else None,
+        )
         requests.append(req)
-        attempts.append(attempt_row(req, model=model, outcome="ok" if good else "error",
-                                    status_code=200 if good else 503))
+        attempts.append(
+            attempt_row(
+                req,
+                model=model,
+                outcome="ok" if good else "error",
+                status_code=200 if good else 503,
+            )
+        )
     with rig.sessions.begin() as s:
         ledger.insert_rows(s, requests, attempts)
 
@@ -194,8 +263,7 @@ def _reason_parts(reason: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("factor", ["latency", "success rate", "preference"])
-async def test_observed_latency_success_and_stated_preference_each_change_the_order(
-        rig, factor):
+async def test_observed_latency_success_and_stated_preference_each_change_the_order(rig, factor):
     from datetime import timedelta
 
     _same_price_for_gpt_and_haiku(rig)
@@ -205,23 +273,30 @@ async def test_observed_latency_success_and_stated_preference_each_change_the_or
     assert before.summary.chain == (GPT, HAIKU) and before.summary.model == GPT
     assert _reason_parts(before.summary.order_reason) == {
         GPT: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)",
-        HAIKU: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)"}
+        HAIKU: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)",
+    }
     rig.clock.advance(timedelta(days=8).total_seconds())  # that call leaves the 7-day window
 
     if factor == "latency":  # GPT answers slowly, HAIKU quickly; both always succeed
         _seed_calls(rig, GPT, ok=6, latency_ms=4000)
         _seed_calls(rig, HAIKU, ok=6, latency_ms=400)
-        expected = {GPT: "0.70 (price 1.00, latency 0.00, quality 1.00, preference 1.00)",
-                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+        expected = {
+            GPT: "0.70 (price 1.00, latency 0.00, quality 1.00, preference 1.00)",
+            HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)",
+        }
     elif factor == "success rate":  # same speed, but GPT fails four calls in five
         _seed_calls(rig, GPT, ok=2, failed=8, latency_ms=500)
         _seed_calls(rig, HAIKU, ok=10, latency_ms=500)
-        expected = {GPT: "0.84 (price 1.00, latency 1.00, quality 0.20, preference 1.00)",
-                    HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)"}
+        expected = {
+            GPT: "0.84 (price 1.00, latency 1.00, quality 0.20, preference 1.00)",
+            HAIKU: "0.90 (price 1.00, latency 1.00, quality 1.00, preference 0.00)",
+        }
     else:  # the user says they prefer anthropic
         _cost_optimised_user_route(rig, "anthropic", "openai")
-        expected = {GPT: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)",
-                    HAIKU: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)"}
+        expected = {
+            GPT: "0.65 (price 1.00, latency 0.50, quality 0.50, preference 0.00)",
+            HAIKU: "0.75 (price 1.00, latency 0.50, quality 0.50, preference 1.00)",
+        }
     rig.gateway.refresh()
     after = await rig.gateway.complete(rig.request("auto"))
 
@@ -234,7 +309,10 @@ async def test_observed_latency_success_and_stated_preference_each_change_the_or
     assert parts == expected
     row = next(r for r in rig.rows() if r.id == s.request_id)
     assert (tuple(row.chain), row.order_reason, row.served_model) == (
-        (HAIKU, GPT), s.order_reason, HAIKU)
+        (HAIKU, GPT),
+        s.order_reason,
+        HAIKU,
+    )
 
 
 async def test_hard_budget_refuses_with_402_and_calls_nobody(rig):
@@ -261,9 +339,16 @@ async def test_budget_is_settled_to_the_actual_cost(rig):
 async def test_unpriced_endpoint_model_is_flagged_not_free(rig):
     with FakeOllama() as ollama:
         with rig.sessions.begin() as s:
-            endpoints.add_endpoint(s, name="local", kind="openai-compatible",
-                                   api_base=ollama.base_url, models=["llama3.2"], actor="t",
-                                   now=utc_now(), builtin_providers=rig.catalog.providers())
+            endpoints.add_endpoint(
+                s,
+                name="local",
+                kind="openai-compatible",
+                api_base=ollama.base_url,
+                models=["llama3.2"],
+                actor="t",
+                now=utc_now(),
+                builtin_providers=rig.catalog.providers(),
+            )
         rig.gateway.refresh()
         text, s = await collect(rig.gateway, rig.request("local/llama3.2", stream=True))
     assert text and s.status == STATUS_SUCCESS and s.provider == "local"
@@ -303,8 +388,12 @@ async def test_flapping_outage_recovers_without_losing_requests(rig):
 
 async def test_policy_is_cached_briefly_and_refresh_applies_changes_at_once(rig):
     rig.gateway = rig.gateway.__class__(
-        sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher, clock=rig.clock,
-        sleep=rig.sleeps, environ={"OPENAI_API_KEY": OPENAI_KEY},
+        sessions=rig.sessions,
+        catalog=rig.catalog,
+        cipher=rig.cipher,
+        clock=rig.clock,
+        sleep=rig.sleeps,
+        environ={"OPENAI_API_KEY": OPENAI_KEY},
         settings=rig.gateway.settings.__class__(policy_ttl_s=60.0),
     )
     try:
@@ -330,8 +419,9 @@ async def test_a_warm_request_reads_nothing_from_the_database(rig):
 
     # The rig's gateway caches nothing (TTL 0) so tests see changes at once; this one
     # has the production defaults.
-    gateway = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
-                      environ=rig.gateway.environ)
+    gateway = Gateway(
+        sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher, environ=rig.gateway.environ
+    )
     engine = rig.sessions.kw["bind"]
     seen: list[tuple[str, int]] = []
 
@@ -373,12 +463,17 @@ async def test_concurrent_cold_requests_share_one_load_of_each_policy(rig):
             selects.append(statement)
 
     async def cold_round(clients: int) -> int:
-        gateway = Gateway(sessions=rig.sessions, catalog=rig.catalog, cipher=rig.cipher,
-                          environ=rig.gateway.environ)  # production TTLs, nothing cached yet
+        gateway = Gateway(
+            sessions=rig.sessions,
+            catalog=rig.catalog,
+            cipher=rig.cipher,
+            environ=rig.gateway.environ,
+        )  # production TTLs, nothing cached yet
         selects.clear()
         try:
             done = await asyncio.gather(
-                *(gateway.complete(rig.request(GPT)) for _ in range(clients)))
+                *(gateway.complete(rig.request(GPT)) for _ in range(clients))
+            )
             gateway.flush()
         finally:
             await gateway.aclose()

@@ -69,8 +69,11 @@ async def test_each_answering_model_is_announced_once_on_its_first_delta(rig):
     for model in ("gpt-4o", "gpt-4o-mini"):
         rig.openai.configure(model, tokens=WORDS)
     rig.openai.script("gpt-4o", Reply(cut_after=3, token_delay=0.02))
-    deltas = [e async for e in rig.gateway.stream(rig.request("auto", stream=True))
-              if isinstance(e, TextDelta)]
+    deltas = [
+        e
+        async for e in rig.gateway.stream(rig.request("auto", stream=True))
+        if isinstance(e, TextDelta)
+    ]
     announced = [(i, d.serving) for i, d in enumerate(deltas) if d.serving is not None]
     assert [(i, s.model, s.fallback) for i, s in announced] == [(0, GPT, True), (3, MINI, True)]
     first, second = announced[0][1], announced[1][1]
@@ -121,10 +124,13 @@ async def test_missing_done_is_finalised_promptly_with_usage(rig):
     assert time.monotonic() - started < 2
 
 
-@pytest.mark.parametrize(("model", "fake_name", "openai_path"), [
-    (GPT, "openai", "litellm-http"), (GPT, "openai", "sdk"), (HAIKU, "anthropic", "litellm-http")])
+@pytest.mark.parametrize(
+    ("model", "fake_name", "openai_path"),
+    [(GPT, "openai", "litellm-http"), (GPT, "openai", "sdk"), (HAIKU, "anthropic", "litellm-http")],
+)
 async def test_one_malformed_event_is_skipped_on_the_same_model(
-        rig, monkeypatch, model, fake_name, openai_path):
+    rig, monkeypatch, model, fake_name, openai_path
+):
     from core.upstream.litellm_calls import OWN_HTTP_ENV
 
     # Both of litellm's OpenAI paths: its own handler (our default) and the SDK (opt-out).
@@ -155,8 +161,9 @@ async def test_connect_timeout_fails_over_without_waiting_for_other_timers(rig, 
     from tests.fakes import unanswered_url
 
     # First-token and total timers are far away: only the connect timeout can end it.
-    rig.set_route([GPT, HAIKU], connect_timeout_s=0.5, first_token_timeout_s=30.0,
-                  total_timeout_s=60.0)
+    rig.set_route(
+        [GPT, HAIKU], connect_timeout_s=0.5, first_token_timeout_s=30.0, total_timeout_s=60.0
+    )
     with unanswered_url() as silent:
         rig.point_openai_at(silent)
         started = time.monotonic()
@@ -215,14 +222,16 @@ async def test_breaker_opens_then_probes_after_cooldown(rig):
     _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
     assert s.model == GPT and s.status == STATUS_SUCCESS
     assert all(b.state == "closed" for b in rig.gateway.breaker_states()) or not [
-        b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+        b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)
+    ]
 
 
 async def test_ledger_matches_upstream_under_concurrency(rig):
     rig.openai.configure("gpt-4o", default=Reply(token_delay=0.001))
     n = 48
-    await asyncio.gather(*(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0))
-                           for i in range(n)))
+    await asyncio.gather(
+        *(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0)) for i in range(n))
+    )
     rows = rig.rows()
     assert len(rows) == n == rig.openai.count("gpt-4o")
     assert len(rig.attempt_rows()) == n
@@ -241,13 +250,17 @@ def _break_stream(rig, how: str, fake_name: str, model: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["error", "garbage"])
-@pytest.mark.parametrize(("broken", "fake_name", "rescuer"), [
-    (GPT, "openai", HAIKU),  # continued with the partial answer as a prefill
-    (GPT, "openai", MINI),  # continued by asking again, passing on only what is new
-    (HAIKU, "anthropic", GPT),
-])
+@pytest.mark.parametrize(
+    ("broken", "fake_name", "rescuer"),
+    [
+        (GPT, "openai", HAIKU),  # continued with the partial answer as a prefill
+        (GPT, "openai", MINI),  # continued by asking again, passing on only what is new
+        (HAIKU, "anthropic", GPT),
+    ],
+)
 async def test_stream_broken_after_text_continues_on_the_next_model(
-        rig, how, broken, fake_name, rescuer):
+    rig, how, broken, fake_name, rescuer
+):
     rig.set_route([broken, rescuer], **FAST)
     for fake in (rig.openai, rig.anthropic):
         for name in ("gpt-4o", "gpt-4o-mini", "claude-3-haiku-20240307"):
@@ -270,7 +283,11 @@ async def test_stream_broken_after_text_continues_on_the_next_model(
         assert rescue_call.prefill is None
     [row] = rig.rows()
     assert (row.status, row.served_model, row.fallback_used, row.finish_reason) == (
-        STATUS_FALLBACK, rescuer, True, "stop")
+        STATUS_FALLBACK,
+        rescuer,
+        True,
+        "stop",
+    )
     assert [a["outcome"] for a in rig.attempts(row.id)] == [first.outcome, "ok"]
 
 
@@ -300,9 +317,12 @@ async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeed
     # The probe is slow, so the whole burst arrives while it is still in flight.
     probe = Reply(headers_delay=0.5) if probe_succeeds else Status(500, delay=0.5)
     rig.openai.configure("gpt-4o", default=probe)
-    burst = await asyncio.gather(*(
-        collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0, fallbacks=(HAIKU,)))
-        for i in range(12)))
+    burst = await asyncio.gather(
+        *(
+            collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0, fallbacks=(HAIKU,)))
+            for i in range(12)
+        )
+    )
     assert rig.openai.count("gpt-4o") == opened + 1  # exactly one probe call, no retries
     [probe_run] = [s for _, s in burst if s.attempts[0].outcome != "skipped-breaker"]
     for text, s in burst:
@@ -317,8 +337,11 @@ async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeed
         # Closed again: traffic goes back to the primary at once.
         assert (s.model, s.status) == (GPT, STATUS_SUCCESS)
         assert rig.openai.count("gpt-4o") == after + 1
-        assert not [b for b in rig.gateway.breaker_states()
-                    if b.deployment.startswith(GPT) and b.state != "closed"]
+        assert not [
+            b
+            for b in rig.gateway.breaker_states()
+            if b.deployment.startswith(GPT) and b.state != "closed"
+        ]
     else:
         assert probe_run.model == HAIKU and probe_run.attempts[0].outcome == "error"
         # The failed probe re-opened it for another cooldown: GPT is skipped again.
@@ -331,9 +354,10 @@ async def test_a_slow_model_never_blocks_requests_to_other_models(rig, slow_requ
     import litellm  # noqa: F401  (a first import takes seconds: keep it out of the timing)
 
     rig.openai.configure("gpt-4o", default=Hang())  # answers nothing until the caller leaves
-    slow = [asyncio.create_task(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0,
-                                                                  fallbacks=())))
-            for i in range(slow_requests)]
+    slow = [
+        asyncio.create_task(collect(rig.gateway, rig.request(GPT, stream=i % 2 == 0, fallbacks=())))
+        for i in range(slow_requests)
+    ]
     deadline = time.monotonic() + 5
     while rig.openai.count("gpt-4o") < slow_requests:  # every slow call is upstream, waiting
         assert time.monotonic() < deadline, rig.openai.count("gpt-4o")

@@ -34,8 +34,17 @@ def cipher() -> Cipher:
 
 def put(sessions, cipher, kind, owner_id, secret, provider="openai"):
     with sessions.begin() as s:
-        return keys.set_key(s, cipher, owner_kind=kind, owner_id=owner_id, provider=provider,
-                            secret=secret, actor="admin", now=T0, known_providers=KNOWN)
+        return keys.set_key(
+            s,
+            cipher,
+            owner_kind=kind,
+            owner_id=owner_id,
+            provider=provider,
+            secret=secret,
+            actor="admin",
+            now=T0,
+            known_providers=KNOWN,
+        )
 
 
 def team_id(sessions, name):
@@ -55,20 +64,30 @@ def test_set_list_replace_and_delete(sessions, cipher):
     with sessions.begin() as s:
         keys.mark_key_auth_failed(s, s.scalar(select(ApiKey.id)), later)
     with sessions.begin() as s:
-        replaced = keys.set_key(s, cipher, owner_kind="user", owner_id=alice.id,
-                                provider="openai", secret=TEAM, actor="alice", now=later,
-                                known_providers=KNOWN)
+        replaced = keys.set_key(
+            s,
+            cipher,
+            owner_kind="user",
+            owner_id=alice.id,
+            provider="openai",
+            secret=TEAM,
+            actor="alice",
+            now=later,
+            known_providers=KNOWN,
+        )
     assert (replaced.created_at, replaced.updated_at) == (T0, later)
     assert replaced.last_auth_failure_at is None  # a new key starts clean
     with sessions() as s:
         assert [k.masked for k in keys.list_keys(s, "user", alice.id)] == ["sk-…qrst"]
         assert keys.list_keys(s, "org", ORG_OWNER_ID) == []
     with sessions.begin() as s:
-        keys.delete_key(s, owner_kind="user", owner_id=alice.id, provider="openai",
-                        actor="alice", now=later)
+        keys.delete_key(
+            s, owner_kind="user", owner_id=alice.id, provider="openai", actor="alice", now=later
+        )
     with sessions.begin() as s, pytest.raises(NotFound, match="switchboard key list"):
-        keys.delete_key(s, owner_kind="user", owner_id=alice.id, provider="openai",
-                        actor="alice", now=later)
+        keys.delete_key(
+            s, owner_kind="user", owner_id=alice.id, provider="openai", actor="alice", now=later
+        )
     with sessions() as s:
         actions = [e.action for e in audit.recent(s) if e.action.startswith("key.")]
         assert actions == ["key.delete", "key.set", "key.set"]
@@ -92,8 +111,17 @@ def test_set_key_refuses_bad_input_without_echoing(
     sessions, cipher, secret, provider, kind, owner, error, fragment
 ):
     with sessions.begin() as s, pytest.raises(error, match=fragment) as info:
-        keys.set_key(s, cipher, owner_kind=kind, owner_id=owner, provider=provider,
-                     secret=secret, actor="t", now=T0, known_providers=KNOWN)
+        keys.set_key(
+            s,
+            cipher,
+            owner_kind=kind,
+            owner_id=owner,
+            provider=provider,
+            secret=secret,
+            actor="t",
+            now=T0,
+            known_providers=KNOWN,
+        )
     assert secret.strip() == "" or secret not in str(info.value)
     with sessions() as s:
         assert s.scalars(select(ApiKey)).all() == []
@@ -206,12 +234,20 @@ def test_key_status_says_which_source_without_decrypting(sessions, cipher):
     put(sessions, cipher, "org", ORG_OWNER_ID, ORG)
     put(sessions, cipher, "team", red, TEAM, provider="anthropic")
     with sessions() as s:
-        status = keys.key_status(s, caller_for(alice, red),
-                                 ["openai", "anthropic", "gemini", "mistral", "corp-vllm"],
-                                 {"GEMINI_API_KEY": "AIzaSyA0123456789abcdefghij"})
+        status = keys.key_status(
+            s,
+            caller_for(alice, red),
+            ["openai", "anthropic", "gemini", "mistral", "corp-vllm"],
+            {"GEMINI_API_KEY": "AIzaSyA0123456789abcdefghij"},
+        )
     by = {st.provider: st for st in status}
-    assert [st.provider for st in status] == ["openai", "anthropic", "gemini", "mistral",
-                                             "corp-vllm"]
+    assert [st.provider for st in status] == [
+        "openai",
+        "anthropic",
+        "gemini",
+        "mistral",
+        "corp-vllm",
+    ]
     assert (by["openai"].source, by["openai"].masked) == ("org", "sk-…qrst")
     assert by["anthropic"].source == "team"
     assert (by["gemini"].source, by["gemini"].masked) == ("env", "…ghij")
@@ -223,9 +259,11 @@ def test_key_status_says_which_source_without_decrypting(sessions, cipher):
 
 def test_secret_never_in_db_files_audit_or_reprs(isolated_env, sessions, cipher):
     alice = add_user(sessions, "alice", team="Red")
-    infos = [put(sessions, cipher, "user", alice.id, OWN),
-             put(sessions, cipher, "team", team_id(sessions, "Red"), TEAM),
-             put(sessions, cipher, "org", ORG_OWNER_ID, ORG)]
+    infos = [
+        put(sessions, cipher, "user", alice.id, OWN),
+        put(sessions, cipher, "team", team_id(sessions, "Red"), TEAM),
+        put(sessions, cipher, "org", ORG_OWNER_ID, ORG),
+    ]
     with sessions() as s:
         resolved = keys.resolve_key(s, cipher, caller_for(alice), "openai", {})
         entries = audit.recent(s)
@@ -337,6 +375,7 @@ def test_cli_secret_rotate_with_env_tells_admin_to_drop_old_key(run, monkeypatch
     assert new not in out + err and old not in out + err
     monkeypatch.setenv("SWITCHBOARD_SECRET_KEY", new)  # the old key is gone; rows still open
     with sessions() as s:
-        got = keys.resolve_key(s, secrets.load_cipher(load_settings()), Caller(1, "x", "member"),
-                               "openai", {})
+        got = keys.resolve_key(
+            s, secrets.load_cipher(load_settings()), Caller(1, "x", "member"), "openai", {}
+        )
     assert got is not None and got.secret == ORG

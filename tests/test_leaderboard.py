@@ -53,7 +53,8 @@ def test_known_bradley_terry_odds_without_prior():
     strengths = fit_strengths(votes, prior=0.0)
     assert strengths[A] / strengths[B] == pytest.approx(3.0, rel=1e-6)
     assert rating_of(strengths[A]) - rating_of(strengths[B]) == pytest.approx(
-        400 * math.log10(3), rel=1e-6)
+        400 * math.log10(3), rel=1e-6
+    )
 
 
 def test_ties_are_half_a_win_and_not_a_win_in_the_win_rate():
@@ -85,18 +86,27 @@ def test_leaderboard_from_the_database_with_filters(sessions):
     blue = add_user(sessions, "blue1", "member", team="blue")
     r, b = caller(sessions, red.id), caller(sessions, blue.id)
     old = utc_now() - timedelta(days=40)
-    voted_rounds(sessions, r, [([GPT, MINI], "best", GPT)] * 3, task="summarise",
-                 costs={GPT: 900, MINI: 100}, latencies={GPT: 1200, MINI: 300})
-    voted_rounds(sessions, r, [([GPT, HAIKU], "best", HAIKU)] * 2, task="code",
-                 costs={HAIKU: None})
+    voted_rounds(
+        sessions,
+        r,
+        [([GPT, MINI], "best", GPT)] * 3,
+        task="summarise",
+        costs={GPT: 900, MINI: 100},
+        latencies={GPT: 1200, MINI: 300},
+    )
+    voted_rounds(sessions, r, [([GPT, HAIKU], "best", HAIKU)] * 2, task="code", costs={HAIKU: None})
     voted_rounds(sessions, b, [([GPT, MINI], "best", MINI)] * 4)
     voted_rounds(sessions, r, [([GPT, MINI], "best", MINI)] * 5, now=old)
 
     with sessions() as s:
         team_red = r.team_id
         everything = {x.model: x for x in leaderboard.leaderboard(s)}
-        red_recent = {x.model: x for x in leaderboard.leaderboard(
-            s, team_id=team_red, since=utc_now() - timedelta(days=30))}
+        red_recent = {
+            x.model: x
+            for x in leaderboard.leaderboard(
+                s, team_id=team_red, since=utc_now() - timedelta(days=30)
+            )
+        }
         summarise = leaderboard.leaderboard(s, task="summarise")
         assert leaderboard.vote_tasks(s) == ["", "code", "summarise"]
         scores = leaderboard.quality_scores(s, task="summarise")
@@ -135,16 +145,21 @@ def test_leaderboard_page_shows_ratings_and_the_cost_scatter(sessions):
     from tests.support.pages import signed_in, texts
 
     dana = add_user(sessions, "dana", "member", team="red")
-    voted_rounds(sessions, caller(sessions, dana.id),
-                 [([GPT, MINI], "best", GPT)] * 3 + [([GPT, HAIKU], "tie", None)],
-                 task="summarise", costs={GPT: 900, MINI: 100, HAIKU: None})
+    voted_rounds(
+        sessions,
+        caller(sessions, dana.id),
+        [([GPT, MINI], "best", GPT)] * 3 + [([GPT, HAIKU], "tie", None)],
+        task="summarise",
+        costs={GPT: 900, MINI: 100, HAIKU: None},
+    )
     at = signed_in("dana", "pages/leaderboard.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert table["model"].iloc[0] == GPT
     assert set(table["model"]) == {GPT, MINI, HAIKU}
-    assert dict(zip(table["model"], table["median cost / answer"], strict=True))[HAIKU] == \
-        "unpriced"
+    assert (
+        dict(zip(table["model"], table["median cost / answer"], strict=True))[HAIKU] == "unpriced"
+    )
     assert any("Unpriced" in w.value and HAIKU in w.value for w in at.warning)
     assert "Quality per dollar" in texts(at)
     assert len(at.get("plotly_chart")) == 1

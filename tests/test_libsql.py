@@ -34,7 +34,6 @@ pytestmark = pytest.mark.libsql
 pytest.importorskip("sqlalchemy_libsql", reason="optional libSQL dialect not installed")
 
 
-
 @pytest.fixture
 def libsql_url(isolated_env: Path) -> str:
     # Embedded mode: no host, an absolute path (hence four slashes).
@@ -79,22 +78,33 @@ def test_libsql_connections_get_foreign_keys_and_busy_timeout(libsql_engine: Eng
     with libsql_engine.connect() as conn:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == 5000
-    row = {"username": "x", "display_name": "x", "password_hash": "x", "role": "member",
-           "active": True, "created_at": T0, "team_id": 999}
+    row = {
+        "username": "x",
+        "display_name": "x",
+        "password_hash": "x",
+        "role": "member",
+        "active": True,
+        "created_at": T0,
+        "team_id": 999,
+    }
     # libSQL's driver raises plain ValueError, which SQLAlchemy cannot map to IntegrityError.
-    with pytest.raises((IntegrityError, ValueError), match="FOREIGN KEY"), \
-            libsql_engine.begin() as conn:
+    with (
+        pytest.raises((IntegrityError, ValueError), match="FOREIGN KEY"),
+        libsql_engine.begin() as conn,
+    ):
         conn.execute(insert(User), row)
 
 
 def test_libsql_users_round_trip(libsql_sessions: sessionmaker[Session]) -> None:
-    created = create_user(libsql_sessions, "alice", role="admin", team="Research",
-                      email="alice@example.com")
+    created = create_user(
+        libsql_sessions, "alice", role="admin", team="Research", email="alice@example.com"
+    )
     create_user(libsql_sessions, "bob", team="Research")
     with libsql_sessions() as s:
         assert auth.get_user(s, "alice") == created
         assert [(u.username, u.role, u.team) for u in auth.list_users(s)] == [
-            ("alice", "admin", "Research"), ("bob", "member", "Research"),
+            ("alice", "admin", "Research"),
+            ("bob", "member", "Research"),
         ]
     with pytest.raises(Conflict):
         create_user(libsql_sessions, "alice")
@@ -104,10 +114,18 @@ def test_libsql_users_round_trip(libsql_sessions: sessionmaker[Session]) -> None
 
 
 def test_libsql_check_constraint_rejects_bad_role(libsql_engine: Engine) -> None:
-    row = {"username": "m", "display_name": "m", "password_hash": "x", "role": "superuser",
-           "active": True, "created_at": T0}
-    with pytest.raises((IntegrityError, ValueError), match="CHECK constraint"), \
-            libsql_engine.begin() as conn:
+    row = {
+        "username": "m",
+        "display_name": "m",
+        "password_hash": "x",
+        "role": "superuser",
+        "active": True,
+        "created_at": T0,
+    }
+    with (
+        pytest.raises((IntegrityError, ValueError), match="CHECK constraint"),
+        libsql_engine.begin() as conn,
+    ):
         conn.execute(insert(User), row)
 
 
@@ -115,8 +133,9 @@ def test_libsql_lockout(libsql_sessions: sessionmaker[Session]) -> None:
     create_user(libsql_sessions, "alice")
     for minute in range(auth.LOCKOUT_THRESHOLD):
         with pytest.raises(AuthenticationFailed):
-            auth.verify_login(libsql_sessions, "alice", "wrong-password-123",
-                              T0 + timedelta(minutes=minute))
+            auth.verify_login(
+                libsql_sessions, "alice", "wrong-password-123", T0 + timedelta(minutes=minute)
+            )
     ends = T0 + timedelta(minutes=auth.LOCKOUT_THRESHOLD - 1) + auth.LOCKOUT_DURATION
     with pytest.raises(LoginLocked):
         auth.verify_login(libsql_sessions, "alice", PASSWORD, T0 + timedelta(minutes=6))
@@ -152,8 +171,16 @@ def test_libsql_failed_transaction_leaves_nothing_behind(
     with pytest.raises(InvalidInput):
         create_user(libsql_sessions, "carol", team="NewTeam", password="short")
     with pytest.raises(RuntimeError), libsql_sessions.begin() as s:
-        auth.create_user(s, username="carol", password=PASSWORD, role="member", team="NewTeam",
-                         actor="test", now=T0, rounds=ROUNDS)
+        auth.create_user(
+            s,
+            username="carol",
+            password=PASSWORD,
+            role="member",
+            team="NewTeam",
+            actor="test",
+            now=T0,
+            rounds=ROUNDS,
+        )
         raise RuntimeError("the caller's next step failed")
     assert row_counts(libsql_sessions) == (0, 0, 0)
 

@@ -30,8 +30,13 @@ async def test_our_calls_skip_litellms_response_metadata_and_other_callers_keep_
 ) -> None:
     fake_openai.configure("gpt-4o", tokens=["Hello"])
     call = default_completion()
-    kwargs: dict[str, Any] = {"model": GPT, "messages": HI, "api_base": fake_openai.base_url,
-                              "api_key": OPENAI_KEY, "max_retries": 0}
+    kwargs: dict[str, Any] = {
+        "model": GPT,
+        "messages": HI,
+        "api_base": fake_openai.base_url,
+        "api_key": OPENAI_KEY,
+        "max_retries": 0,
+    }
     ours = await call(**kwargs)
     theirs = await litellm.acompletion(**kwargs)  # anyone else's call in the process
     assert ours.choices[0].message.content == theirs.choices[0].message.content == "Hello"
@@ -50,9 +55,14 @@ async def test_upstream_calls_never_send_a_providers_cookie_back(rig: Rig) -> No
     rig.point_openai_at(rig.openai.base_url.replace("127.0.0.1", "localhost"))
     with rig.sessions.begin() as s:
         endpoints.update_endpoint(
-            s, name="anthropic", kind="override", actor="t", now=utc_now(),
+            s,
+            name="anthropic",
+            kind="override",
+            actor="t",
+            now=utc_now(),
             api_base=rig.anthropic.base_url.replace("127.0.0.1", "localhost"),
-            builtin_providers=rig.catalog.providers())
+            builtin_providers=rig.catalog.providers(),
+        )
     rig.gateway.refresh()
     rig.openai.set_cookie = "_cfuvid=seen-on-alices-call; Path=/; HttpOnly"
     rig.anthropic.set_cookie = "_cfuvid=seen-on-alices-call; Path=/; HttpOnly"
@@ -60,8 +70,9 @@ async def test_upstream_calls_never_send_a_providers_cookie_back(rig: Rig) -> No
     rig.anthropic.configure("claude-3-haiku-20240307", tokens=["Hi"])
     for model in (GPT, HAIKU):
         for stream in (False, True, False, True):
-            text, summary = await collect(rig.gateway, rig.request(model, stream=stream,
-                                                                   fallbacks=()))
+            text, summary = await collect(
+                rig.gateway, rig.request(model, stream=stream, fallbacks=())
+            )
             assert (text, summary.model) == ("Hi", model)
     sent = rig.openai.requests("gpt-4o") + rig.anthropic.requests("claude-3-haiku-20240307")
     assert len(sent) == 8
@@ -95,12 +106,15 @@ def test_only_a_refused_certificate_is_untrusted_not_a_relay_quoting_one() -> No
         assert classify(wrapped).kind == UNTRUSTED
     # A relay's own 500 that quotes its upstream's failure is an ordinary transient error.
     relay = litellm.InternalServerError(
-        "upstream said: CERTIFICATE_VERIFY_FAILED", "openai", "gpt-4o")
+        "upstream said: CERTIFICATE_VERIFY_FAILED", "openai", "gpt-4o"
+    )
     assert classify(relay).kind == TRANSIENT
 
 
 async def test_upstream_clients_trust_the_ca_litellm_is_told_to(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    rig: Rig,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """A provider behind a corporate proxy with its own CA: SSL_CERT_FILE, as litellm
     reads it, is what our clients trust, streaming or not."""
@@ -119,7 +133,8 @@ async def test_upstream_clients_trust_the_ca_litellm_is_told_to(
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         rig.point_openai_at(trusted.base_url)
         for stream in (False, True):
-            text, summary = await collect(rig.gateway, rig.request(GPT, stream=stream,
-                                                                   fallbacks=()))
+            text, summary = await collect(
+                rig.gateway, rig.request(GPT, stream=stream, fallbacks=())
+            )
             assert (text, summary.status) == ("Hi", STATUS_SUCCESS)
         assert trusted.count("gpt-4o") == 2

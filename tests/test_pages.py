@@ -12,8 +12,14 @@ from tests.support.pages import signed_in
 
 APP = "../app.py"
 EVERYONE = [
-    "pages/home.py", "pages/chat.py", "pages/compare.py", "pages/leaderboard.py",
-    "pages/analytics.py", "pages/models.py", "pages/providers.py", "pages/preferences.py",
+    "pages/home.py",
+    "pages/chat.py",
+    "pages/compare.py",
+    "pages/leaderboard.py",
+    "pages/analytics.py",
+    "pages/models.py",
+    "pages/providers.py",
+    "pages/preferences.py",
     "pages/account.py",
 ]
 ADMIN_ONLY = ["pages/admin.py", "pages/users.py"]

@@ -32,12 +32,20 @@ def _chat(provider: str, **prices: float) -> dict[str, Any]:
 
 PRICE_MAP: dict[str, Any] = {
     # $2.50 / $10 per 1M, cache reads $1.25: the same shape as gpt-4o.
-    "gpt-test": _chat("openai", input_cost_per_token=2.5e-06, output_cost_per_token=1e-05,
-                      cache_read_input_token_cost=1.25e-06),
+    "gpt-test": _chat(
+        "openai",
+        input_cost_per_token=2.5e-06,
+        output_cost_per_token=1e-05,
+        cache_read_input_token_cost=1.25e-06,
+    ),
     "half": _chat("openai", input_cost_per_token=5e-07, output_cost_per_token=5e-07),
     "tiny": _chat("openai", input_cost_per_token=4e-07, output_cost_per_token=4e-07),
-    "thinker": _chat("deepseek", input_cost_per_token=1e-06, output_cost_per_token=2e-06,
-                     output_cost_per_reasoning_token=4e-06),
+    "thinker": _chat(
+        "deepseek",
+        input_cost_per_token=1e-06,
+        output_cost_per_token=2e-06,
+        output_cost_per_reasoning_token=4e-06,
+    ),
     "ollama/free": _chat("ollama", input_cost_per_token=0, output_cost_per_token=0),
     "groq/mystery": _chat("groq"),
 }
@@ -57,8 +65,7 @@ def test_gpt4o_costs_are_exact_micro_dollars_from_the_bundled_catalog():
     catalog = load_catalog()
     book = PriceBook(catalog, (), loaded_at=NOW)
     # $2.50 and $10 per 1M: 1000 * 2.5 + 500 * 10 = 7500 micro-dollars ($0.0075).
-    assert book.cost_micros("openai/gpt-4o", Usage(1000, 500), NOW) == (
-        7500, catalog.price_version)
+    assert book.cost_micros("openai/gpt-4o", Usage(1000, 500), NOW) == (7500, catalog.price_version)
     # 200 of the prompt tokens were cache reads at $1.25: 800*2.5 + 200*1.25 + 500*10.
     assert book.cost_micros("openai/gpt-4o", Usage(1000, 500, cached_tokens=200), NOW)[0] == 7250
     # The bare litellm name resolves to the same model and price.
@@ -80,10 +87,12 @@ def test_reasoning_tokens_are_part_of_completion_and_use_their_own_price_when_kn
 ):
     # thinker: $1 in, $2 out, $4 reasoning. 100 prompt + 50 completion of which 30 reasoning.
     assert book.cost_micros("deepseek/thinker", Usage(100, 50, reasoning_tokens=30), NOW)[0] == (
-        100 * 1 + 20 * 2 + 30 * 4)
+        100 * 1 + 20 * 2 + 30 * 4
+    )
     # Without a separate price, reasoning is ordinary output (no double counting).
     assert book.cost_micros("openai/gpt-test", Usage(100, 50, reasoning_tokens=30), NOW)[0] == (
-        250 + 500)
+        250 + 500
+    )
     # Nonsense usage (more cached than prompt tokens) is clamped, never negative.
     assert book.cost_micros("openai/gpt-test", Usage(10, 0, cached_tokens=99), NOW)[0] == 13
 
@@ -109,8 +118,14 @@ def test_override_applies_only_from_its_date_and_changes_the_version(sessions, c
     start = NOW + timedelta(days=1)
     with sessions.begin() as s:
         info = set_price_override(
-            s, "openai/gpt-test", Decimal("1.5"), Decimal("6"), start,
-            actor="alice", now=NOW, known_model=lambda m: catalog.get(m) is not None,
+            s,
+            "openai/gpt-test",
+            Decimal("1.5"),
+            Decimal("6"),
+            start,
+            actor="alice",
+            now=NOW,
+            known_model=lambda m: catalog.get(m) is not None,
         )
     with sessions() as s:
         book = load_price_book(s, catalog, NOW)
@@ -123,28 +138,36 @@ def test_override_applies_only_from_its_date_and_changes_the_version(sessions, c
     assert book.cost_micros("gpt-test", usage, start + timedelta(days=30)) == after  # alias
     price = book.price_at("openai/gpt-test", start)
     assert price is not None and (price.input_per_1m, price.output_per_1m) == (
-        Decimal("1.5"), Decimal(6))
+        Decimal("1.5"),
+        Decimal(6),
+    )
     # An override replaces the whole deal: cached tokens bill at the override's input price.
     assert book.cost_micros("openai/gpt-test", Usage(1000, 0, cached_tokens=1000), start)[0] == (
-        1500)
+        1500
+    )
     assert [(e.actor, e.target, e.details["input_per_1m"]) for e in entries] == [
-        ("alice", "openai/gpt-test", "1.5")]
+        ("alice", "openai/gpt-test", "1.5")
+    ]
 
 
 def test_a_later_override_supersedes_and_only_a_future_one_can_be_replaced(sessions, catalog):
     known = lambda m: True  # noqa: E731  (endpoint models are not in the catalog)
     first, second = NOW - timedelta(days=1), NOW + timedelta(days=10)
     with sessions.begin() as s:
-        a = set_price_override(s, "ep/llama", Decimal(1), Decimal(2), first, actor="x", now=NOW,
-                               known_model=known)
-        set_price_override(s, "ep/llama", Decimal(3), Decimal(4), second, actor="x", now=NOW,
-                           known_model=known)
+        a = set_price_override(
+            s, "ep/llama", Decimal(1), Decimal(2), first, actor="x", now=NOW, known_model=known
+        )
+        set_price_override(
+            s, "ep/llama", Decimal(3), Decimal(4), second, actor="x", now=NOW, known_model=known
+        )
     with sessions.begin() as s:  # not in force yet: nothing was priced with it, so replace it
-        b = set_price_override(s, "ep/llama", Decimal(5), Decimal(6), second, actor="y",
-                               now=NOW, known_model=known)
+        b = set_price_override(
+            s, "ep/llama", Decimal(5), Decimal(6), second, actor="y", now=NOW, known_model=known
+        )
     with sessions.begin() as s, pytest.raises(Conflict, match="already in force"):
-        set_price_override(s, "ep/llama", Decimal(9), Decimal(9), first, actor="x", now=NOW,
-                           known_model=known)
+        set_price_override(
+            s, "ep/llama", Decimal(9), Decimal(9), first, actor="x", now=NOW, known_model=known
+        )
     with sessions() as s:
         book = load_price_book(s, catalog, NOW)
         replaced = audit.recent(s, action="price.override", actor="y")
@@ -161,19 +184,35 @@ def test_a_later_override_supersedes_and_only_a_future_one_can_be_replaced(sessi
         ("openai/gpt-test", Decimal(1), Decimal("NaN"), NOW, InvalidInput, "non-negative"),
         ("openai/gpt-test", 1.5, Decimal(1), NOW, InvalidInput, "non-negative"),  # a float
         ("openai/gpt-test", Decimal("0.0000001"), Decimal(1), NOW, InvalidInput, "6 decimal"),
-        ("openai/gpt-test", Decimal(1), Decimal(1), NOW.replace(tzinfo=None), InvalidInput,
-         "time zone"),
+        (
+            "openai/gpt-test",
+            Decimal(1),
+            Decimal(1),
+            NOW.replace(tzinfo=None),
+            InvalidInput,
+            "time zone",
+        ),
         ("openai/nope", Decimal(1), Decimal(1), NOW, NotFound, "Unknown model"),
     ],
 )
-def test_override_validation(sessions, catalog, model, input_price, output_price, effective,
-                             error, fragment):
+def test_override_validation(
+    sessions, catalog, model, input_price, output_price, effective, error, fragment
+):
     with sessions.begin() as s, pytest.raises(error, match=fragment):
-        set_price_override(s, model, input_price, output_price, effective, actor="x", now=NOW,
-                           known_model=lambda m: catalog.get(m) is not None)
+        set_price_override(
+            s,
+            model,
+            input_price,
+            output_price,
+            effective,
+            actor="x",
+            now=NOW,
+            known_model=lambda m: catalog.get(m) is not None,
+        )
     with sessions() as s:
         assert load_price_book(s, catalog, NOW).price_at(model, NOW + timedelta(days=1)) == (
-            PriceBook(catalog, (), NOW).price_at(model, NOW))
+            PriceBook(catalog, (), NOW).price_at(model, NOW)
+        )
 
 
 def test_price_book_says_when_to_reload(book: PriceBook):
@@ -186,8 +225,15 @@ def test_estimate_prompt_tokens_is_cheap_and_rounds_up():
     # 3 for the reply + 4 framing + ceil((40 content + 4 role chars) / 4) = 18.
     assert estimate_prompt_tokens(one) == 18
     assert estimate_prompt_tokens([{"role": "user", "content": "a" * 41}]) == 19
-    parts = [{"role": "user", "content": [
-        {"type": "text", "text": "b" * 36}, {"type": "image_url", "image_url": {"url": "x"}}]}]
+    parts = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "b" * 36},
+                {"type": "image_url", "image_url": {"url": "x"}},
+            ],
+        }
+    ]
     assert estimate_prompt_tokens(parts) == 3 + 4 + 10 + 765
     assert estimate_prompt_tokens([]) == 3
     longer = [*one, {"role": "assistant", "content": "c" * 400}]

@@ -23,19 +23,34 @@ TEAM_KEY = "sk-proj-team-key-bbbb2222"
 
 def _profile(sessions, user_id: int, name: str, keys_choice: str = "auto") -> profiles.ProfileInfo:
     with sessions.begin() as s:
-        return profiles.create_profile(s, user_id=user_id, name=name, keys_choice=keys_choice,
-                                       actor="test", now=utc_now())
+        return profiles.create_profile(
+            s, user_id=user_id, name=name, keys_choice=keys_choice, actor="test", now=utc_now()
+        )
 
 
 def _route(sessions, *, user_id=None, profile_id=None, models, task="") -> None:
     with sessions.begin() as s:
         if profile_id is not None:
-            profiles.set_profile_route(s, profile_id=profile_id, models=models,
-                                       known_model=lambda m: True, actor="t", now=utc_now(),
-                                       task=task)
+            profiles.set_profile_route(
+                s,
+                profile_id=profile_id,
+                models=models,
+                known_model=lambda m: True,
+                actor="t",
+                now=utc_now(),
+                task=task,
+            )
         else:
-            routes.set_route(s, scope="user", scope_id=user_id, models=models,
-                             known_model=lambda m: True, actor="t", now=utc_now(), task=task)
+            routes.set_route(
+                s,
+                scope="user",
+                scope_id=user_id,
+                models=models,
+                known_model=lambda m: True,
+                actor="t",
+                now=utc_now(),
+                task=task,
+            )
 
 
 def _resolve(sessions, caller, profile=None, task=""):
@@ -90,9 +105,15 @@ def test_profile_route_options_are_range_checked(sessions):
     user = add_user(sessions, "pat")
     work = _profile(sessions, user.id, "Work")
     with pytest.raises(InvalidInput, match="Retries 9 is out of range"), sessions.begin() as s:
-        profiles.set_profile_route(s, profile_id=work.id, models=[GPT],
-                                   known_model=lambda m: True, actor="t", now=utc_now(),
-                                   options=routes.RouteOptions(max_retries=9))
+        profiles.set_profile_route(
+            s,
+            profile_id=work.id,
+            models=[GPT],
+            known_model=lambda m: True,
+            actor="t",
+            now=utc_now(),
+            options=routes.RouteOptions(max_retries=9),
+        )
     with sessions() as s:
         assert s.scalar(select(ProfileRoute)) is None
 
@@ -110,9 +131,17 @@ def test_deleting_a_profile_removes_its_routes(sessions):
 
 def _key(rig, kind: str, owner_id: int, secret: str) -> None:
     with rig.sessions.begin() as s:
-        keys.set_key(s, rig.cipher, owner_kind=kind, owner_id=owner_id, provider="openai",
-                     secret=secret, actor="test", now=utc_now(),
-                     known_providers=rig.catalog.providers())
+        keys.set_key(
+            s,
+            rig.cipher,
+            owner_kind=kind,
+            owner_id=owner_id,
+            provider="openai",
+            secret=secret,
+            actor="test",
+            now=utc_now(),
+            known_providers=rig.catalog.providers(),
+        )
 
 
 async def test_keys_choice_decides_which_key_pays_and_the_ledger_records_the_profile(rig):
@@ -144,7 +173,8 @@ async def test_own_keys_profile_never_falls_back_to_shared_keys(rig):
     # The environment has an OpenAI key (rig), but this profile may only use the user's own.
     with pytest.raises(NoKey):
         await rig.gateway.complete(
-            replace(rig.request(GPT, fallbacks=()), caller=caller, profile="Personal"))
+            replace(rig.request(GPT, fallbacks=()), caller=caller, profile="Personal")
+        )
     assert rig.openai.count() == 0
     [row] = rig.rows()
     assert (row.profile, row.status) == ("Personal", "no-key")
@@ -158,8 +188,15 @@ async def test_gateway_refuses_an_unknown_profile_with_a_clear_message(rig):
 
 def test_estimate_honours_the_profile_route(rig):
     with rig.sessions.begin() as s:
-        routes.set_route(s, scope="org", scope_id=ORG_OWNER_ID, models=[GPT],
-                         known_model=lambda m: True, actor="t", now=utc_now())
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=ORG_OWNER_ID,
+            models=[GPT],
+            known_model=lambda m: True,
+            actor="t",
+            now=utc_now(),
+        )
     work = _profile(rig.sessions, rig.user.id, "Work")
     _route(rig.sessions, profile_id=work.id, models=[MINI])
     plain = rig.gateway.estimate(rig.request("auto"))

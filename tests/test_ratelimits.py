@@ -38,8 +38,11 @@ def caller_for(sessions: Factory, username: str) -> Caller:
 
 def windows(sessions: Factory, who: Caller) -> list[tuple[int, int, int]]:
     with sessions() as s:
-        rows = s.execute(select(RateWindow.window, RateWindow.requests, RateWindow.tokens)
-                         .where(RateWindow.user_id == who.user_id).order_by(RateWindow.window))
+        rows = s.execute(
+            select(RateWindow.window, RateWindow.requests, RateWindow.tokens)
+            .where(RateWindow.user_id == who.user_id)
+            .order_by(RateWindow.window)
+        )
         return [tuple(r) for r in rows]
 
 
@@ -74,7 +77,8 @@ def test_tokens_per_minute(sessions, alice):
         check_and_count(sessions, alice, 500, NOW, None, 1_000)
     assert refused.value.message == (
         "You have used 600 of your 1,000 tokens per minute, and this request needs about 500. "
-        "Try again in 12 s.")
+        "Try again in 12 s."
+    )
     check_and_count(sessions, alice, 400, NOW, None, 1_000)  # exactly fills the minute
     with pytest.raises(RateLimited):
         check_and_count(sessions, alice, 1, NOW, None, 1_000)
@@ -123,8 +127,7 @@ def test_old_windows_are_pruned(sessions, alice):
     check_and_count(sessions, bob, 1, NOW, 10, None)
     # Each new minute drops the user's windows older than KEEP_WINDOWS minutes.
     last = minute_of(NOW) + 7
-    assert [w for w, _, _ in windows(sessions, alice)] == list(
-        range(last - KEEP_WINDOWS, last + 1))
+    assert [w for w, _, _ in windows(sessions, alice)] == list(range(last - KEEP_WINDOWS, last + 1))
     with sessions.begin() as s:
         assert prune_windows(s, NOW + timedelta(minutes=7)) == 1  # bob's: idle for 7 minutes
         assert prune_windows(s, NOW + timedelta(minutes=8)) == 1  # alice's oldest

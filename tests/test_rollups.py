@@ -30,8 +30,9 @@ def any_db(request: pytest.FixtureRequest, engine: Engine) -> Iterator[sessionma
 
 
 def _rollup_table(s: Session) -> dict[tuple[Any, ...], dict[str, int]]:
-    measures = [c for c in usage_daily.c if c.name not in (*USAGE_DAILY_DIMENSIONS, "id",
-                                                           "username")]
+    measures = [
+        c for c in usage_daily.c if c.name not in (*USAGE_DAILY_DIMENSIONS, "id", "username")
+    ]
     out = {}
     for row in s.execute(select(usage_daily)).mappings():
         key = tuple(row[d] for d in USAGE_DAILY_DIMENSIONS)
@@ -43,13 +44,24 @@ def _raw_sql_totals(s: Session) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """Per-key totals from `requests`, with the NULL and success rules written in SQL."""
     r = RequestRow
     ok = r.status.in_(rollups.SUCCESS_STATUSES)
-    rows = s.execute(select(
-        r.at, func.coalesce(r.user_id, 0), func.coalesce(r.team_id, 0),
-        func.coalesce(r.provider, ""), func.coalesce(r.served_model, r.requested_model),
-        r.task, r.source, r.status, r.prompt_tokens, r.completion_tokens,
-        func.coalesce(r.cost_micros, 0), case((ok, r.latency_ms), else_=0),
-        case((ok, 1), else_=0), case((ok & r.ttft_ms.is_not(None), 1), else_=0),
-    )).all()
+    rows = s.execute(
+        select(
+            r.at,
+            func.coalesce(r.user_id, 0),
+            func.coalesce(r.team_id, 0),
+            func.coalesce(r.provider, ""),
+            func.coalesce(r.served_model, r.requested_model),
+            r.task,
+            r.source,
+            r.status,
+            r.prompt_tokens,
+            r.completion_tokens,
+            func.coalesce(r.cost_micros, 0),
+            case((ok, r.latency_ms), else_=0),
+            case((ok, 1), else_=0),
+            case((ok & r.ttft_ms.is_not(None), 1), else_=0),
+        )
+    ).all()
     totals: dict[tuple[Any, ...], list[int]] = {}
     for at, *rest in rows:
         key = (at.astimezone(UTC).date(), *rest[:7])  # the UTC day, as the rollup keys it
@@ -64,7 +76,7 @@ def test_rollups_match_raw_aggregation_on_random_data(any_db):
     rows = random_rows(rng, 3000, START, days=6)
     # Several batches so the same key is upserted repeatedly, as the batched writer does.
     for start in range(0, len(rows), 250):
-        insert(any_db, *rows[start:start + 250], attempts=False)
+        insert(any_db, *rows[start : start + 250], attempts=False)
 
     with any_db() as s:
         table = _rollup_table(s)
@@ -72,17 +84,25 @@ def test_rollups_match_raw_aggregation_on_random_data(any_db):
     assert set(table) == set(raw)
     for key, (n, prompt, completion, cost, latency, lat_n, ttft_n) in raw.items():
         got = table[key]
-        assert (got["requests"], got["prompt_tokens"], got["completion_tokens"],
-                got["cost_micros"], got["latency_sum_ms"], got["latency_n"], got["ttft_n"]) == (
-            n, prompt, completion, cost, latency, lat_n, ttft_n), key
+        assert (
+            got["requests"],
+            got["prompt_tokens"],
+            got["completion_tokens"],
+            got["cost_micros"],
+            got["latency_sum_ms"],
+            got["latency_n"],
+            got["ttft_n"],
+        ) == (n, prompt, completion, cost, latency, lat_n, ttft_n), key
     assert sum(v["requests"] for v in table.values()) == len(rows)
 
     # Histograms, max prompt, priced/unpriced and fallbacks against plain Python.
     expected: dict[tuple[Any, ...], dict[str, int]] = {}
     for row in rows:
         key = rollups.key_of(row)
-        acc = expected.setdefault(key, {"max_prompt_tokens": 0, "unpriced_requests": 0,
-                                        "fallbacks": 0, "priced_tokens": 0})
+        acc = expected.setdefault(
+            key,
+            {"max_prompt_tokens": 0, "unpriced_requests": 0, "fallbacks": 0, "priced_tokens": 0},
+        )
         acc["max_prompt_tokens"] = max(acc["max_prompt_tokens"], row["prompt_tokens"])
         acc["unpriced_requests"] += row["cost_micros"] is None
         acc["fallbacks"] += row["fallback_used"]
@@ -122,10 +142,22 @@ def test_the_gateway_write_path_updates_rollups(sessions):
     from tests.test_ledger import make_request, make_summary
 
     with sessions.begin() as s:
-        ledger.record_many(s, [(make_request(task="t"), make_summary("a")),
-                               (make_request(task="t"), make_summary("b"))], START)
+        ledger.record_many(
+            s,
+            [
+                (make_request(task="t"), make_summary("a")),
+                (make_request(task="t"), make_summary("b")),
+            ],
+            START,
+        )
     with sessions() as s:
         row = s.execute(select(usage_daily)).mappings().one()
-    assert (row["requests"], row["prompt_tokens"], row["completion_tokens"],
-            row["cost_micros"], row["latency_sum_ms"], row["user_id"], row["team_id"]) == (
-        2, 20, 10, 24, 160, 7, 3)
+    assert (
+        row["requests"],
+        row["prompt_tokens"],
+        row["completion_tokens"],
+        row["cost_micros"],
+        row["latency_sum_ms"],
+        row["user_id"],
+        row["team_id"],
+    ) == (2, 20, 10, 24, 160, 7, 3)

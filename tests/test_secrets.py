@@ -124,25 +124,46 @@ def store_keys(sessions, cipher) -> dict[tuple[str, int, str], str]:
     with sessions.begin() as s:
         for i, provider in enumerate(PROVIDERS):
             secret = f"{SECRET}{i}"
-            keys.set_key(s, cipher, owner_kind="org", owner_id=ORG_OWNER_ID, provider=provider,
-                         secret=secret, actor="t", now=T0, known_providers=PROVIDERS)
+            keys.set_key(
+                s,
+                cipher,
+                owner_kind="org",
+                owner_id=ORG_OWNER_ID,
+                provider=provider,
+                secret=secret,
+                actor="t",
+                now=T0,
+                known_providers=PROVIDERS,
+            )
             stored[("org", ORG_OWNER_ID, provider)] = secret
-        keys.set_key(s, cipher, owner_kind="user", owner_id=user.id, provider="openai",
-                     secret=SECRET, actor="t", now=T0, known_providers=PROVIDERS)
+        keys.set_key(
+            s,
+            cipher,
+            owner_kind="user",
+            owner_id=user.id,
+            provider="openai",
+            secret=SECRET,
+            actor="t",
+            now=T0,
+            known_providers=PROVIDERS,
+        )
         stored[("user", user.id, "openai")] = SECRET
     return stored
 
 
 def blobs(sessions) -> dict[tuple[str, int, str], bytes]:
     with sessions() as s:
-        return {(r.owner_kind, r.owner_id, r.provider): r.ciphertext
-                for r in s.scalars(select(ApiKey))}
+        return {
+            (r.owner_kind, r.owner_id, r.provider): r.ciphertext for r in s.scalars(select(ApiKey))
+        }
 
 
 def assert_all_decrypt(cipher, sessions, stored):
     for (kind, owner, provider), blob in blobs(sessions).items():
-        assert cipher.decrypt(blob, api_key_aad(kind, owner, provider)) == stored[
-            (kind, owner, provider)]
+        assert (
+            cipher.decrypt(blob, api_key_aad(kind, owner, provider))
+            == stored[(kind, owner, provider)]
+        )
 
 
 def test_rotation_reencrypts_every_row_and_drops_the_old_key(isolated_env, sessions):
@@ -249,15 +270,24 @@ OPENAI_401 = (
         (OPENAI_401, [SECRET]),
         (OPENAI_401, []),  # caught by shape even when we were not told the key
         ("request failed: headers={'Authorization': 'Bearer abcDEF123456ghiJKL'}", []),
-        ("GET https://generativelanguage.googleapis.com/v1/models?key=AIzaSyA0123456789abcdefghijklmnopqrstu", []),  # noqa: E501
+        (
+            "GET https://generativelanguage.googleapis.com/v1/models?key=AIzaSyA0123456789abcdefghijklmnopqrstu",
+            [],
+        ),
         ('{"api_key": "plainsecretvalue99"}', []),
         ("x-api-key: my-local-key-0000", []),
         ("custom key zzTOPsecret-in-text99 was refused", ["zzTOPsecret-in-text99"]),
     ],
 )
 def test_redact_scrubs_realistic_upstream_errors(text, known):
-    secret_parts = ["Zx81aQ7vLmN0pRt5", "abcDEF123456ghiJKL", "AIzaSyA0123456789abcdef",
-                    "plainsecretvalue99", "my-local-key-0000", "zzTOPsecret-in-text99"]
+    secret_parts = [
+        "Zx81aQ7vLmN0pRt5",
+        "abcDEF123456ghiJKL",
+        "AIzaSyA0123456789abcdef",
+        "plainsecretvalue99",
+        "my-local-key-0000",
+        "zzTOPsecret-in-text99",
+    ]
     out = redact(text, known)
     assert not any(part in out for part in secret_parts)
     assert redact(out, known) == out  # idempotent: masks are not re-masked
@@ -267,8 +297,8 @@ def test_redact_keeps_ordinary_text():
     text = "Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000. max_tokens=512"
     assert redact(text, []) == text
     assert "Incorrect API key provided: sk-proj-…qR0s" in redact(
-        "Incorrect API key provided: sk-proj-Zx81aQ7vLmN0pRt5uVw2yB4cD6eF8gH0iJ2kL4mN6oP8qR0s",
-        [])
+        "Incorrect API key provided: sk-proj-Zx81aQ7vLmN0pRt5uVw2yB4cD6eF8gH0iJ2kL4mN6oP8qR0s", []
+    )
 
 
 def test_redacting_filter_scrubs_args_and_tracebacks(caplog):
@@ -315,9 +345,13 @@ def test_quiet_litellm_silences_debug_and_redacts(caplog, capsys, fake_openai):
     with caplog.at_level(logging.DEBUG):
         lit.debug("debug detail %s", SECRET)
         with pytest.raises(litellm.AuthenticationError) as info:
-            litellm.completion(model="openai/gpt-4o", api_key=SECRET, num_retries=0,
-                               api_base=fake_openai.base_url,
-                               messages=[{"role": "user", "content": "hi"}])
+            litellm.completion(
+                model="openai/gpt-4o",
+                api_key=SECRET,
+                num_retries=0,
+                api_base=fake_openai.base_url,
+                messages=[{"role": "user", "content": "hi"}],
+            )
         assert SECRET in str(info.value)  # the upstream really echoed it...
         lit.warning("upstream error: %s", info.value)
         logging.getLogger("LiteLLM Router").error("router saw Bearer %s", SECRET)
@@ -326,4 +360,3 @@ def test_quiet_litellm_silences_debug_and_redacts(caplog, capsys, fake_openai):
     assert "debug detail" not in caplog.text
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err
-

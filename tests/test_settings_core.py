@@ -38,10 +38,18 @@ def test_preview_skips_models_without_key_and_with_an_open_breaker(rig):
     sources = {"openai": "own", "anthropic": None}
     open_breaker = BreakerState(f"{MINI}@own:7", "open", 3, utc_now(), utc_now())
     steps, reason = preferences.preview_chain(
-        [GPT, HAIKU, MINI, "nope/unknown"], RouteOptions(), resolver=_resolver(rig),
-        key_source=sources.get, breakers=[open_breaker])
+        [GPT, HAIKU, MINI, "nope/unknown"],
+        RouteOptions(),
+        resolver=_resolver(rig),
+        key_source=sources.get,
+        breakers=[open_breaker],
+    )
     assert [(s.model, s.position) for s in steps] == [
-        (GPT, 1), (HAIKU, None), (MINI, None), ("nope/unknown", None)]
+        (GPT, 1),
+        (HAIKU, None),
+        (MINI, None),
+        ("nope/unknown", None),
+    ]
     assert steps[1].reason == "skipped: no key for anthropic"
     assert "circuit open" in steps[2].reason
     assert "not a known model" in steps[3].reason
@@ -51,14 +59,24 @@ def test_preview_skips_models_without_key_and_with_an_open_breaker(rig):
 def test_preview_follows_the_options(rig):
     resolver = _resolver(rig)
     steps, _ = preferences.preview_chain(
-        [GPT, MINI], RouteOptions(auto_fallback=False), resolver=resolver,
-        key_source=lambda p: "env", breakers=[])
+        [GPT, MINI],
+        RouteOptions(auto_fallback=False),
+        resolver=resolver,
+        key_source=lambda p: "env",
+        breakers=[],
+    )
     assert [s.position for s in steps] == [1, None]
     assert steps[1].reason == "skipped: automatic fallback is off"
     prices = {GPT: Decimal("4.375"), MINI: Decimal("0.2625")}
     steps, reason = preferences.preview_chain(
-        [GPT, MINI], RouteOptions(cost_optimised=True), resolver=resolver,
-        key_source=lambda p: "env", breakers=[], prices=prices, stats={})
+        [GPT, MINI],
+        RouteOptions(cost_optimised=True),
+        resolver=resolver,
+        key_source=lambda p: "env",
+        breakers=[],
+        prices=prices,
+        stats={},
+    )
     assert [s.model for s in steps] == [MINI, GPT]  # the cheaper model goes first
     assert reason is not None and reason.startswith("cost-optimised")
 
@@ -80,20 +98,48 @@ def test_route_options_are_range_checked_and_nothing_is_saved(sessions):
         (RouteOptions(max_retries=-1), "Retries -1 is out of range"),
     ]:
         with pytest.raises(InvalidInput, match=message), sessions.begin() as s:
-            preferences.save_route(s, user_id=user.id, profile=None, models=[GPT],
-                                   known_model=lambda m: True, actor="pat", now=utc_now(),
-                                   options=options)
+            preferences.save_route(
+                s,
+                user_id=user.id,
+                profile=None,
+                models=[GPT],
+                known_model=lambda m: True,
+                actor="pat",
+                now=utc_now(),
+                options=options,
+            )
         # Every path that saves a route checks, not only the settings page's.
         with pytest.raises(InvalidInput, match=message), sessions.begin() as s:
-            routes.set_route(s, scope="org", scope_id=ORG_OWNER_ID, models=[GPT],
-                             known_model=lambda m: True, actor="cli", now=utc_now(),
-                             options=options)
+            routes.set_route(
+                s,
+                scope="org",
+                scope_id=ORG_OWNER_ID,
+                models=[GPT],
+                known_model=lambda m: True,
+                actor="cli",
+                now=utc_now(),
+                options=options,
+            )
     with pytest.raises(InvalidInput, match="at least one model"), sessions.begin() as s:
-        preferences.save_route(s, user_id=user.id, profile=None, models=[],
-                               known_model=lambda m: True, actor="pat", now=utc_now())
+        preferences.save_route(
+            s,
+            user_id=user.id,
+            profile=None,
+            models=[],
+            known_model=lambda m: True,
+            actor="pat",
+            now=utc_now(),
+        )
     with pytest.raises(InvalidInput, match="Unknown model"), sessions.begin() as s:
-        preferences.save_route(s, user_id=user.id, profile=None, models=["no/such-model"],
-                               known_model=lambda m: False, actor="pat", now=utc_now())
+        preferences.save_route(
+            s,
+            user_id=user.id,
+            profile=None,
+            models=["no/such-model"],
+            known_model=lambda m: False,
+            actor="pat",
+            now=utc_now(),
+        )
     with sessions() as s:
         assert s.scalar(select(RouteRow)) is None
 
@@ -104,22 +150,54 @@ def test_shared_routes_are_org_and_team_only_listed_org_first_and_described(sess
     with sessions.begin() as s:
         red = auth.list_teams(s)[0][0]
         with pytest.raises(InvalidInput, match="users set their own"):
-            shared_routes.save_shared_route(s, scope="user", scope_id=1, task="", models=[MINI],
-                                            options=RouteOptions(), known_model=lambda m: True,
-                                            actor="root", now=now)
+            shared_routes.save_shared_route(
+                s,
+                scope="user",
+                scope_id=1,
+                task="",
+                models=[MINI],
+                options=RouteOptions(),
+                known_model=lambda m: True,
+                actor="root",
+                now=now,
+            )
         shared_routes.save_shared_route(
-            s, scope="team", scope_id=red, task="Code", models=[GPT, MINI],
+            s,
+            scope="team",
+            scope_id=red,
+            task="Code",
+            models=[GPT, MINI],
             options=RouteOptions(auto_fallback=False, provider_order=("openai",)),
-            known_model=lambda m: True, actor="root", now=now)
-        shared_routes.save_shared_route(s, scope="org", scope_id=999, task="", models=[MINI],
-                                        options=RouteOptions(), known_model=lambda m: True,
-                                        actor="root", now=now)
-        routes.set_route(s, scope="user", scope_id=1, models=[HAIKU], known_model=lambda m: True,
-                         actor="mia", now=now)
+            known_model=lambda m: True,
+            actor="root",
+            now=now,
+        )
+        shared_routes.save_shared_route(
+            s,
+            scope="org",
+            scope_id=999,
+            task="",
+            models=[MINI],
+            options=RouteOptions(),
+            known_model=lambda m: True,
+            actor="root",
+            now=now,
+        )
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=1,
+            models=[HAIKU],
+            known_model=lambda m: True,
+            actor="mia",
+            now=now,
+        )
     with sessions() as s:
         listed = shared_routes.list_shared_routes(s, {red: "Red"})
     assert [(r.owner, r.scope_id, r.task, r.models) for r in listed] == [
-        ("Organisation", ORG_OWNER_ID, "", (MINI,)), ("Team Red", red, "code", (GPT, MINI))]
+        ("Organisation", ORG_OWNER_ID, "", (MINI,)),
+        ("Team Red", red, "code", (GPT, MINI)),
+    ]
     assert shared_routes.describe_options(listed[0].options) == "defaults"
     assert shared_routes.describe_options(listed[1].options) == "first model only, prefers openai"
 
@@ -127,16 +205,36 @@ def test_shared_routes_are_org_and_team_only_listed_org_first_and_described(sess
 def test_default_model_keeps_the_fallbacks_and_later_save_wins(sessions):
     user = add_user(sessions, "pat")
     with sessions.begin() as s:
-        preferences.save_route(s, user_id=user.id, profile=None, models=[GPT, HAIKU],
-                               known_model=lambda m: True, actor="pat", now=utc_now())
+        preferences.save_route(
+            s,
+            user_id=user.id,
+            profile=None,
+            models=[GPT, HAIKU],
+            known_model=lambda m: True,
+            actor="pat",
+            now=utc_now(),
+        )
     with sessions.begin() as s:
-        chain = preferences.save_default_model(s, user_id=user.id, profile=None, model=MINI,
-                                               known_model=lambda m: True, actor="pat",
-                                               now=utc_now())
+        chain = preferences.save_default_model(
+            s,
+            user_id=user.id,
+            profile=None,
+            model=MINI,
+            known_model=lambda m: True,
+            actor="pat",
+            now=utc_now(),
+        )
     assert chain == (MINI, GPT, HAIKU)
     with sessions.begin() as s:  # a second editor saves later: their chain wins
-        preferences.save_route(s, user_id=user.id, profile=None, models=[HAIKU],
-                               known_model=lambda m: True, actor="other-tab", now=utc_now())
+        preferences.save_route(
+            s,
+            user_id=user.id,
+            profile=None,
+            models=[HAIKU],
+            known_model=lambda m: True,
+            actor="other-tab",
+            now=utc_now(),
+        )
     with sessions() as s:
         saved = preferences.routes_for(s, user.id, None)[""]
         audited = s.scalars(select(AuditEntry.actor).where(AuditEntry.action == "route.set"))
@@ -148,19 +246,39 @@ def test_preferring_a_provider_without_a_key_is_refused_and_recorded(sessions):
     user = add_user(sessions, "pat")
     caller = Caller(user.id, user.username, "member")
     with sessions.begin() as s:
-        preferences.save_route(s, user_id=user.id, profile=None, models=[GPT],
-                               known_model=lambda m: True, actor="pat", now=utc_now())
+        preferences.save_route(
+            s,
+            user_id=user.id,
+            profile=None,
+            models=[GPT],
+            known_model=lambda m: True,
+            actor="pat",
+            now=utc_now(),
+        )
     usable = {"openai": True, "anthropic": False}
     with pytest.raises(InvalidInput, match="No usable key for anthropic"):
-        preferences.save_provider_order(sessions, caller=caller, profile=None,
-                                        order=["openai", "anthropic"], usable=usable,
-                                        actor="pat", now=utc_now())
+        preferences.save_provider_order(
+            sessions,
+            caller=caller,
+            profile=None,
+            order=["openai", "anthropic"],
+            usable=usable,
+            actor="pat",
+            now=utc_now(),
+        )
     with sessions() as s:
         [refusal] = s.scalars(select(PreferenceRefusal)).all()
         assert (refusal.username, refusal.provider) == ("pat", "anthropic")
         assert preferences.routes_for(s, user.id, None)[""].options.provider_order == ()
-    preferences.save_provider_order(sessions, caller=caller, profile=None, order=["openai"],
-                                    usable=usable, actor="pat", now=utc_now())
+    preferences.save_provider_order(
+        sessions,
+        caller=caller,
+        profile=None,
+        order=["openai"],
+        usable=usable,
+        actor="pat",
+        now=utc_now(),
+    )
     with sessions() as s:
         assert preferences.routes_for(s, user.id, None)[""].options.provider_order == ("openai",)
 
@@ -176,8 +294,9 @@ def test_recommendations_use_capabilities_ratings_and_success(rig):
     assert "tool use" in code.reason and "no team ratings" in code.reason
     # A strong team rating and a clean record lift a model to the top, and the reason says so.
     stats = {MINI: ModelStats(MINI, 40, 40, 1.0, 500.0, 480, 120.0)}
-    [chat] = recommend.recommend("chat", models, stats=stats, ratings={MINI: 1.0},
-                                 providers=["openai", "anthropic"])
+    [chat] = recommend.recommend(
+        "chat", models, stats=stats, ratings={MINI: 1.0}, providers=["openai", "anthropic"]
+    )
     assert chat.model == MINI
     assert "the team rates it 100%" in chat.reason and "100% of its last 40 calls" in chat.reason
     assert recommend.recommend("code", models, stats={}, providers=["nobody"]) == []
@@ -202,33 +321,38 @@ def test_key_test_reports_success_invalid_key_and_missing_model(rig):
     caller = rig.caller
     model = keytest.pick_test_model("openai", rig.catalog, [])
     assert model == MINI
-    ok = keytest.run_key_test(_stream(rig), keytest.key_test_request(caller, model, "env"),
-                              "openai")
+    ok = keytest.run_key_test(
+        _stream(rig), keytest.key_test_request(caller, model, "env"), "openai"
+    )
     assert ok.ok and "The key works" in ok.message and ok.latency_ms >= 0
     assert rig.openai.requests("gpt-4o-mini")[-1].body["max_tokens"] == 1
 
     rig.openai.accepted_keys = frozenset({"sk-some-other-key"})
-    bad = keytest.run_key_test(_stream(rig), keytest.key_test_request(caller, model, "env"),
-                               "openai")
+    bad = keytest.run_key_test(
+        _stream(rig), keytest.key_test_request(caller, model, "env"), "openai"
+    )
     assert not bad.ok and bad.message.startswith("Invalid key")
     rig.openai.accepted_keys = None
 
     rig.openai.script("gpt-4o-mini", Status(404))
-    missing = keytest.run_key_test(_stream(rig), keytest.key_test_request(caller, model, "env"),
-                                   "openai")
+    missing = keytest.run_key_test(
+        _stream(rig), keytest.key_test_request(caller, model, "env"), "openai"
+    )
     assert not missing.ok and missing.message.startswith("Model not found")
 
 
 def test_key_test_says_no_network_when_the_provider_is_down(rig):
     rig.openai.down()
     result = keytest.run_key_test(
-        _stream(rig), keytest.key_test_request(rig.caller, MINI, "env"), "openai")
+        _stream(rig), keytest.key_test_request(rig.caller, MINI, "env"), "openai"
+    )
     assert not result.ok and result.message.startswith("No network")
 
 
 def test_key_test_with_no_key_says_so(rig):
     result = keytest.run_key_test(
-        _stream(rig), keytest.key_test_request(rig.caller, HAIKU, "own"), "anthropic")
+        _stream(rig), keytest.key_test_request(rig.caller, HAIKU, "own"), "anthropic"
+    )
     assert not result.ok and "no key for anthropic" in result.message.lower()
 
 
@@ -258,18 +382,37 @@ def test_password_reset_and_change(sessions):
     add_user(sessions, "pat")
     now = utc_now()
     with sessions.begin() as s:
-        auth.reset_password(s, username="pat", new_password="a-brand-new-secret",
-                            actor="root", now=now, rounds=TEST_ROUNDS)
+        auth.reset_password(
+            s,
+            username="pat",
+            new_password="a-brand-new-secret",
+            actor="root",
+            now=now,
+            rounds=TEST_ROUNDS,
+        )
     assert auth.verify_login(sessions, "pat", "a-brand-new-secret", now).username == "pat"
     with pytest.raises(AuthenticationFailed), sessions.begin() as s:
-        auth.change_password(s, username="pat", current=PASSWORD, new_password="x" * 12,
-                             now=now, rounds=TEST_ROUNDS)
+        auth.change_password(
+            s, username="pat", current=PASSWORD, new_password="x" * 12, now=now, rounds=TEST_ROUNDS
+        )
     with pytest.raises(InvalidInput, match="too short"), sessions.begin() as s:
-        auth.change_password(s, username="pat", current="a-brand-new-secret",
-                             new_password="short", now=now, rounds=TEST_ROUNDS)
+        auth.change_password(
+            s,
+            username="pat",
+            current="a-brand-new-secret",
+            new_password="short",
+            now=now,
+            rounds=TEST_ROUNDS,
+        )
     with sessions.begin() as s:
-        auth.change_password(s, username="pat", current="a-brand-new-secret",
-                             new_password="another-good-secret", now=now, rounds=TEST_ROUNDS)
+        auth.change_password(
+            s,
+            username="pat",
+            current="a-brand-new-secret",
+            new_password="another-good-secret",
+            now=now,
+            rounds=TEST_ROUNDS,
+        )
     assert auth.verify_login(sessions, "pat", "another-good-secret", now).username == "pat"
 
 
@@ -340,14 +483,18 @@ def test_recorded_requests_keep_their_profile_in_estimate_cache_keys(rig):
     from core.settings import profiles
 
     with rig.sessions.begin() as s:
-        a = profiles.create_profile(s, user_id=rig.user.id, name="A", keys_choice="auto",
-                                    actor="t", now=utc_now())
-        profiles.set_profile_route(s, profile_id=a.id, models=[MINI],
-                                   known_model=lambda m: True, actor="t", now=utc_now())
+        a = profiles.create_profile(
+            s, user_id=rig.user.id, name="A", keys_choice="auto", actor="t", now=utc_now()
+        )
+        profiles.set_profile_route(
+            s, profile_id=a.id, models=[MINI], known_model=lambda m: True, actor="t", now=utc_now()
+        )
     rig.set_route([GPT])
     base = rig.request("auto")
-    assert rig.gateway.estimate(replace(base, profile="A")).high_micros != \
-        rig.gateway.estimate(base).high_micros
+    assert (
+        rig.gateway.estimate(replace(base, profile="A")).high_micros
+        != rig.gateway.estimate(base).high_micros
+    )
 
 
 def test_team_votes_become_per_task_ratings_for_recommendations(sessions):

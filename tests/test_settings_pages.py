@@ -144,9 +144,17 @@ def test_members_see_only_their_own_keys_even_by_url(sessions, app_fakes):
         from core.clock import utc_now
         from core.config import load_settings
 
-        keys.set_key(s, load_cipher(load_settings()), owner_kind="user", owner_id=other.id,
-                     provider="anthropic", secret="sk-ant-otto-private-7777", actor="otto",
-                     now=utc_now(), known_providers={"anthropic"})
+        keys.set_key(
+            s,
+            load_cipher(load_settings()),
+            owner_kind="user",
+            owner_id=other.id,
+            provider="anthropic",
+            secret="sk-ant-otto-private-7777",
+            actor="otto",
+            now=utc_now(),
+            known_providers={"anthropic"},
+        )
     at = signed_in("mia", page="pages/providers.py")
     at.query_params["user"] = "otto"
     at.query_params["owner_id"] = str(other.id)
@@ -198,7 +206,10 @@ def test_edit_a_chain_and_see_the_preview_change(sessions, app_fakes, monkeypatc
     assert any("at least one model" in e.value for e in at.error)
     with sessions() as s:  # the empty chain changed nothing
         assert s.scalar(select(RouteRow.models).where(RouteRow.task == "")) == [
-            "openai/gpt-4o", MINI, HAIKU]
+            "openai/gpt-4o",
+            MINI,
+            HAIKU,
+        ]
 
 
 def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options(
@@ -206,10 +217,16 @@ def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options
 ):
     user = add_user(sessions, "mia", "member")
     with sessions.begin() as s:  # options saved elsewhere (CLI, provider order section)
-        routes.set_route(s, scope="user", scope_id=user.id, models=["openai/gpt-4o"],
-                         known_model=lambda m: True, actor="mia", now=utc_now(),
-                         options=RouteOptions(provider_order=("openai",), max_tokens=900,
-                                              idle_timeout_s=7.0))
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=user.id,
+            models=["openai/gpt-4o"],
+            known_model=lambda m: True,
+            actor="mia",
+            now=utc_now(),
+            options=RouteOptions(provider_order=("openai",), max_tokens=900, idle_timeout_s=7.0),
+        )
     at = signed_in("mia", page="pages/preferences.py")
     assert at.number_input(key="t_idle").value == 7.0
     at.number_input(key="t_total").set_value(0.0).run()
@@ -226,9 +243,11 @@ def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options
     with sessions() as s:
         saved = RouteOptions.from_json(s.scalar(select(RouteRow.options)))
     assert (saved.total_timeout_s, saved.max_retries, saved.content_refusal_failover) == (
-        60.0, 0, True)
-    assert (saved.provider_order, saved.max_tokens, saved.idle_timeout_s) == (
-        ("openai",), 900, 7.0)
+        60.0,
+        0,
+        True,
+    )
+    assert (saved.provider_order, saved.max_tokens, saved.idle_timeout_s) == (("openai",), 900, 7.0)
 
 
 def test_task_route_validates_temperature_and_shows_a_recommendation(sessions, app_fakes):
@@ -304,8 +323,9 @@ def test_switching_profiles_changes_what_the_page_edits(sessions, app_fakes):
     at.button(key="save_default").click().run()
     with sessions() as s:
         work = profiles.find_profile(s, user.id, "Work")
-        assert s.scalar(select(ProfileRoute.models).where(ProfileRoute.profile_id == work.id)) \
-            == [MINI]
+        assert s.scalar(select(ProfileRoute.models).where(ProfileRoute.profile_id == work.id)) == [
+            MINI
+        ]
         assert s.scalar(select(RouteRow)) is None  # the user's own settings are untouched
 
     at.switch_page("pages/providers.py").run()  # the switch holds on every page

@@ -27,8 +27,9 @@ def test_is_malformed_only_for_unparsable_data():
 
 
 async def test_events_split_across_reads_are_kept_whole_and_in_order():
-    body = (b'data: {"n": 1}\n\ndata: {not json\n\n'
-            b'event: x\r\ndata: {"n": 2}\r\n\r\ndata: [DONE]\n\n')
+    body = (
+        b'data: {"n": 1}\n\ndata: {not json\n\nevent: x\r\ndata: {"n": 2}\r\n\r\ndata: [DONE]\n\n'
+    )
     # Every split point, so no boundary between reads can lose or merge events.
     for cut in range(1, len(body)):
         out = await _filtered([body[:cut], body[cut:]])
@@ -42,10 +43,14 @@ async def test_trailing_partial_event_passes_through_for_cut_detection():
 async def test_transport_leaves_non_stream_bodies_alone():
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/sse":
-            return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                  content=b"data: {bad\n\ndata: {}\n\n")
-        return httpx.Response(200, headers={"content-type": "application/json"},
-                              content=b"{bad json stays}")
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                content=b"data: {bad\n\ndata: {}\n\n",
+            )
+        return httpx.Response(
+            200, headers={"content-type": "application/json"}, content=b"{bad json stays}"
+        )
 
     transport = SseSanitizingTransport(httpx.MockTransport(answer))
     async with httpx.AsyncClient(transport=transport, base_url="http://upstream.test") as client:

@@ -67,17 +67,27 @@ def _app(pause_between: bool) -> Any:
 async def test_a_head_and_body_sent_in_one_step_leave_corked_together() -> None:
     events: list[tuple[str, object]] = []
     await CorkedResponses(_app(pause_between=False))(
-        {"type": "http"}, _receive, ServerSend(events).send)
-    assert events == [("cork", 1), ("send", "http.response.start"),
-                      ("send", "http.response.body"), ("cork", 0)]
+        {"type": "http"}, _receive, ServerSend(events).send
+    )
+    assert events == [
+        ("cork", 1),
+        ("send", "http.response.start"),
+        ("send", "http.response.body"),
+        ("cork", 0),
+    ]
 
 
 async def test_a_stream_that_waits_is_uncorked_before_its_next_part() -> None:
     events: list[tuple[str, object]] = []
     await CorkedResponses(_app(pause_between=True))(
-        {"type": "http"}, _receive, ServerSend(events).send)
-    assert events == [("cork", 1), ("send", "http.response.start"), ("cork", 0),
-                      ("send", "http.response.body")]
+        {"type": "http"}, _receive, ServerSend(events).send
+    )
+    assert events == [
+        ("cork", 1),
+        ("send", "http.response.start"),
+        ("cork", 0),
+        ("send", "http.response.body"),
+    ]
 
 
 async def test_without_a_socket_to_reach_messages_pass_through_untouched() -> None:
@@ -114,16 +124,26 @@ def test_over_uvicorn_every_response_is_whole_and_the_socket_uncorked_after_it()
         # What the previous response on this connection left behind: must be uncorked.
         corked_at_start.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
         if scope["path"] == "/stream":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
             for part in (b"one ", b"two ", b"three"):
                 await send({"type": "http.response.body", "body": part, "more_body": True})
                 await asyncio.sleep(0.01)
             await send({"type": "http.response.body", "body": b""})
             return
         body = json.dumps({"path": scope["path"]}).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         corked_mid.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))  # head held
         await send({"type": "http.response.body", "body": body})
 

@@ -43,7 +43,10 @@ def test_create_stores_only_hash_and_prefix(sessions):
         assert token not in (row.token_hash, row.prefix, row.name)
         (entry,) = audit.recent(s, action="token.create")
     assert (entry.actor, entry.target, dict(entry.details)) == (
-        "admin", "alice/default", {"prefix": token[:8]})
+        "admin",
+        "alice/default",
+        {"prefix": token[:8]},
+    )
 
 
 def test_tokens_are_unique(sessions):
@@ -59,20 +62,24 @@ def test_authenticate_returns_the_caller(sessions):
     caller = authenticate(sessions, token)
     with sessions() as s:
         team_id = s.scalar(select(User.team_id).where(User.username == "alice"))
-    assert caller == Caller(user_id=user.id, username="alice", role="manager",
-                            team_id=team_id, token_name="ci")
+    assert caller == Caller(
+        user_id=user.id, username="alice", role="manager", team_id=team_id, token_name="ci"
+    )
     assert team_id is not None
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
-    lambda t: t.upper(),
-    lambda t: t + "x",
-    lambda t: t[3:],
-    lambda t: "",
-    lambda t: "Bearer " + t,
-    lambda t: "sb-",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: t.upper(),
+        lambda t: t + "x",
+        lambda t: t[3:],
+        lambda t: "",
+        lambda t: "Bearer " + t,
+        lambda t: "sb-",
+    ],
+)
 def test_wrong_tokens_are_refused(sessions, mangle):
     add_user(sessions, "alice")
     token, _ = create(sessions)
@@ -91,8 +98,9 @@ def test_revoked_token_is_refused_and_revoke_is_idempotent(sessions):
     with pytest.raises(AuthenticationFailed, match="Invalid or revoked gateway token"):
         authenticate(sessions, token, later)
     with sessions.begin() as s:
-        again = tokens.revoke_token(s, username="alice", name="default", actor="admin",
-                                    now=later + timedelta(hours=1))
+        again = tokens.revoke_token(
+            s, username="alice", name="default", actor="admin", now=later + timedelta(hours=1)
+        )
     assert again.revoked_at == later
     with sessions() as s:
         assert len(audit.recent(s, action="token.revoke")) == 1
@@ -113,8 +121,11 @@ def test_last_used_is_written_at_most_once_a_minute(sessions, engine):
     add_user(sessions, "alice")
     token, _ = create(sessions)
     updates: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda *a: updates.append(a[2]) if a[2].startswith("UPDATE") else None)
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda *a: updates.append(a[2]) if a[2].startswith("UPDATE") else None,
+    )
 
     def last_used():
         with sessions() as s:
@@ -160,7 +171,10 @@ def test_list_and_revoke_errors(sessions):
     create(sessions, "alice", "a")
     with sessions() as s:
         assert [(t.username, t.name) for t in tokens.list_tokens(s, None)] == [
-            ("alice", "a"), ("alice", "b"), ("bob", "z")]
+            ("alice", "a"),
+            ("alice", "b"),
+            ("bob", "z"),
+        ]
         assert [t.name for t in tokens.list_tokens(s, "bob")] == ["z"]
         with pytest.raises(NotFound):
             tokens.list_tokens(s, "ghost")
@@ -169,6 +183,7 @@ def test_list_and_revoke_errors(sessions):
 
 
 # ---- `switchboard token` ----------------------------------------------------------------
+
 
 def run(*argv: str) -> tuple[int, str, str]:
     return run_cli(*argv, clock=lambda: T0)

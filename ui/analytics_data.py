@@ -29,8 +29,10 @@ TTL = 60  # seconds: new requests show up within a minute
 @st.cache_data(ttl=TTL, show_spinner=False)
 def key_figures(scope: Scope, filters: Filters) -> tuple[figures.KeyFigures, figures.KeyFigures]:
     with services().sessions() as s:
-        return (figures.key_figures(s, filters, scope),
-                figures.key_figures(s, filters.previous(), scope))
+        return (
+            figures.key_figures(s, filters, scope),
+            figures.key_figures(s, filters.previous(), scope),
+        )
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -40,9 +42,11 @@ def filter_options(scope: Scope, start: date, end: date) -> dict[str, list[str]]
     names = ("provider", "model", "task", "source", "status")
     seen: dict[str, set[str]] = {name: set() for name in names}
     with services().sessions() as s:
-        rows = s.execute(select(*(c[n] for n in names))
-                         .where(*rollup_terms(Filters(start, end, "custom"), scope))
-                         .group_by(*(c[n] for n in names)))
+        rows = s.execute(
+            select(*(c[n] for n in names))
+            .where(*rollup_terms(Filters(start, end, "custom"), scope))
+            .group_by(*(c[n] for n in names))
+        )
         for row in rows:
             for name, value in zip(names, row, strict=True):
                 if value:
@@ -68,13 +72,16 @@ def teams(scope: Scope) -> dict[int, str]:
     if scope.kind != "all":
         return {}
     with services().sessions() as s:
-        return {int(i): str(n) for i, n in
-                s.execute(select(Team.id, Team.name).order_by(Team.name)).all()}
+        return {
+            int(i): str(n)
+            for i, n in s.execute(select(Team.id, Team.name).order_by(Team.name)).all()
+        }
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cost_over_time(scope: Scope, filters: Filters, by: Literal["provider", "model"],
-                   grain: Literal["day", "hour"]) -> pd.DataFrame:
+def cost_over_time(
+    scope: Scope, filters: Filters, by: Literal["provider", "model"], grain: Literal["day", "hour"]
+) -> pd.DataFrame:
     with services().sessions() as s:
         return charts_data.cost_over_time(s, filters, scope, by, grain)
 
@@ -86,8 +93,9 @@ def tokens_by_provider(scope: Scope, filters: Filters) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cost_by(scope: Scope, filters: Filters,
-            dimension: Literal["task", "user", "team"]) -> pd.DataFrame:
+def cost_by(
+    scope: Scope, filters: Filters, dimension: Literal["task", "user", "team"]
+) -> pd.DataFrame:
     with services().sessions() as s:
         return charts_data.cost_by(s, filters, scope, dimension)
 
@@ -101,8 +109,10 @@ def latency_histograms(scope: Scope, filters: Filters) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def rates(scope: Scope, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
     with services().sessions() as s:
-        return (charts_data.rates_over_time(s, filters, scope),
-                charts_data.provider_error_spikes(s, filters, scope))
+        return (
+            charts_data.rates_over_time(s, filters, scope),
+            charts_data.provider_error_spikes(s, filters, scope),
+        )
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -119,8 +129,10 @@ def model_performance(scope: Scope, filters: Filters) -> pd.DataFrame:
 def budgets(scope: Scope, minute: datetime) -> list[tuple[Forecast, pd.DataFrame]]:
     """Forecasts and burn-downs; ``minute`` (now, to the minute) keys the cache."""
     with services().sessions() as s:
-        return [(forecast(b, minute), burn_down(s, b, minute))
-                for b in budgets_in_scope(s, scope, minute)]
+        return [
+            (forecast(b, minute), burn_down(s, b, minute))
+            for b in budgets_in_scope(s, scope, minute)
+        ]
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -138,5 +150,6 @@ def send_alerts(minute: datetime) -> int:
     """
     everything = Scope("all", 0, None, "everyone")
     with httpx.Client() as client:
-        return webhook.dispatch(services().sessions, alerts(everything, minute),
-                                now=minute, client=client)
+        return webhook.dispatch(
+            services().sessions, alerts(everything, minute), now=minute, client=client
+        )

@@ -22,8 +22,10 @@ from ui import state
 
 
 def totals_text(totals: Totals) -> str:
-    return (f"{totals.tokens:,} tokens ({totals.prompt_tokens:,} in / "
-            f"{totals.completion_tokens:,} out) · {view.money(totals.cost_micros)}")
+    return (
+        f"{totals.tokens:,} tokens ({totals.prompt_tokens:,} in / "
+        f"{totals.completion_tokens:,} out) · {view.money(totals.cost_micros)}"
+    )
 
 
 def conversation_list(
@@ -35,18 +37,26 @@ def conversation_list(
     on_new: Callable[[], None],
 ) -> None:
     """The sidebar list, newest first, with search and a New chat button."""
-    st.button("New chat", icon=":material/add:", on_click=on_new, width="stretch",
-              key="sb_chat_new")
-    query = st.text_input("Search conversations", key=state.CHAT_SEARCH,
-                          placeholder="words in a title or message")
+    st.button(
+        "New chat", icon=":material/add:", on_click=on_new, width="stretch", key="sb_chat_new"
+    )
+    query = st.text_input(
+        "Search conversations", key=state.CHAT_SEARCH, placeholder="words in a title or message"
+    )
     if not listing:
-        st.caption("No conversation matches." if query.strip() else
-                   "No conversations yet. Type below to start one.")
+        st.caption(
+            "No conversation matches."
+            if query.strip()
+            else "No conversations yet. Type below to start one."
+        )
         return
     for conv in listing:
         st.button(
-            conv.title, key=f"{state.CHAT_OPEN_PREFIX}{conv.id}", on_click=on_open,
-            args=(conv.id,), width="stretch",
+            conv.title,
+            key=f"{state.CHAT_OPEN_PREFIX}{conv.id}",
+            on_click=on_open,
+            args=(conv.id,),
+            width="stretch",
             type="primary" if conv.id == open_id else "tertiary",
             help=f"Last used {conv.updated_at:%Y-%m-%d %H:%M} UTC · {conv.model}",
         )
@@ -57,8 +67,9 @@ def conversation_list(
 def answer_meta(details: Mapping[str, Any], status: str) -> None:
     """Under an answer: its status, badge, fallback notice and attempts."""
     if status == STATUS_STOPPED:
-        st.caption(":material/stop_circle: Stopped. The text above is what arrived before "
-                   "you stopped it.")
+        st.caption(
+            ":material/stop_circle: Stopped. The text above is what arrived before you stopped it."
+        )
     elif status == STATUS_INCOMPLETE:
         reason = details.get("error") or "the answer was cut off"
         st.warning(f"Incomplete: {reason}", icon=":material/warning:")

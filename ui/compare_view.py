@@ -35,14 +35,22 @@ def model_label(catalog: Catalog) -> Callable[[str], str]:
             return f"{model_id} · endpoint"
         if not info.priced:
             return f"{model_id} · unpriced"
-        return (f"{model_id} · {info.cost_tier} · ${info.input_price:.2f} in / "
-                f"${info.output_price:.2f} out per 1M")
+        return (
+            f"{model_id} · {info.cost_tier} · ${info.input_price:.2f} in / "
+            f"${info.output_price:.2f} out per 1M"
+        )
 
     return label
 
 
-def _facts(tokens_in: int, tokens_out: int, cost: str | None, latency_ms: int,
-           ttft_ms: int | None, length: int) -> str:
+def _facts(
+    tokens_in: int,
+    tokens_out: int,
+    cost: str | None,
+    latency_ms: int,
+    ttft_ms: int | None,
+    length: int,
+) -> str:
     parts = [f"{tokens_in} in / {tokens_out} out tokens"]
     if cost is not None:
         parts.append(cost)
@@ -53,8 +61,11 @@ def _facts(tokens_in: int, tokens_out: int, cost: str | None, latency_ms: int,
 
 
 def stream_round(
-    gateway: SyncGateway, requests: Sequence[ChatRequest], headings: Sequence[str],
-    *, blind: bool,
+    gateway: SyncGateway,
+    requests: Sequence[ChatRequest],
+    headings: Sequence[str],
+    *,
+    blind: bool,
 ) -> list[AnswerData]:
     """Stream every request at once into its own column; returns the answers in order."""
     slots = []
@@ -75,8 +86,13 @@ def stream_round(
     return collector.answers()
 
 
-def _draw_live(column: Column, body: st.delta_generator.DeltaGenerator,
-               foot: st.delta_generator.DeltaGenerator, *, heading: str | None) -> None:
+def _draw_live(
+    column: Column,
+    body: st.delta_generator.DeltaGenerator,
+    foot: st.delta_generator.DeltaGenerator,
+    *,
+    heading: str | None,
+) -> None:
     """Draw one column; with ``heading`` (blind) its error names the label, not the model."""
     if not column.done:
         body.markdown(column.text + " ▌")
@@ -86,12 +102,21 @@ def _draw_live(column: Column, body: st.delta_generator.DeltaGenerator,
         with body.container():
             if answer.text:
                 st.markdown(answer.text)
-            st.error(answer.error if heading is None
-                     else answer.error.replace(column.model, heading))
+            st.error(
+                answer.error if heading is None else answer.error.replace(column.model, heading)
+            )
     else:
         body.markdown(answer.text or "*(empty answer)*")
-    foot.caption(_facts(answer.prompt_tokens, answer.completion_tokens, None,
-                        answer.latency_ms, answer.ttft_ms, len(answer.text)))
+    foot.caption(
+        _facts(
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            None,
+            answer.latency_ms,
+            answer.ttft_ms,
+            len(answer.text),
+        )
+    )
 
 
 def _heading(r: RoundView, a: AnswerView) -> str:
@@ -113,8 +138,11 @@ def draw_round(r: RoundView, *, on_vote: Callable[[int, str, str | None, str], N
             elif not a.text:
                 st.markdown("*(empty answer)*")
             cost = usd(a.cost_micros, a.priced) if r.revealed else None
-            st.caption(_facts(a.prompt_tokens, a.completion_tokens, cost, a.latency_ms,
-                              a.ttft_ms, a.length))
+            st.caption(
+                _facts(
+                    a.prompt_tokens, a.completion_tokens, cost, a.latency_ms, a.ttft_ms, a.length
+                )
+            )
             if r.revealed and a.served_model and a.served_model != a.model:
                 st.caption(f"Answered by fallback {a.served_model}")
     total = r.cost_micros
@@ -134,10 +162,14 @@ def _vote_form(r: RoundView, on_vote: Callable[[int, str, str | None, str], None
             current = options.index(CHOICE_TIE if r.my_vote.choice == "tie" else CHOICE_ALL_BAD)
     with st.form(f"vote-form-{r.id}", border=True):
         verb = "Change your vote" if r.my_vote else "Your vote"
-        choice = st.radio(verb, options, index=current, horizontal=True,
-                          key=state.compare_vote_key(r.id))
-        comment = st.text_input("Comment (optional)", key=state.compare_comment_key(r.id),
-                                value=r.my_vote.comment if r.my_vote else "")
+        choice = st.radio(
+            verb, options, index=current, horizontal=True, key=state.compare_vote_key(r.id)
+        )
+        comment = st.text_input(
+            "Comment (optional)",
+            key=state.compare_comment_key(r.id),
+            value=r.my_vote.comment if r.my_vote else "",
+        )
         submitted = st.form_submit_button("Vote" if r.my_vote is None else "Replace my vote")
     if submitted:
         if choice is None:
@@ -149,12 +181,15 @@ def _vote_form(r: RoundView, on_vote: Callable[[int, str, str | None, str], None
         else:
             on_vote(r.id, "best", choice.split(" ", 1)[0], comment)
     if r.revealed and r.votes:
-        tally = ", ".join(f"{_tally_name(k)} {n}" for k, n in sorted(
-            r.tally.items(), key=lambda kv: -kv[1]))
+        tally = ", ".join(
+            f"{_tally_name(k)} {n}" for k, n in sorted(r.tally.items(), key=lambda kv: -kv[1])
+        )
         st.caption(f"{r.votes} vote{'s' if r.votes != 1 else ''} so far: {tally}")
     elif r.votes:
-        st.caption(f"{r.votes} vote{'s' if r.votes != 1 else ''} so far; vote to see them "
-                   "and the model names.")
+        st.caption(
+            f"{r.votes} vote{'s' if r.votes != 1 else ''} so far; vote to see them "
+            "and the model names."
+        )
 
 
 def _tally_name(key: str) -> str:

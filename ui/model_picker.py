@@ -14,10 +14,19 @@ import streamlit as st
 
 from core.money.catalog import Catalog, ModelInfo
 
-_TIER_COLOURS = {"free": "green", "low": "green", "medium": "orange", "high": "red",
-                 "unpriced": "gray"}
-_CAPABILITIES = (("vision", "vision"), ("tools", "tools"), ("json_mode", "JSON"),
-                 ("assistant_prefill", "prefill"))
+_TIER_COLOURS = {
+    "free": "green",
+    "low": "green",
+    "medium": "orange",
+    "high": "red",
+    "unpriced": "gray",
+}
+_CAPABILITIES = (
+    ("vision", "vision"),
+    ("tools", "tools"),
+    ("json_mode", "JSON"),
+    ("assistant_prefill", "prefill"),
+)
 
 
 def price_text(value: Decimal | None) -> str:
@@ -34,8 +43,11 @@ def price_text(value: Decimal | None) -> str:
 def option_label(model_id: str, info: ModelInfo | None) -> str:
     if info is None:
         return f"{model_id} · admin endpoint"
-    prices = (f"{price_text(info.input_price)}/{price_text(info.output_price)} per 1M"
-              if info.priced else "unpriced")
+    prices = (
+        f"{price_text(info.input_price)}/{price_text(info.output_price)} per 1M"
+        if info.priced
+        else "unpriced"
+    )
     return f"{info.provider} · {info.display_name} · {info.cost_tier} · {prices}"
 
 
@@ -44,8 +56,10 @@ def badges_markdown(info: ModelInfo) -> str:
     tier = info.cost_tier
     parts = [f":{_TIER_COLOURS.get(tier, 'gray')}-badge[{tier}]"]
     if info.priced:
-        parts.append(f":blue-badge[in {price_text(info.input_price)} · "
-                     f"out {price_text(info.output_price)} per 1M]")
+        parts.append(
+            f":blue-badge[in {price_text(info.input_price)} · "
+            f"out {price_text(info.output_price)} per 1M]"
+        )
     else:
         parts.append(":gray-badge[price unknown]")
     if info.context_window:
@@ -91,7 +105,11 @@ def model_picker(
     index = options.index(default) if default in options else 0
     labels = {m: option_label(m, catalog.get(m)) for m in options}
     chosen = st.selectbox(
-        label, options, index=index, key=key, format_func=labels.__getitem__,
+        label,
+        options,
+        index=index,
+        key=key,
+        format_func=labels.__getitem__,
         help="Type to search by provider or name. Prices are USD per 1M tokens (in/out).",
     )
     picked = str(chosen if chosen is not None else options[index])

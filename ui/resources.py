@@ -58,7 +58,11 @@ def _services_for(fingerprint: str) -> Services:
     if generated is not None:
         _announce_generated_key(generated)
     built = Services(
-        settings, runtime.engine, runtime.sessions, cookie_key, runtime,
+        settings,
+        runtime.engine,
+        runtime.sessions,
+        cookie_key,
+        runtime,
         SyncGateway(runtime.gateway),
     )
     # Streamlit ends on SIGTERM or Ctrl+C with a normal interpreter exit, which runs

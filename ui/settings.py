@@ -87,8 +87,9 @@ def show_key_test(provider: str, key_source: str | None) -> None:
     result = (st.session_state.get(state.KEY_TEST_RESULT) or {}).get(f"{provider}:{key_source}")
     if isinstance(result, KeyTestResult):
         (st.success if result.ok else st.error)(
-            result.message if result.ok else f"Test failed after {result.latency_ms} ms. "
-            + result.message
+            result.message
+            if result.ok
+            else f"Test failed after {result.latency_ms} ms. " + result.message
         )
 
 

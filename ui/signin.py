@@ -140,8 +140,12 @@ def first_admin_form(svc: Services) -> None:
     try:
         with svc.sessions.begin() as session:
             auth.create_first_admin(
-                session, username=username, password=password, display_name=name,
-                email=email or None, now=utc_now(),
+                session,
+                username=username,
+                password=password,
+                display_name=name,
+                email=email or None,
+                now=utc_now(),
             )
     except SwitchboardError as exc:
         st.error(exc.message)

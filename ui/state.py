@@ -50,6 +50,7 @@ def compare_comment_key(round_id: int) -> str:
 def compare_share_key(session_id: str) -> str:
     return f"cmp_share_{session_id}"
 
+
 # Analytics page.
 ANALYTICS_CURSORS = "sb_analytics_cursors"  # keyset cursors of the request pages seen so far
 ANALYTICS_FILTER_PREFIX = "sb_analytics_f_"  # + field name: the filter widgets

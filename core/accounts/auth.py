@@ -339,8 +339,13 @@ def set_active(
     user.active = active
     if not active:
         _guard_last_admin(session, user, "deactivate")
-    audit.record(session, actor=actor, action="user.activate" if active else "user.deactivate",
-                 target=username, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        target=username,
+        now=now,
+    )
     return _info(user)
 
 
@@ -353,8 +358,14 @@ def set_role(session: Session, *, username: str, role: str, actor: str, now: dat
     user.role = role
     if previous == "admin":
         _guard_last_admin(session, user, "demote")
-    audit.record(session, actor=actor, action="user.role", target=username, now=now,
-                 details={"from": previous, "to": role})
+    audit.record(
+        session,
+        actor=actor,
+        action="user.role",
+        target=username,
+        now=now,
+        details={"from": previous, "to": role},
+    )
     return _info(user)
 
 
@@ -366,13 +377,24 @@ def set_team(
     previous = user.team.name if user.team else None
     user.team = ensure_team(session, team, actor=actor, now=now) if team and team.strip() else None
     session.flush()
-    audit.record(session, actor=actor, action="user.team", target=username, now=now,
-                 details={"from": previous, "to": user.team.name if user.team else None})
+    audit.record(
+        session,
+        actor=actor,
+        action="user.team",
+        target=username,
+        now=now,
+        details={"from": previous, "to": user.team.name if user.team else None},
+    )
     return _info(user)
 
 
 def reset_password(
-    session: Session, *, username: str, new_password: str, actor: str, now: datetime,
+    session: Session,
+    *,
+    username: str,
+    new_password: str,
+    actor: str,
+    now: datetime,
     rounds: int = BCRYPT_ROUNDS,
 ) -> None:
     """An admin sets a new password; failed sign-ins are forgotten so the user can sign in."""
@@ -384,7 +406,12 @@ def reset_password(
 
 
 def change_password(
-    session: Session, *, username: str, current: str, new_password: str, now: datetime,
+    session: Session,
+    *,
+    username: str,
+    current: str,
+    new_password: str,
+    now: datetime,
     rounds: int = BCRYPT_ROUNDS,
 ) -> None:
     """A user changes their own password; the current one must match."""
@@ -395,8 +422,7 @@ def change_password(
         raise InvalidInput("The new password is the same as the current one. Choose another.")
     check_password_strength(new_password, username)
     user.password_hash = hash_password(new_password, rounds)
-    audit.record(session, actor=username, action="user.password_change", target=username,
-                 now=now)
+    audit.record(session, actor=username, action="user.password_change", target=username, now=now)
 
 
 def list_teams(session: Session) -> list[tuple[int, str]]:

@@ -75,20 +75,29 @@ def current_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertI
 def _fallback_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertItem]:
     out = []
     window = _window_filters(now)
-    for label, span, period in (("hour", timedelta(hours=1), now.strftime("%Y-%m-%dT%H")),
-                                ("day", timedelta(days=1), now.strftime("%Y-%m-%d"))):
+    for label, span, period in (
+        ("hour", timedelta(hours=1), now.strftime("%Y-%m-%dT%H")),
+        ("day", timedelta(days=1), now.strftime("%Y-%m-%d")),
+    ):
         total, fallbacks = session.execute(
-            select(func.count(), _count_if(RequestRow.fallback_used.is_(True)))
-            .where(*request_terms(window, scope, since=now - span, until=now))
+            select(func.count(), _count_if(RequestRow.fallback_used.is_(True))).where(
+                *request_terms(window, scope, since=now - span, until=now)
+            )
         ).one()
         total, fallbacks = int(total), int(fallbacks)
         if total >= FALLBACK_MIN_REQUESTS and fallbacks / total > FALLBACK_LIMIT:
-            out.append(AlertItem(
-                f"fallback-{label}", "all", period, now, "warning",
-                f"Fallback rate {_pct(fallbacks / total)} over the last {label} "
-                f"({fallbacks} of {total} requests), above {_pct(FALLBACK_LIMIT)}.",
-                _link(now, status="success-after-fallback"),
-            ))
+            out.append(
+                AlertItem(
+                    f"fallback-{label}",
+                    "all",
+                    period,
+                    now,
+                    "warning",
+                    f"Fallback rate {_pct(fallbacks / total)} over the last {label} "
+                    f"({fallbacks} of {total} requests), above {_pct(FALLBACK_LIMIT)}.",
+                    _link(now, status="success-after-fallback"),
+                )
+            )
     return out
 
 
@@ -103,19 +112,26 @@ def _error_spikes(session: Session, scope: Scope, now: datetime) -> list[AlertIt
     errors = _count_if(r.status.in_(ERROR_STATUSES))
     recent = session.execute(
         select(r.provider, func.count(), errors)
-        .where(*request_terms(window, scope, since=now - timedelta(hours=1), until=now),
-               r.provider.is_not(None))
+        .where(
+            *request_terms(window, scope, since=now - timedelta(hours=1), until=now),
+            r.provider.is_not(None),
+        )
         .group_by(r.provider)
     ).all()
     if not recent:
         return []
     c = usage_daily.c
-    base_filters = Filters(start=now.date() - timedelta(days=BASELINE_DAYS),
-                           end=now.date() - timedelta(days=1), preset="custom")
+    base_filters = Filters(
+        start=now.date() - timedelta(days=BASELINE_DAYS),
+        end=now.date() - timedelta(days=1),
+        preset="custom",
+    )
     baseline = {
-        p: (int(n), int(e)) for p, n, e in session.execute(
+        p: (int(n), int(e))
+        for p, n, e in session.execute(
             select(c.provider, func.sum(c.requests), status_sum(ERROR_STATUSES))
-            .where(*rollup_terms(base_filters, scope)).group_by(c.provider)
+            .where(*rollup_terms(base_filters, scope))
+            .group_by(c.provider)
         )
     }
     out = []
@@ -128,12 +144,18 @@ def _error_spikes(session: Session, scope: Scope, now: datetime) -> list[AlertIt
         base_rate = base_e / base_n if base_n else 0.0
         rate = e / n
         if rate >= 2 * base_rate and rate >= base_rate + 0.05:
-            out.append(AlertItem(
-                "error-spike", provider, now.strftime("%Y-%m-%dT%H"), now, "error",
-                f"{provider} errors jumped to {_pct(rate)} in the last hour ({e} of {n}), "
-                f"against {_pct(base_rate)} over the previous {BASELINE_DAYS} days.",
-                _link(now, provider=provider),
-            ))
+            out.append(
+                AlertItem(
+                    "error-spike",
+                    provider,
+                    now.strftime("%Y-%m-%dT%H"),
+                    now,
+                    "error",
+                    f"{provider} errors jumped to {_pct(rate)} in the last hour ({e} of {n}), "
+                    f"against {_pct(base_rate)} over the previous {BASELINE_DAYS} days.",
+                    _link(now, provider=provider),
+                )
+            )
     return out
 
 
@@ -144,13 +166,18 @@ def _budget_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertI
         if fc.reached is None:
             continue
         kind = "hard" if budget.hard else "soft"
-        out.append(AlertItem(
-            f"budget-{fc.reached}", f"{budget.scope}:{budget.scope_key}", budget.period, now,
-            "error" if fc.reached >= 100 else "warning",
-            f"The {kind} monthly budget of {budget.label} has reached {fc.reached}%: "
-            f"{usd(budget.spent_micros)} of {usd(budget.limit_micros)} in {budget.period}.",
-            _budget_link(now, budget.scope, budget.scope_key),
-        ))
+        out.append(
+            AlertItem(
+                f"budget-{fc.reached}",
+                f"{budget.scope}:{budget.scope_key}",
+                budget.period,
+                now,
+                "error" if fc.reached >= 100 else "warning",
+                f"The {kind} monthly budget of {budget.label} has reached {fc.reached}%: "
+                f"{usd(budget.spent_micros)} of {usd(budget.limit_micros)} in {budget.period}.",
+                _budget_link(now, budget.scope, budget.scope_key),
+            )
+        )
     return out
 
 
@@ -163,47 +190,73 @@ def _no_key_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertI
     model = request_model()
     rows = session.execute(
         select(model, func.count())
-        .where(*request_terms(_window_filters(now), scope, since=now - timedelta(days=1),
-                              until=now), RequestRow.status == STATUS_NO_KEY)
+        .where(
+            *request_terms(_window_filters(now), scope, since=now - timedelta(days=1), until=now),
+            RequestRow.status == STATUS_NO_KEY,
+        )
         .group_by(model)
     ).all()
-    return [AlertItem(
-        "no-key", m or "(unknown)", now.strftime("%Y-%m-%d"), now, "error",
-        f"{n} request(s) for {m} failed in the last day because no provider key was set. "
-        "Add a key on the Providers page.",
-        _link(now, status=STATUS_NO_KEY, model=m or ""),
-    ) for m, n in rows]
+    return [
+        AlertItem(
+            "no-key",
+            m or "(unknown)",
+            now.strftime("%Y-%m-%d"),
+            now,
+            "error",
+            f"{n} request(s) for {m} failed in the last day because no provider key was set. "
+            "Add a key on the Providers page.",
+            _link(now, status=STATUS_NO_KEY, model=m or ""),
+        )
+        for m, n in rows
+    ]
 
 
 def _refusal_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertItem]:
     p = PreferenceRefusal
     query = select(p.provider, func.count(), func.max(p.at)).where(
-        p.at >= now - timedelta(days=1), p.at <= now)
+        p.at >= now - timedelta(days=1), p.at <= now
+    )
     if scope.kind == "user":
         query = query.where(p.user_id == scope.user_id)
     elif scope.kind == "team":
-        query = query.join(User, User.id == p.user_id).where(
-            User.team_id == scope.team_id)
+        query = query.join(User, User.id == p.user_id).where(User.team_id == scope.team_id)
     rows = session.execute(query.group_by(p.provider)).all()
-    return [AlertItem(
-        "preference-refused", provider, now.strftime("%Y-%m-%d"), last, "warning",
-        f"{n} preferred-provider choice(s) of {provider} were refused in the last day "
-        "(no usable key).", _link(now, provider=provider),
-    ) for provider, n, last in rows]
+    return [
+        AlertItem(
+            "preference-refused",
+            provider,
+            now.strftime("%Y-%m-%d"),
+            last,
+            "warning",
+            f"{n} preferred-provider choice(s) of {provider} were refused in the last day "
+            "(no usable key).",
+            _link(now, provider=provider),
+        )
+        for provider, n, last in rows
+    ]
 
 
 def _unpriced_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertItem]:
     model = request_model()
     rows = session.execute(
         select(model, func.count())
-        .where(*request_terms(_window_filters(now), scope, since=now - timedelta(days=1),
-                              until=now), RequestRow.priced.is_(False),
-               RequestRow.served_model.is_not(None))
+        .where(
+            *request_terms(_window_filters(now), scope, since=now - timedelta(days=1), until=now),
+            RequestRow.priced.is_(False),
+            RequestRow.served_model.is_not(None),
+        )
         .group_by(model)
     ).all()
-    return [AlertItem(
-        "unpriced-model", m, now.strftime("%Y-%m-%d"), now, "warning",
-        f"{m} answered {n} request(s) in the last day without a price, so their cost is "
-        "unknown. Set a price override on the Models page.",
-        _link(now, model=m),
-    ) for m, n in rows]
+    return [
+        AlertItem(
+            "unpriced-model",
+            m,
+            now.strftime("%Y-%m-%d"),
+            now,
+            "warning",
+            f"{m} answered {n} request(s) in the last day without a price, so their cost is "
+            "unknown. Set a price override on the Models page.",
+            _link(now, model=m),
+        )
+        for m, n in rows
+    ]

@@ -39,8 +39,9 @@ class Forecast:
 
 def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = datetime.combine(budgets.reset_date(budgets.period_of(now)), datetime.min.time(),
-                           tzinfo=UTC)
+    end = datetime.combine(
+        budgets.reset_date(budgets.period_of(now)), datetime.min.time(), tzinfo=UTC
+    )
     return start, end
 
 
@@ -68,14 +69,18 @@ def budgets_in_scope(session: Session, scope: Scope, now: datetime) -> list[Budg
     if scope.kind == "all":
         return every
     if scope.kind == "team":
-        members = {str(i) for i in session.scalars(
-            select(User.id).where(User.team_id == scope.team_id))}
+        members = {
+            str(i) for i in session.scalars(select(User.id).where(User.team_id == scope.team_id))
+        }
     else:
         members = {str(scope.user_id)}
     team = str(scope.team_id) if scope.team_id is not None else None
-    return [b for b in every
-            if (b.scope == "user" and b.scope_key in members)
-            or (b.scope == "team" and b.scope_key == team)]
+    return [
+        b
+        for b in every
+        if (b.scope == "user" and b.scope_key in members)
+        or (b.scope == "team" and b.scope_key == team)
+    ]
 
 
 def burn_down(session: Session, budget: BudgetInfo, now: datetime) -> pd.DataFrame:
@@ -90,7 +95,8 @@ def burn_down(session: Session, budget: BudgetInfo, now: datetime) -> pd.DataFra
     rows = session.execute(
         select(c.day, func.sum(c.cost_micros))
         .where(c.day >= start.date(), c.day <= now.date(), subject == key)
-        .group_by(c.day).order_by(c.day)
+        .group_by(c.day)
+        .order_by(c.day)
     ).all()
     frame = pd.DataFrame([(d, int(v)) for d, v in rows], columns=["day", "spent_micros"])
     frame["spent_micros"] = frame["spent_micros"].cumsum()

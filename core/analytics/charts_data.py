@@ -35,8 +35,11 @@ def _usd(micros: Any) -> float:
 
 
 def cost_over_time(
-    session: Session, filters: Filters, scope: Scope,
-    by: Literal["provider", "model"] = "provider", grain: Literal["day", "hour"] = "day",
+    session: Session,
+    filters: Filters,
+    scope: Scope,
+    by: Literal["provider", "model"] = "provider",
+    grain: Literal["day", "hour"] = "day",
 ) -> pd.DataFrame:
     """Columns: period (datetime), series, cost_usd, requests."""
     if grain == "hour":
@@ -46,7 +49,9 @@ def cost_over_time(
     series = _C.provider if by == "provider" else _C.model
     rows = session.execute(
         select(_C.day, series, func.sum(_C.cost_micros), func.sum(_C.requests))
-        .where(*rollup_terms(filters, scope)).group_by(_C.day, series).order_by(_C.day)
+        .where(*rollup_terms(filters, scope))
+        .group_by(_C.day, series)
+        .order_by(_C.day)
     ).all()
     frame = pd.DataFrame(
         [(pd.Timestamp(d), s or "(none)", _usd(c), int(n)) for d, s, c, n in rows],
@@ -66,7 +71,9 @@ def _hourly_cost(session: Session, filters: Filters, scope: Scope, by: str) -> p
     series = r.provider if by == "provider" else func.coalesce(r.served_model, r.requested_model)
     rows = session.execute(
         select(hour, series, func.coalesce(func.sum(r.cost_micros), 0), func.count())
-        .where(*request_terms(filters, scope)).group_by(hour, series).order_by(hour)
+        .where(*request_terms(filters, scope))
+        .group_by(hour, series)
+        .order_by(hour)
     ).all()
     return pd.DataFrame(
         [(pd.Timestamp(h), s or "(none)", _usd(c), int(n)) for h, s, c, n in rows],
@@ -78,7 +85,8 @@ def tokens_by_provider(session: Session, filters: Filters, scope: Scope) -> pd.D
     """Columns: provider, prompt_tokens, completion_tokens, tokens."""
     rows = session.execute(
         select(_C.provider, func.sum(_C.prompt_tokens), func.sum(_C.completion_tokens))
-        .where(*rollup_terms(filters, scope)).group_by(_C.provider)
+        .where(*rollup_terms(filters, scope))
+        .group_by(_C.provider)
     ).all()
     frame = pd.DataFrame(
         [(p or "(none)", int(a), int(b)) for p, a, b in rows],
@@ -94,14 +102,22 @@ def cost_by(
     """Columns: name, requests, tokens, cost_micros, cost_usd, unpriced_requests; by cost."""
     column = {"task": _C.task, "user": _C.user_id, "team": _C.team_id}[dimension]
     rows = session.execute(
-        select(column, func.sum(_C.requests), func.sum(_C.prompt_tokens + _C.completion_tokens),
-               func.sum(_C.cost_micros), func.sum(_C.unpriced_requests))
-        .where(*rollup_terms(filters, scope)).group_by(column)
+        select(
+            column,
+            func.sum(_C.requests),
+            func.sum(_C.prompt_tokens + _C.completion_tokens),
+            func.sum(_C.cost_micros),
+            func.sum(_C.unpriced_requests),
+        )
+        .where(*rollup_terms(filters, scope))
+        .group_by(column)
     ).all()
     names = _names(session, dimension, [r[0] for r in rows])
     frame = pd.DataFrame(
-        [(names.get(key, str(key)), int(n), int(t), int(c), _usd(c), int(u))
-         for key, n, t, c, u in rows],
+        [
+            (names.get(key, str(key)), int(n), int(t), int(c), _usd(c), int(u))
+            for key, n, t, c, u in rows
+        ],
         columns=["name", "requests", "tokens", "cost_micros", "cost_usd", "unpriced_requests"],
     )
     return frame.sort_values(["cost_micros", "requests"], ascending=False, ignore_index=True)
@@ -125,7 +141,8 @@ def latency_histograms(session: Session, filters: Filters, scope: Scope) -> pd.D
     """
     rows = session.execute(
         select(_C.model, *histogram_sums(histogram.LATENCY_COLUMNS))
-        .where(*rollup_terms(filters, scope)).group_by(_C.model)
+        .where(*rollup_terms(filters, scope))
+        .group_by(_C.model)
     ).all()
     out = []
     for model, *counts in rows:
@@ -140,7 +157,9 @@ def rates_over_time(session: Session, filters: Filters, scope: Scope) -> pd.Data
     """Daily fallback and error rates. Columns: day, requests, fallback_rate, error_rate."""
     rows = session.execute(
         select(_C.day, func.sum(_C.requests), func.sum(_C.fallbacks), status_sum(ERROR_STATUSES))
-        .where(*rollup_terms(filters, scope)).group_by(_C.day).order_by(_C.day)
+        .where(*rollup_terms(filters, scope))
+        .group_by(_C.day)
+        .order_by(_C.day)
     ).all()
     return pd.DataFrame(
         [(pd.Timestamp(d), int(n), int(f) / int(n), int(e) / int(n)) for d, n, f, e in rows if n],
@@ -176,7 +195,8 @@ def provider_error_spikes(session: Session, filters: Filters, scope: Scope) -> p
         & (frame["error_rate"] >= frame["baseline"] + SPIKE_MIN_EXTRA)
     ]
     return spikes[["day", "provider", "requests", "errors", "error_rate", "baseline"]].reset_index(
-        drop=True)
+        drop=True
+    )
 
 
 def model_performance(
@@ -190,27 +210,52 @@ def model_performance(
     lat = histogram_sums(histogram.LATENCY_COLUMNS)
     rows = session.execute(
         select(
-            _C.provider, _C.model, _C.task, func.sum(_C.requests), status_sum(SUCCESS_STATUSES),
-            func.sum(_C.latency_sum_ms), func.sum(_C.latency_n), func.sum(_C.ttft_sum_ms),
-            func.sum(_C.ttft_n), func.sum(_C.cost_micros), func.sum(_C.priced_tokens), *lat,
-        ).where(*rollup_terms(filters, scope)).group_by(_C.provider, _C.model, _C.task)
+            _C.provider,
+            _C.model,
+            _C.task,
+            func.sum(_C.requests),
+            status_sum(SUCCESS_STATUSES),
+            func.sum(_C.latency_sum_ms),
+            func.sum(_C.latency_n),
+            func.sum(_C.ttft_sum_ms),
+            func.sum(_C.ttft_n),
+            func.sum(_C.cost_micros),
+            func.sum(_C.priced_tokens),
+            *lat,
+        )
+        .where(*rollup_terms(filters, scope))
+        .group_by(_C.provider, _C.model, _C.task)
     ).all()
     out = []
     for provider, model, task, n, ok, lsum, ln, tsum, tn, cost, ptok, *counts in rows:
         n, ok, ln, tn, ptok = int(n), int(ok), int(ln), int(tn), int(ptok)
-        out.append({
-            "provider": provider or "(none)", "model": model, "task": task or "(no task)",
-            "requests": n,
-            "success_rate": ok / n if n else None,
-            "avg_latency_ms": int(lsum) / ln if ln else None,
-            "p95_latency_ms": histogram.percentile([int(c) for c in counts], 0.95),
-            "avg_ttft_ms": int(tsum) / tn if tn else None,
-            # Dollars per 1K tokens over priced requests; None when nothing was priced.
-            "cost_per_1k_usd": (int(cost) / _MICROS) / (ptok / 1000) if ptok else None,
-            "sample_size": ln,
-        })
-    columns = ["provider", "model", "task", "requests", "success_rate", "avg_latency_ms",
-               "p95_latency_ms", "avg_ttft_ms", "cost_per_1k_usd", "sample_size"]
+        out.append(
+            {
+                "provider": provider or "(none)",
+                "model": model,
+                "task": task or "(no task)",
+                "requests": n,
+                "success_rate": ok / n if n else None,
+                "avg_latency_ms": int(lsum) / ln if ln else None,
+                "p95_latency_ms": histogram.percentile([int(c) for c in counts], 0.95),
+                "avg_ttft_ms": int(tsum) / tn if tn else None,
+                # Dollars per 1K tokens over priced requests; None when nothing was priced.
+                "cost_per_1k_usd": (int(cost) / _MICROS) / (ptok / 1000) if ptok else None,
+                "sample_size": ln,
+            }
+        )
+    columns = [
+        "provider",
+        "model",
+        "task",
+        "requests",
+        "success_rate",
+        "avg_latency_ms",
+        "p95_latency_ms",
+        "avg_ttft_ms",
+        "cost_per_1k_usd",
+        "sample_size",
+    ]
     frame = pd.DataFrame(out, columns=columns)
     if ratings is not None:
         frame.insert(len(columns) - 1, "rating", [ratings.get(m) for m in frame["model"]])

@@ -52,9 +52,7 @@ EXPORT_COLUMNS: Final = (
     ("error_class", "error_class"),
     ("metadata", "request_metadata"),  # last, so older CSV readers keep their columns
 )
-SUMMARY_COLUMNS: Final = (
-    "kind", "name", "requests", "tokens", "cost_usd", "unpriced_requests"
-)
+SUMMARY_COLUMNS: Final = ("kind", "name", "requests", "tokens", "cost_usd", "unpriced_requests")
 
 
 def cost_string(micros: int | None) -> str | None:
@@ -122,8 +120,7 @@ def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[
 
 def requests_csv(session: Session, filters: Filters, scope: Scope) -> Iterator[str]:
     records = (export_record(r) for r in iter_filtered_requests(session, filters, scope))
-    return csv_lines((name for name, _ in EXPORT_COLUMNS),
-                     (record.values() for record in records))
+    return csv_lines((name for name, _ in EXPORT_COLUMNS), (record.values() for record in records))
 
 
 def summary_rows(session: Session, filters: Filters, scope: Scope) -> list[list[Any]]:
@@ -133,8 +130,16 @@ def summary_rows(session: Session, filters: Filters, scope: Scope) -> list[list[
     for kind in ("user", "team"):
         frame = cost_by(session, filters, scope, kind)
         for rec in frame.itertuples(index=False):
-            rows.append([kind, rec.name, rec.requests, rec.tokens,
-                         cost_string(int(rec.cost_micros)), rec.unpriced_requests])
+            rows.append(
+                [
+                    kind,
+                    rec.name,
+                    rec.requests,
+                    rec.tokens,
+                    cost_string(int(rec.cost_micros)),
+                    rec.unpriced_requests,
+                ]
+            )
     return rows
 
 

@@ -67,21 +67,37 @@ def histogram_sums(columns: Sequence[str]) -> list[Any]:
 
 def key_figures(session: Session, filters: Filters, scope: Scope) -> KeyFigures:
     c = usage_daily.c
-    totals = [func.coalesce(func.sum(col), 0) for col in (
-        c.requests, c.cost_micros, c.unpriced_requests, c.prompt_tokens,
-        c.completion_tokens, c.fallbacks)]
+    totals = [
+        func.coalesce(func.sum(col), 0)
+        for col in (
+            c.requests,
+            c.cost_micros,
+            c.unpriced_requests,
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.fallbacks,
+        )
+    ]
     query = select(
-        *totals, status_sum(SUCCESS_STATUSES), status_sum(ERROR_STATUSES),
-        *histogram_sums(histogram.LATENCY_COLUMNS), *histogram_sums(histogram.TTFT_COLUMNS),
+        *totals,
+        status_sum(SUCCESS_STATUSES),
+        status_sum(ERROR_STATUSES),
+        *histogram_sums(histogram.LATENCY_COLUMNS),
+        *histogram_sums(histogram.TTFT_COLUMNS),
     ).where(*rollup_terms(filters, scope))
     row = [int(v) for v in session.execute(query).one()]
     requests, cost, unpriced, prompt, completion, fallbacks, ok, errors = row[:8]
-    latency = row[8:8 + histogram.BUCKETS]
-    ttft = row[8 + histogram.BUCKETS:]
+    latency = row[8 : 8 + histogram.BUCKETS]
+    ttft = row[8 + histogram.BUCKETS :]
     return KeyFigures(
-        requests=requests, cost_micros=cost, unpriced_requests=unpriced,
-        prompt_tokens=prompt, completion_tokens=completion, successes=ok,
-        fallbacks=fallbacks, errors=errors,
+        requests=requests,
+        cost_micros=cost,
+        unpriced_requests=unpriced,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        successes=ok,
+        fallbacks=fallbacks,
+        errors=errors,
         latency_p50_ms=histogram.percentile(latency, 0.5),
         latency_p95_ms=histogram.percentile(latency, 0.95),
         ttft_p50_ms=histogram.percentile(ttft, 0.5),

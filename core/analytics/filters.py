@@ -35,8 +35,13 @@ MAX_DAYS: Final = 731  # two years: enough for any review, bounded for the rollu
 SOURCES: Final = ("chat", "compare", "api")
 # URL parameter -> Filters field, for the optional dimensions.
 DIMENSION_PARAMS: Final = {
-    "user": "user_id", "team": "team_id", "provider": "provider", "model": "model",
-    "task": "task", "source": "source", "status": "status",
+    "user": "user_id",
+    "team": "team_id",
+    "provider": "provider",
+    "model": "model",
+    "task": "task",
+    "source": "source",
+    "status": "status",
 }
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -73,8 +78,11 @@ class Filters:
         return replace(self, start=self.start - length, end=self.end - length, preset="custom")
 
     def dimensions(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in DIMENSION_PARAMS.values()}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name in DIMENSION_PARAMS.values()
+        }
 
 
 def preset_range(preset: str, today: date) -> tuple[date, date]:
@@ -124,8 +132,10 @@ def from_query_params(params: Mapping[str, Any], today: date) -> tuple[Filters, 
     if preset == "custom":
         start, end = _day(_one(params, "from")), _day(_one(params, "to"))
         if start is None or end is None or start > end or (end - start).days >= MAX_DAYS:
-            notes.append("The custom range needs from and to dates (YYYY-MM-DD, from before to, "
-                         f"at most {MAX_DAYS} days); showing the last 30 days.")
+            notes.append(
+                "The custom range needs from and to dates (YYYY-MM-DD, from before to, "
+                f"at most {MAX_DAYS} days); showing the last 30 days."
+            )
             preset = DEFAULT_PRESET
             start, end = preset_range(preset, today)
     else:
@@ -174,8 +184,11 @@ def within_scope(session: Session, filters: Filters, scope: Scope) -> tuple[Filt
             team = session.scalar(select(User.team_id).where(User.id == filters.user_id))
             allowed = team is not None and team == scope.team_id
         if not allowed:
-            notes.append("You can only see " + ("your own usage" if scope.kind == "user"
-                         else "people in your team") + "; the user filter was removed.")
+            notes.append(
+                "You can only see "
+                + ("your own usage" if scope.kind == "user" else "people in your team")
+                + "; the user filter was removed."
+            )
             filters = replace(filters, user_id=None)
     return filters, notes
 
@@ -185,9 +198,15 @@ def rollup_terms(filters: Filters, scope: Scope) -> list[ColumnElement[bool]]:
     c = usage_daily.c
     terms: list[ColumnElement[bool]] = [c.day >= filters.start, c.day <= filters.end]
     terms += _scope_terms(scope, c.user_id, c.team_id)
-    for field, column in (("user_id", c.user_id), ("team_id", c.team_id),
-                          ("provider", c.provider), ("model", c.model), ("task", c.task),
-                          ("source", c.source), ("status", c.status)):
+    for field, column in (
+        ("user_id", c.user_id),
+        ("team_id", c.team_id),
+        ("provider", c.provider),
+        ("model", c.model),
+        ("task", c.task),
+        ("source", c.source),
+        ("status", c.status),
+    ):
         value = getattr(filters, field)
         if value is not None:
             terms.append(column == value)
@@ -205,7 +224,8 @@ def request_terms(
     """WHERE terms over raw ``requests`` (time range defaults to the filter's days)."""
     r = RequestRow
     terms: list[ColumnElement[bool]] = [
-        r.at >= (since or filters.since), r.at < (until or filters.until)
+        r.at >= (since or filters.since),
+        r.at < (until or filters.until),
     ]
     terms += _scope_terms(scope, r.user_id, r.team_id)
     if filters.user_id is not None:

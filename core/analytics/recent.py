@@ -16,8 +16,19 @@ from core.store import ledger
 from core.store.tables import RequestRow
 
 Cursor = tuple[datetime, str]
-COLUMNS = ("at", "id", "username", "task", "requested_model", "served_model", "prompt_tokens",
-           "completion_tokens", "cost_micros", "latency_ms", "status")
+COLUMNS = (
+    "at",
+    "id",
+    "username",
+    "task",
+    "requested_model",
+    "served_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micros",
+    "latency_ms",
+    "status",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +38,11 @@ class RequestsPage:
 
 
 def recent_requests(
-    session: Session, filters: Filters, scope: Scope, *, before: Cursor | None = None,
+    session: Session,
+    filters: Filters,
+    scope: Scope,
+    *,
+    before: Cursor | None = None,
     limit: int = 50,
 ) -> RequestsPage:
     """One page of requests older than ``before`` (the last row of the previous page)."""

@@ -54,23 +54,34 @@ def set_webhook_url(session: Session, url: str, *, actor: str, now: datetime) ->
                 "e.g. https://hooks.example.com/switchboard. Nothing was changed."
             )
         if len(url) > 2000:
-            raise InvalidInput("The webhook URL is longer than 2000 characters. "
-                               "Nothing was changed.")
+            raise InvalidInput(
+                "The webhook URL is longer than 2000 characters. Nothing was changed."
+            )
     row = session.get(AnalyticsSetting, WEBHOOK_KEY)
     if row is None:
         session.add(AnalyticsSetting(key=WEBHOOK_KEY, value=url, updated_at=now, updated_by=actor))
     else:
         row.value, row.updated_at, row.updated_by = url, now, actor
     # The URL itself may embed a token, so the audit entry keeps only its host.
-    audit.record(session, actor=actor, action="analytics.webhook", target=WEBHOOK_KEY,
-                 details={"url": mask_url(url) if url else None}, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="analytics.webhook",
+        target=WEBHOOK_KEY,
+        details={"url": mask_url(url) if url else None},
+        now=now,
+    )
     return url or None
 
 
 def payload(alert: AlertItem, base_url: str | None = None) -> dict[str, object]:
     body: dict[str, object] = {
-        "kind": alert.kind, "subject": alert.subject, "period": alert.period,
-        "severity": alert.severity, "at": alert.at.isoformat(), "message": alert.message,
+        "kind": alert.kind,
+        "subject": alert.subject,
+        "period": alert.period,
+        "severity": alert.severity,
+        "at": alert.at.isoformat(),
+        "message": alert.message,
         "text": f"[Switchboard] {alert.message}",  # Slack-compatible
     }
     if base_url:
@@ -79,8 +90,9 @@ def payload(alert: AlertItem, base_url: str | None = None) -> dict[str, object]:
     return body
 
 
-def _insert_ignore(session: Session, model: type[Alert] | type[AlertDelivery],
-                   values: dict[str, object]) -> bool:
+def _insert_ignore(
+    session: Session, model: type[Alert] | type[AlertDelivery], values: dict[str, object]
+) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row was new."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = session.execute(insert(model).values(**values).on_conflict_do_nothing())
@@ -91,20 +103,38 @@ def record_alerts(session: Session, alerts: Sequence[AlertItem]) -> dict[tuple[s
     """Store alerts not yet in the ``alerts`` table; returns each alert's row id."""
     ids: dict[tuple[str, str, str], int] = {}
     for alert in alerts:
-        _insert_ignore(session, Alert, {
-            "at": alert.at, "kind": alert.kind[:32], "subject": alert.subject[:200],
-            "period": alert.period[:16], "message": alert.message,
-            "details": {"severity": alert.severity, "link": alert.link},
-        })
-        ids[alert.key] = session.scalar(select(Alert.id).where(
-            Alert.kind == alert.kind[:32], Alert.subject == alert.subject[:200],
-            Alert.period == alert.period[:16])) or 0
+        _insert_ignore(
+            session,
+            Alert,
+            {
+                "at": alert.at,
+                "kind": alert.kind[:32],
+                "subject": alert.subject[:200],
+                "period": alert.period[:16],
+                "message": alert.message,
+                "details": {"severity": alert.severity, "link": alert.link},
+            },
+        )
+        ids[alert.key] = (
+            session.scalar(
+                select(Alert.id).where(
+                    Alert.kind == alert.kind[:32],
+                    Alert.subject == alert.subject[:200],
+                    Alert.period == alert.period[:16],
+                )
+            )
+            or 0
+        )
     return ids
 
 
 def dispatch(
-    sessions: sessionmaker[Session], alerts: Sequence[AlertItem], *, now: datetime,
-    client: httpx.Client, base_url: str | None = None,
+    sessions: sessionmaker[Session],
+    alerts: Sequence[AlertItem],
+    *,
+    now: datetime,
+    client: httpx.Client,
+    base_url: str | None = None,
 ) -> int:
     """Send each alert the webhook has not received yet; returns how many were sent."""
     with sessions.begin() as s:
@@ -117,13 +147,17 @@ def dispatch(
         alert_id = ids[alert.key]
         try:
             with sessions.begin() as s:
-                if not _insert_ignore(s, AlertDelivery,
-                                      {"alert_id": alert_id, "sent_at": now, "status_code": 0}):
+                if not _insert_ignore(
+                    s, AlertDelivery, {"alert_id": alert_id, "sent_at": now, "status_code": 0}
+                ):
                     continue  # already delivered (or being delivered by another replica)
                 response = client.post(url, json=payload(alert, base_url), timeout=TIMEOUT_S)
                 response.raise_for_status()
-                s.execute(update(AlertDelivery).where(AlertDelivery.alert_id == alert_id)
-                          .values(status_code=response.status_code))
+                s.execute(
+                    update(AlertDelivery)
+                    .where(AlertDelivery.alert_id == alert_id)
+                    .values(status_code=response.status_code)
+                )
             sent += 1
         except httpx.HTTPError as exc:
             # The claim rolled back with the transaction; the next run retries this alert.

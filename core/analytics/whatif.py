@@ -68,8 +68,9 @@ class WhatIf:
         return sum(r.unpriced_requests for r in self.rows)
 
 
-def reprice(prompt_tokens: int, completion_tokens: int, input_per_1m: Decimal,
-            output_per_1m: Decimal) -> int:
+def reprice(
+    prompt_tokens: int, completion_tokens: int, input_per_1m: Decimal, output_per_1m: Decimal
+) -> int:
     """Micro-dollars for these tokens ($X per 1M tokens is X micro-dollars per token)."""
     with localcontext() as ctx:
         ctx.prec = 60
@@ -78,14 +79,23 @@ def reprice(prompt_tokens: int, completion_tokens: int, input_per_1m: Decimal,
 
 
 def what_if(
-    session: Session, filters: Filters, scope: Scope, *, target: str, book: PriceBook,
-    now: datetime, task: str | None = None, source_model: str | None = None,
+    session: Session,
+    filters: Filters,
+    scope: Scope,
+    *,
+    target: str,
+    book: PriceBook,
+    now: datetime,
+    task: str | None = None,
+    source_model: str | None = None,
 ) -> WhatIf:
     """Reprice the traffic of ``task`` and/or ``source_model`` (None: all) at ``target``."""
     price = book.price_at(target, now)
     if price is None:
-        raise InvalidInput(f"{target} has no known price, so nothing can be repriced at it. "
-                           "Pick a priced model or set a price override first.")
+        raise InvalidInput(
+            f"{target} has no known price, so nothing can be repriced at it. "
+            "Pick a priced model or set a price override first."
+        )
     info = book.catalog.get(target)
     window = info.context_window if info else None
     c = usage_daily.c
@@ -95,17 +105,29 @@ def what_if(
     if source_model is not None:
         terms.append(c.model == source_model)
     rows = session.execute(
-        select(c.task, func.sum(c.requests), func.sum(c.prompt_tokens),
-               func.sum(c.completion_tokens), func.sum(c.cost_micros),
-               func.sum(c.unpriced_requests), func.max(c.max_prompt_tokens))
-        .where(*terms).group_by(c.task).order_by(c.task)
+        select(
+            c.task,
+            func.sum(c.requests),
+            func.sum(c.prompt_tokens),
+            func.sum(c.completion_tokens),
+            func.sum(c.cost_micros),
+            func.sum(c.unpriced_requests),
+            func.max(c.max_prompt_tokens),
+        )
+        .where(*terms)
+        .group_by(c.task)
+        .order_by(c.task)
     ).all()
     long_tasks = [t for t, *_, biggest in rows if window is not None and biggest > window]
     too_long = _count_too_long(session, filters, scope, window, long_tasks, source_model)
     out = tuple(
         WhatIfRow(
-            task=t, requests=int(n), prompt_tokens=int(p), completion_tokens=int(o),
-            current_micros=int(cost), unpriced_requests=int(u),
+            task=t,
+            requests=int(n),
+            prompt_tokens=int(p),
+            completion_tokens=int(o),
+            current_micros=int(cost),
+            unpriced_requests=int(u),
             target_micros=reprice(int(p), int(o), price.input_per_1m, price.output_per_1m),
             too_long=too_long.get(t, 0),
         )
@@ -115,7 +137,11 @@ def what_if(
 
 
 def _count_too_long(
-    session: Session, filters: Filters, scope: Scope, window: int | None, tasks: list[str],
+    session: Session,
+    filters: Filters,
+    scope: Scope,
+    window: int | None,
+    tasks: list[str],
     source_model: str | None,
 ) -> dict[str, int]:
     """Raw count of over-long prompts, only for tasks where the rollups say one exists."""

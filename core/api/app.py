@@ -62,4 +62,3 @@ def build_app(ctx: ApiContext | None = None) -> ASGIApp:
     """The API alone, as `switchboard api` serves it; shutdown flushes the ledger."""
     context = ctx or ApiContext(load_settings())
     return CorkedResponses(Starlette(routes=api_routes(context), lifespan=context.lifespan))
-

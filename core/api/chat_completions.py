@@ -23,8 +23,6 @@ from core.request import Done, StreamEvent, Summary, TextDelta
 SSE_HEADERS = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
-
-
 async def _aclose(events: AsyncGenerator[StreamEvent, None]) -> None:
     # Closing the gateway's stream makes it record the request as stopped and release
     # its upstream call.
@@ -146,5 +144,3 @@ async def chat_completions(ctx: ApiContext, request: Request, auth: Authed) -> R
     if call.request.stream:
         return await stream(gateway, call, auth.request_id, created, auth.token)
     return await complete(gateway, call, created)
-
-

@@ -228,5 +228,3 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
             return JSONResponse(body, status_code=500, headers=headers)
 
     return route
-
-

@@ -32,14 +32,18 @@ def _usable_providers(
     """Providers with a key this caller may use under ``profile`` (or needing none)."""
     with runtime.sessions() as session:
         found = routes.find_caller_profile(session, caller, profile)
-        status = keys.key_status(session, caller, runtime.catalog.providers(), environ,
-                                 routes.profile_key_sources(found))
+        status = keys.key_status(
+            session, caller, runtime.catalog.providers(), environ, routes.profile_key_sources(found)
+        )
     usable = {s.provider for s in status if s.source is not None} | KEYLESS_PROVIDERS
     return usable, found.name if found else None
 
 
 def list_models(
-    runtime: Runtime, caller: Caller, environ: Mapping[str, str], show_all: bool,
+    runtime: Runtime,
+    caller: Caller,
+    environ: Mapping[str, str],
+    show_all: bool,
     profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """Catalog models whose provider has a key for ``caller`` (or needs none), then endpoints."""
@@ -58,7 +62,10 @@ def list_models(
 
 
 def find_model(
-    runtime: Runtime, caller: Caller, environ: Mapping[str, str], model_id: str,
+    runtime: Runtime,
+    caller: Caller,
+    environ: Mapping[str, str],
+    model_id: str,
     profile: str | None = None,
 ) -> dict[str, Any]:
     """One model, as /v1/models lists it; 404 if unknown, 403 if the caller has no key."""
@@ -74,11 +81,13 @@ async def models(ctx: ApiContext, request: Request, auth: Authed) -> Response:
     model_id = request.path_params.get("model_id")
     profile = request.query_params.get("profile") or None
     if model_id:
-        return JSONResponse(await asyncio.to_thread(
-            find_model, auth.runtime, auth.caller, ctx.environ, model_id, profile))
+        return JSONResponse(
+            await asyncio.to_thread(
+                find_model, auth.runtime, auth.caller, ctx.environ, model_id, profile
+            )
+        )
     show_all = request.query_params.get("all", "").lower() in ("1", "true", "yes")
     data = await asyncio.to_thread(
-        list_models, auth.runtime, auth.caller, ctx.environ, show_all, profile)
+        list_models, auth.runtime, auth.caller, ctx.environ, show_all, profile
+    )
     return JSONResponse({"object": "list", "data": data})
-
-

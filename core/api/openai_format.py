@@ -41,7 +41,6 @@ _ATTEMPT_FIELDS = ("model", "provider", "outcome", "latency_ms", "status_code")
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%,")
 
 
-
 # --- shaping --------------------------------------------------------------------------
 
 

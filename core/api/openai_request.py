@@ -34,6 +34,7 @@ _TOOLS_UNSUPPORTED = (
     "relays text answers only. Remove `{name}` from the request."
 )
 
+
 @dataclass(frozen=True)
 class ChatCall:
     """A parsed chat request plus the wire options that only shape the response."""

@@ -67,18 +67,38 @@ class Totals:
 
     def plus(self, prompt: int, completion: int, cost: int | None) -> Totals:
         total = None if self.cost_micros is None or cost is None else self.cost_micros + cost
-        return Totals(self.prompt_tokens + prompt, self.completion_tokens + completion,
-                      total, self.answers + 1)
+        return Totals(
+            self.prompt_tokens + prompt,
+            self.completion_tokens + completion,
+            total,
+            self.answers + 1,
+        )
 
 
 def _info(row: Conversation) -> ConversationInfo:
-    return ConversationInfo(row.id, row.title, row.model, row.task, dict(row.settings or {}),
-                            row.created_at, row.updated_at)
+    return ConversationInfo(
+        row.id,
+        row.title,
+        row.model,
+        row.task,
+        dict(row.settings or {}),
+        row.created_at,
+        row.updated_at,
+    )
 
 
 def _message(row: ChatMessage) -> MessageInfo:
-    return MessageInfo(row.id, row.seq, row.role, row.content, row.status, row.request_id,
-                       row.model, row.created_at, dict(row.details or {}))
+    return MessageInfo(
+        row.id,
+        row.seq,
+        row.role,
+        row.content,
+        row.status,
+        row.request_id,
+        row.model,
+        row.created_at,
+        dict(row.details or {}),
+    )
 
 
 def auto_title(first_message: str) -> str:
@@ -116,8 +136,14 @@ def create(
     conversation_id: str | None = None,
 ) -> ConversationInfo:
     row = Conversation(
-        id=conversation_id or uuid.uuid4().hex, user_id=user_id, title=_valid_title(title),
-        model=model, task=task, settings=clean_settings(settings), created_at=now, updated_at=now,
+        id=conversation_id or uuid.uuid4().hex,
+        user_id=user_id,
+        title=_valid_title(title),
+        model=model,
+        task=task,
+        settings=clean_settings(settings),
+        created_at=now,
+        updated_at=now,
     )
     session.add(row)
     session.flush()
@@ -129,9 +155,12 @@ def get(session: Session, user_id: int, conversation_id: str) -> ConversationInf
 
 
 def count(session: Session, user_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
+        )
+        or 0
+    )
 
 
 def list_conversations(
@@ -146,8 +175,9 @@ def list_conversations(
             ChatMessage.conversation_id == Conversation.id,
             func.lower(ChatMessage.content).like(pattern, escape="\\"),
         )
-        stmt = stmt.where(or_(func.lower(Conversation.title).like(pattern, escape="\\"),
-                              in_messages))
+        stmt = stmt.where(
+            or_(func.lower(Conversation.title).like(pattern, escape="\\"), in_messages)
+        )
     stmt = stmt.order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit)
     return [_info(row) for row in session.scalars(stmt)]
 
@@ -161,15 +191,17 @@ def _valid_title(title: str) -> str:
     return clean
 
 
-def rename(session: Session, user_id: int, conversation_id: str, title: str,
-           now: datetime) -> ConversationInfo:
+def rename(
+    session: Session, user_id: int, conversation_id: str, title: str, now: datetime
+) -> ConversationInfo:
     row = _owned(session, user_id, conversation_id)
     row.title, row.updated_at = _valid_title(title), now
     return _info(row)
 
 
-def delete_conversation(session: Session, user_id: int, conversation_id: str, *,
-                        actor: str, now: datetime) -> None:
+def delete_conversation(
+    session: Session, user_id: int, conversation_id: str, *, actor: str, now: datetime
+) -> None:
     """Delete a conversation and its messages (the ledger rows stay, for cost reviews)."""
     row = _owned(session, user_id, conversation_id)
     session.execute(delete(ChatMessage).where(ChatMessage.conversation_id == row.id))
@@ -177,8 +209,16 @@ def delete_conversation(session: Session, user_id: int, conversation_id: str, *,
     audit.record(session, actor=actor, action="conversation.delete", target=row.id, now=now)
 
 
-def remember(session: Session, user_id: int, conversation_id: str, *, model: str, task: str,
-             settings: Mapping[str, Any], now: datetime) -> None:
+def remember(
+    session: Session,
+    user_id: int,
+    conversation_id: str,
+    *,
+    model: str,
+    task: str,
+    settings: Mapping[str, Any],
+    now: datetime,
+) -> None:
     """Store the model, task and settings the conversation used last."""
     row = _owned(session, user_id, conversation_id)
     row.model, row.task, row.settings = model, task, clean_settings(settings)
@@ -188,7 +228,8 @@ def remember(session: Session, user_id: int, conversation_id: str, *, model: str
 def messages(session: Session, user_id: int, conversation_id: str) -> list[MessageInfo]:
     _owned(session, user_id, conversation_id)
     rows = session.scalars(
-        select(ChatMessage).where(ChatMessage.conversation_id == conversation_id)
+        select(ChatMessage)
+        .where(ChatMessage.conversation_id == conversation_id)
         .order_by(ChatMessage.seq)
     )
     return [_message(r) for r in rows]
@@ -215,8 +256,15 @@ def add_message(
         select(func.max(ChatMessage.seq)).where(ChatMessage.conversation_id == conv.id)
     )
     row = ChatMessage(
-        conversation_id=conv.id, seq=(last or 0) + 1, role=role, content=content, status=status,
-        request_id=request_id, model=model, details=dict(details or {}), created_at=now,
+        conversation_id=conv.id,
+        seq=(last or 0) + 1,
+        role=role,
+        content=content,
+        status=status,
+        request_id=request_id,
+        model=model,
+        details=dict(details or {}),
+        created_at=now,
     )
     session.add(row)
     conv.updated_at = now
@@ -258,9 +306,11 @@ def totals(items: Sequence[MessageInfo]) -> Totals:
         if m.role != "assistant" or not m.details:
             continue
         cost = m.details.get("cost_micros")
-        out = out.plus(int(m.details.get("prompt_tokens", 0)),
-                       int(m.details.get("completion_tokens", 0)),
-                       int(cost) if isinstance(cost, int) else None)
+        out = out.plus(
+            int(m.details.get("prompt_tokens", 0)),
+            int(m.details.get("completion_tokens", 0)),
+            int(cost) if isinstance(cost, int) else None,
+        )
     return out
 
 

@@ -12,8 +12,10 @@ from core.chat.conversations import STATUS_COMPLETE, ConversationInfo, MessageIn
 from core.chat.view import badge, fallback_notice
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
-_STATUS_NOTES = {"incomplete": "incomplete: the answer ended with an error",
-                 "stopped": "stopped: generation was stopped"}
+_STATUS_NOTES = {
+    "incomplete": "incomplete: the answer ended with an error",
+    "stopped": "stopped: generation was stopped",
+}
 
 
 def file_name(conversation: ConversationInfo, extension: str) -> str:
@@ -27,9 +29,13 @@ def _iso(value: datetime) -> str:
 
 
 def to_markdown(conversation: ConversationInfo, items: Sequence[MessageInfo]) -> str:
-    lines = [f"# {conversation.title}", "",
-             f"_Model: {conversation.model} · task: {conversation.task or 'chat'} · "
-             f"started {_iso(conversation.created_at)}_", ""]
+    lines = [
+        f"# {conversation.title}",
+        "",
+        f"_Model: {conversation.model} · task: {conversation.task or 'chat'} · "
+        f"started {_iso(conversation.created_at)}_",
+        "",
+    ]
     system = str(conversation.settings.get("system_prompt") or "")
     if system:
         lines += ["## System prompt", "", system, ""]

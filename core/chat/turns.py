@@ -34,8 +34,12 @@ from core.store.tables import RouteRow
 
 TASKS: Final = ("chat", "outline", "chapter", "refine", "code")
 # Picked when no route exists, in this order: common, cheap, good at chat.
-FALLBACK_DEFAULTS: Final = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022",
-                            "anthropic/claude-3-haiku-20240307", "openai/gpt-4o")
+FALLBACK_DEFAULTS: Final = (
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-20241022",
+    "anthropic/claude-3-haiku-20240307",
+    "openai/gpt-4o",
+)
 SAVE_EVERY_S: Final = 1.0
 
 
@@ -67,7 +71,8 @@ def default_model(
     if pick is None:
         pick = catalog.models()[0].id
     return DefaultModel(
-        pick, (pick,),
+        pick,
+        (pick,),
         f"No route is set for you or the task “{task}”, so the model starts at {pick} with "
         "no fallback. An admin can set a route with `switchboard route set`.",
     )
@@ -78,8 +83,11 @@ def history_messages(items: Sequence[MessageInfo], system_prompt: str = "") -> l
     out: list[Message] = []
     if system_prompt.strip():
         out.append({"role": "system", "content": system_prompt.strip()})
-    out += [{"role": m.role, "content": m.content} for m in items
-            if m.role in ("user", "assistant") and m.content]
+    out += [
+        {"role": m.role, "content": m.content}
+        for m in items
+        if m.role in ("user", "assistant") and m.content
+    ]
     return out
 
 
@@ -99,16 +107,24 @@ class TurnPlan:
 
     def request(self, request_id: str, conversation_id: str | None) -> ChatRequest:
         system = str(self.settings.get("system_prompt") or "")
-        messages = [*history_messages(self.history, system),
-                    {"role": "user", "content": self.prompt}]
+        messages = [
+            *history_messages(self.history, system),
+            {"role": "user", "content": self.prompt},
+        ]
         temperature = self.settings.get("temperature")
         max_tokens = self.settings.get("max_tokens")
         return ChatRequest(
-            caller=self.caller, messages=tuple(messages), model=self.model, task=self.task,
-            source="chat", stream=True,
+            caller=self.caller,
+            messages=tuple(messages),
+            model=self.model,
+            task=self.task,
+            source="chat",
+            stream=True,
             temperature=float(temperature) if temperature is not None else None,
             max_tokens=int(max_tokens) if max_tokens else None,
-            conversation_id=conversation_id, profile=self.profile, request_id=request_id,
+            conversation_id=conversation_id,
+            profile=self.profile,
+            request_id=request_id,
         )
 
 
@@ -198,20 +214,42 @@ class ChatTurn:
         with self._sessions.begin() as s:
             if self._new:
                 conversations.create(
-                    s, user_id=plan.caller.user_id, title=conversations.auto_title(plan.prompt),
-                    model=plan.picked_model, task=plan.task, settings=plan.settings, now=now,
+                    s,
+                    user_id=plan.caller.user_id,
+                    title=conversations.auto_title(plan.prompt),
+                    model=plan.picked_model,
+                    task=plan.task,
+                    settings=plan.settings,
+                    now=now,
                     conversation_id=self.conversation_id,
                 )
                 self._new = False
             else:
-                conversations.remember(s, plan.caller.user_id, self.conversation_id,
-                                       model=plan.picked_model, task=plan.task,
-                                       settings=plan.settings, now=now)
-            conversations.add_message(s, plan.caller.user_id, self.conversation_id,
-                                      role="user", content=plan.prompt, now=now)
+                conversations.remember(
+                    s,
+                    plan.caller.user_id,
+                    self.conversation_id,
+                    model=plan.picked_model,
+                    task=plan.task,
+                    settings=plan.settings,
+                    now=now,
+                )
+            conversations.add_message(
+                s,
+                plan.caller.user_id,
+                self.conversation_id,
+                role="user",
+                content=plan.prompt,
+                now=now,
+            )
             self.message_id = conversations.add_message(
-                s, plan.caller.user_id, self.conversation_id, role="assistant",
-                content=self.text, now=now, status=STATUS_INCOMPLETE,
+                s,
+                plan.caller.user_id,
+                self.conversation_id,
+                role="assistant",
+                content=self.text,
+                now=now,
+                status=STATUS_INCOMPLETE,
                 request_id=self.request_id,
             )
 
@@ -219,8 +257,13 @@ class ChatTurn:
         if self.message_id is None:
             return
         with self._sessions.begin() as s:
-            conversations.update_message(s, self.plan.caller.user_id, self.message_id,
-                                         content=self.text, status=STATUS_INCOMPLETE)
+            conversations.update_message(
+                s,
+                self.plan.caller.user_id,
+                self.message_id,
+                content=self.text,
+                status=STATUS_INCOMPLETE,
+            )
 
     def _finish(self) -> None:
         summary = self.summary
@@ -239,8 +282,13 @@ class ChatTurn:
             assert self.message_id is not None
             with self._sessions.begin() as s:
                 conversations.update_message(
-                    s, self.plan.caller.user_id, self.message_id, content=self.text,
-                    status=self.status, model=details.get("model"), details=details,
+                    s,
+                    self.plan.caller.user_id,
+                    self.message_id,
+                    content=self.text,
+                    status=self.status,
+                    model=details.get("model"),
+                    details=details,
                 )
         finally:
             self.saved.set()

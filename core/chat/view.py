@@ -62,7 +62,8 @@ def details_of(summary: Summary) -> dict[str, Any]:
     """What an answer stores for its badge (JSON-safe; error text is already redacted)."""
     # A cut answer that no model finished has no served model; name the one that wrote it.
     model = summary.model or next(
-        (a.model for a in reversed(summary.attempts) if a.usage.completion_tokens), None)
+        (a.model for a in reversed(summary.attempts) if a.usage.completion_tokens), None
+    )
     return {
         "model": model,
         "status": summary.status,
@@ -102,8 +103,9 @@ def attempt_reason(attempt: Mapping[str, Any]) -> str:
 def badge(details: Mapping[str, Any]) -> str:
     """One line: model · tokens in/out · cost · latency · time to first token."""
     parts = [short_model(details.get("model"))]
-    parts.append(f"{details.get('prompt_tokens', 0):,} in / "
-                 f"{details.get('completion_tokens', 0):,} out")
+    parts.append(
+        f"{details.get('prompt_tokens', 0):,} in / {details.get('completion_tokens', 0):,} out"
+    )
     cost = details.get("cost_micros")
     parts.append(money(cost if isinstance(cost, int) else None))
     parts.append(f"{details.get('latency_ms', 0):,} ms")
@@ -114,7 +116,7 @@ def badge(details: Mapping[str, Any]) -> str:
 
 
 def fallback_notice(details: Mapping[str, Any]) -> str | None:
-    """"gpt-4o failed: rate limited; answered by claude-3-haiku", when a fallback answered."""
+    """ "gpt-4o failed: rate limited; answered by claude-3-haiku", when a fallback answered."""
     answered = details.get("model")
     if not answered or not details.get("fallback_used"):
         return None
@@ -123,8 +125,11 @@ def fallback_notice(details: Mapping[str, Any]) -> str | None:
         model = a.get("model")
         if model and model != answered and a.get("outcome") != "ok":
             failed[model] = attempt_reason(a)  # the last reason per model (after retries)
-    cut = [a for a in details.get("attempts", ()) if a.get("model") == answered
-           and a.get("outcome") == "cut"]
+    cut = [
+        a
+        for a in details.get("attempts", ())
+        if a.get("model") == answered and a.get("outcome") == "cut"
+    ]
     if not failed and not cut:
         return f"Answered by fallback {short_model(answered)}."
     reasons = "; ".join(f"{short_model(m)} failed: {why}" for m, why in failed.items())
@@ -151,20 +156,23 @@ def error_advice(exc: SwitchboardError) -> str:
         case BudgetExceeded():
             return f"Budget refused. {exc.message}"
         case RateLimited(retry_after_s=wait):
-            return (f"Rate limited. {exc.message} Your message is kept below: wait {wait} s, "
-                    "then press Send again.")
+            return (
+                f"Rate limited. {exc.message} Your message is kept below: wait {wait} s, "
+                "then press Send again."
+            )
         case NoKey():
             return f"No API key. {exc.message}"
         case ContentRefused():
-            return (f"Content refused. {exc.message} Rephrase the message, or pick another "
-                    "model.")
+            return f"Content refused. {exc.message} Rephrase the message, or pick another model."
         case ContextTooLong():
             return f"Too long. {exc.message} Or start a new conversation."
         case UpstreamTimeout():
-            return (f"Timed out. {exc.message} Try again in a moment, or pick another model.")
+            return f"Timed out. {exc.message} Try again in a moment, or pick another model."
         case AllModelsFailed():
-            return (f"No model answered. {exc.message} Try again in a moment, pick another "
-                    "model, or ask an admin to add a fallback to your route.")
+            return (
+                f"No model answered. {exc.message} Try again in a moment, pick another "
+                "model, or ask an admin to add a fallback to your route."
+            )
     return exc.message
 
 
@@ -178,8 +186,11 @@ def estimate_caption(estimate: CostEstimate, remaining_micros: int | None) -> st
     if estimate.unpriced_models:
         names = ", ".join(short_model(m) for m in estimate.unpriced_models)
         cost += f" · unpriced: {names}"
-    budget = ("no hard budget" if remaining_micros is None
-              else f"{usd(remaining_micros)} left in your budget")
+    budget = (
+        "no hard budget"
+        if remaining_micros is None
+        else f"{usd(remaining_micros)} left in your budget"
+    )
     return f"{cost} · {budget}"
 
 

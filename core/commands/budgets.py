@@ -98,9 +98,7 @@ def cmd_budget_list(args: argparse.Namespace, ctx: CliContext) -> int:
         )
         for b in infos
     ]
-    print_table(
-        ctx, ("BUDGET", "KIND", "LIMIT", "SPENT", "HELD", "LEFT", "PERIOD", "RESETS"), rows
-    )
+    print_table(ctx, ("BUDGET", "KIND", "LIMIT", "SPENT", "HELD", "LEFT", "PERIOD", "RESETS"), rows)
     return 0
 
 

@@ -30,11 +30,20 @@ def cmd_demo_data(args: argparse.Namespace, ctx: CliContext) -> int:
             ctx.out(f"  {done:,} / {total:,} requests ({done * 100 // max(total, 1)}%)")
 
     try:
-        ctx.out(f"Writing {args.rows:,} synthetic requests over {args.days} days "
-                "(users and teams named demo-*, requests marked route_source=demo)…")
-        written = generate(sessions, load_catalog(), rows=args.rows, days=args.days,
-                           now=ctx.clock(), force=args.force, seed=args.seed,
-                           progress=progress)
+        ctx.out(
+            f"Writing {args.rows:,} synthetic requests over {args.days} days "
+            "(users and teams named demo-*, requests marked route_source=demo)…"
+        )
+        written = generate(
+            sessions,
+            load_catalog(),
+            rows=args.rows,
+            days=args.days,
+            now=ctx.clock(),
+            force=args.force,
+            seed=args.seed,
+            progress=progress,
+        )
     finally:
         if engine is not None:
             engine.dispose()
@@ -50,7 +59,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rows", type=int, default=10_000, help="requests to write (default 10000)")
     p.add_argument("--days", type=int, default=30, help="spread over this many days (default 30)")
     p.add_argument("--db", metavar="URL", help="database URL (default: SWITCHBOARD_DB_URL)")
-    p.add_argument("--force", action="store_true",
-                   help="write even if the database already holds real usage")
+    p.add_argument(
+        "--force", action="store_true", help="write even if the database already holds real usage"
+    )
     p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
     p.set_defaults(handler=cmd_demo_data)

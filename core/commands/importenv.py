@@ -21,9 +21,16 @@ def cmd_import_env(args: argparse.Namespace, ctx: CliContext) -> int:
         listed = endpoints.list_endpoints(session)
         resolver = TargetResolver(catalog, listed)
         result = import_env.import_env(
-            session, cipher, os.environ, catalog=catalog, known_model=resolver.known,
+            session,
+            cipher,
+            os.environ,
+            catalog=catalog,
+            known_model=resolver.known,
             known_providers={*catalog.providers(), *(e.name for e in listed)},
-            actor="cli", now=ctx.clock(), model=args.model, replace=args.replace,
+            actor="cli",
+            now=ctx.clock(),
+            model=args.model,
+            replace=args.replace,
         )
     for line in result.lines():
         ctx.out(line)
@@ -37,8 +44,14 @@ def register(sub: Any) -> None:
         "import-env",
         help="import environment provider keys and a default model as organisation defaults",
     )
-    p.add_argument("--model", help=f"the default model (else ${import_env.DEFAULT_MODEL_ENV}, "
-                   "else a cheap model of the single provider found)")
-    p.add_argument("--replace", action="store_true",
-                   help="overwrite existing organisation keys and default route")
+    p.add_argument(
+        "--model",
+        help=f"the default model (else ${import_env.DEFAULT_MODEL_ENV}, "
+        "else a cheap model of the single provider found)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite existing organisation keys and default route",
+    )
     p.set_defaults(handler=cmd_import_env)

@@ -20,21 +20,36 @@ DEFAULT_WORD: Final = "default"  # clears temperature, max tokens or provider or
 
 # (flag dest, RouteOptions field, help) for the on/off options.
 SWITCHES: Final = (
-    ("auto_fallback", "auto_fallback",
-     "try the fallbacks when a model fails (--no-auto-fallback: only the first model)"),
-    ("cost_optimised", "cost_optimised",
-     "order the chain by price, latency, quality and preference"),
-    ("content_failover", "content_refusal_failover",
-     "on a content refusal try the next model (default: return the refusal)"),
+    (
+        "auto_fallback",
+        "auto_fallback",
+        "try the fallbacks when a model fails (--no-auto-fallback: only the first model)",
+    ),
+    (
+        "cost_optimised",
+        "cost_optimised",
+        "order the chain by price, latency, quality and preference",
+    ),
+    (
+        "content_failover",
+        "content_refusal_failover",
+        "on a content refusal try the next model (default: return the refusal)",
+    ),
 )
 # (flag dest, RouteOptions field, help) for the timeouts, all in seconds.
 TIMEOUTS: Final = (
     ("connect_timeout", "connect_timeout_s", "seconds to open a connection (default 5)"),
-    ("first_token_timeout", "first_token_timeout_s",
-     "seconds to wait for the first token (default 10)"),
+    (
+        "first_token_timeout",
+        "first_token_timeout_s",
+        "seconds to wait for the first token (default 10)",
+    ),
     ("idle_timeout", "idle_timeout_s", "seconds a stream may pause between tokens (default 10)"),
-    ("total_timeout", "total_timeout_s",
-     "seconds for the whole request, fallbacks included (default 300)"),
+    (
+        "total_timeout",
+        "total_timeout_s",
+        "seconds for the whole request, fallbacks included (default 300)",
+    ),
 )
 WEIGHT_NAMES: Final = tuple(f.name for f in fields(Weights))
 
@@ -46,28 +61,47 @@ def flag(dest: str) -> str:
 def add_option_flags(p: argparse.ArgumentParser) -> None:
     """The option flags; none given means every saved option stays as it is."""
     group = p.add_argument_group(
-        "route options", "each one changes only that option; options not given keep their "
-        "saved values (or the defaults for a new route)")
+        "route options",
+        "each one changes only that option; options not given keep their "
+        "saved values (or the defaults for a new route)",
+    )
     for dest, _, text in SWITCHES:
-        group.add_argument(flag(dest), action=argparse.BooleanOptionalAction, default=None,
-                           help=text)
+        group.add_argument(
+            flag(dest), action=argparse.BooleanOptionalAction, default=None, help=text
+        )
     for dest, _, text in TIMEOUTS:
         group.add_argument(flag(dest), metavar="S", help=f"{text}; up to {MAX_TIMEOUT_S:g}")
-    group.add_argument("--retries", metavar="N",
-                       help=f"retries per model on a transient error, 0 to {MAX_RETRIES} "
-                       "(default 2)")
-    group.add_argument("--weights", metavar="NAME=W,…",
-                       help="cost-optimised score weights, e.g. price=0.5,latency=0.3 (names: "
-                       + ", ".join(WEIGHT_NAMES) + "; names not given keep their value)")
-    group.add_argument("--temperature", metavar="T",
-                       help=f"0 to 2, or '{DEFAULT_WORD}' for the model's own")
-    group.add_argument("--max-tokens", metavar="N",
-                       help=f"output token cap, or '{DEFAULT_WORD}' for the model's maximum")
-    group.add_argument("--provider-order", metavar="P1,P2",
-                       help="preferred providers, best first (the preference part of the "
-                       f"cost-optimised score), or '{DEFAULT_WORD}' for none")
-    group.add_argument("--reset-options", action="store_true",
-                       help="start from the default options instead of the saved ones")
+    group.add_argument(
+        "--retries",
+        metavar="N",
+        help=f"retries per model on a transient error, 0 to {MAX_RETRIES} (default 2)",
+    )
+    group.add_argument(
+        "--weights",
+        metavar="NAME=W,…",
+        help="cost-optimised score weights, e.g. price=0.5,latency=0.3 (names: "
+        + ", ".join(WEIGHT_NAMES)
+        + "; names not given keep their value)",
+    )
+    group.add_argument(
+        "--temperature", metavar="T", help=f"0 to 2, or '{DEFAULT_WORD}' for the model's own"
+    )
+    group.add_argument(
+        "--max-tokens",
+        metavar="N",
+        help=f"output token cap, or '{DEFAULT_WORD}' for the model's maximum",
+    )
+    group.add_argument(
+        "--provider-order",
+        metavar="P1,P2",
+        help="preferred providers, best first (the preference part of the "
+        f"cost-optimised score), or '{DEFAULT_WORD}' for none",
+    )
+    group.add_argument(
+        "--reset-options",
+        action="store_true",
+        help="start from the default options instead of the saved ones",
+    )
 
 
 def option_changes(
@@ -86,11 +120,17 @@ def option_changes(
     if args.weights is not None:
         changes["weights"] = _weights(args.weights, base.weights)
     if args.temperature is not None:
-        changes["temperature"] = (None if _is_default(args.temperature)
-                                  else _number(args.temperature, "--temperature", "0 to 2"))
+        changes["temperature"] = (
+            None
+            if _is_default(args.temperature)
+            else _number(args.temperature, "--temperature", "0 to 2")
+        )
     if args.max_tokens is not None:
-        changes["max_tokens"] = (None if _is_default(args.max_tokens)
-                                 else _whole(args.max_tokens, "--max-tokens", "e.g. 4096"))
+        changes["max_tokens"] = (
+            None
+            if _is_default(args.max_tokens)
+            else _whole(args.max_tokens, "--max-tokens", "e.g. 4096")
+        )
     if args.provider_order is not None:
         changes["provider_order"] = _providers(args.provider_order, known_providers)
     return changes
@@ -109,8 +149,9 @@ def describe(options: RouteOptions) -> str:
     if "max_retries" in changed:
         parts.append(f"--retries {options.max_retries}")
     if "weights" in changed:
-        parts.append("--weights " + ",".join(
-            f"{n}={getattr(options.weights, n):g}" for n in WEIGHT_NAMES))
+        parts.append(
+            "--weights " + ",".join(f"{n}={getattr(options.weights, n):g}" for n in WEIGHT_NAMES)
+        )
     if "temperature" in changed:
         parts.append(f"--temperature {options.temperature:g}")
     if "max_tokens" in changed:
@@ -150,7 +191,8 @@ def _weights(raw: str, current: Weights) -> Weights:
         if not sep or name not in WEIGHT_NAMES:
             raise InvalidInput(
                 f"--weights {pair!r} is not NAME=WEIGHT; use e.g. price=0.5,latency=0.3 "
-                f"with names from {', '.join(WEIGHT_NAMES)}.")
+                f"with names from {', '.join(WEIGHT_NAMES)}."
+            )
         changed[name] = _number(value.strip(), f"--weights {name}", "a weight such as 0.25")
     if not changed:
         raise InvalidInput("--weights is empty; use e.g. price=0.5,latency=0.3.")
@@ -165,7 +207,8 @@ def _providers(raw: str, known: Collection[str]) -> tuple[str, ...]:
     if unknown:
         raise InvalidInput(
             f"--provider-order: unknown provider {unknown[0]!r}. Use names from "
-            f"`switchboard provider list` or `switchboard models`, or '{DEFAULT_WORD}'.")
+            f"`switchboard provider list` or `switchboard models`, or '{DEFAULT_WORD}'."
+        )
     if not order:
         raise InvalidInput(f"--provider-order is empty; name providers, or use '{DEFAULT_WORD}'.")
     return order

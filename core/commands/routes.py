@@ -53,17 +53,24 @@ def cmd_route_set(args: argparse.Namespace, ctx: CliContext) -> int:
         if args.model:
             models = [args.model, *fallbacks]
         elif current is None:
-            raise InvalidInput(f"There is no {what} route for {label} yet; give --model "
-                               "(and --fallback) to create it.")
+            raise InvalidInput(
+                f"There is no {what} route for {label} yet; give --model "
+                "(and --fallback) to create it."
+            )
         else:
             models = list(current.models)  # an options-only change keeps the chain
         # Merge, don't reset: the saved options stay unless a flag changes them.
-        base = (RouteOptions() if current is None or args.reset_options
-                else RouteOptions.from_json(current.options))
+        base = (
+            RouteOptions()
+            if current is None or args.reset_options
+            else RouteOptions.from_json(current.options)
+        )
         changes = route_options.option_changes(args, base, resolver.providers())
         if not (args.model or changes or args.reset_options):
-            raise InvalidInput("Nothing to change: give --model, or an option flag such as "
-                               "--total-timeout (see `switchboard route set --help`).")
+            raise InvalidInput(
+                "Nothing to change: give --model, or an option flag such as "
+                "--total-timeout (see `switchboard route set --help`)."
+            )
         options = replace(base, **changes)
         routes.set_route(
             session,
@@ -119,8 +126,11 @@ def register(sub: Any) -> None:
     who.add_argument("--user", metavar="USERNAME")
     who.add_argument("--team", metavar="TEAM")
     who.add_argument("--org", action="store_true", help="the organisation default")
-    p.add_argument("--model", help="the primary model id (needed for a new route; "
-                   "omitted: keep the saved chain and change only options)")
+    p.add_argument(
+        "--model",
+        help="the primary model id (needed for a new route; "
+        "omitted: keep the saved chain and change only options)",
+    )
     p.add_argument("--fallback", help="comma-separated fallback model ids, in order")
     p.add_argument("--task", help="a task name such as code or chat (default: all tasks)")
     route_options.add_option_flags(p)

@@ -58,14 +58,21 @@ def parse_day(flag: str, raw: str | None) -> date | None:
 
 
 def _has_filters(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) for name in
-               ("user", "team", "provider", "model", "task", "source", "status")) or args.summary
+    return (
+        any(
+            getattr(args, name)
+            for name in ("user", "team", "provider", "model", "task", "source", "status")
+        )
+        or args.summary
+    )
 
 
-def _filters(ctx: CliContext, args: argparse.Namespace, since: date | None,
-             until: date | None) -> Filters:
-    values: dict[str, Any] = {k: getattr(args, k) for k in
-                              ("provider", "model", "task", "source", "status")}
+def _filters(
+    ctx: CliContext, args: argparse.Namespace, since: date | None, until: date | None
+) -> Filters:
+    values: dict[str, Any] = {
+        k: getattr(args, k) for k in ("provider", "model", "task", "source", "status")
+    }
     with ctx.sessions()() as session:
         if args.user:
             values["user_id"] = session.scalar(select(User.id).where(User.username == args.user))
@@ -95,8 +102,11 @@ def cmd_usage_export(args: argparse.Namespace, ctx: CliContext) -> int:
             for row in summary_rows(session, filters, _EVERYTHING):
                 writer.writerow([csv_cell(v) for v in row])
             return 0
-        rows = (iter_filtered_requests(session, filters, _EVERYTHING) if filters is not None
-                else ledger.iter_requests(session, since, until))
+        rows = (
+            iter_filtered_requests(session, filters, _EVERYTHING)
+            if filters is not None
+            else ledger.iter_requests(session, since, until)
+        )
         records = (export_record(row) for row in rows)
         if args.format == "json":
             for record in records:
@@ -148,10 +158,16 @@ def register(sub: Any) -> None:
     p.add_argument("--task", help="only this task")
     p.add_argument("--source", choices=("chat", "compare", "api"), help="only this source")
     p.add_argument("--status", help="only this status (e.g. success, failed, no-key)")
-    p.add_argument("--summary", action="store_true",
-                   help="write cost per user and per team (CSV) instead of requests")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="write cost per user and per team (CSV) instead of requests",
+    )
     p.set_defaults(handler=cmd_usage_export)
-    p = usage.add_parser("alerts", help="list current alerts; --send posts new ones to the "
-                         "webhook (run it from cron so alerts go out without a page visit)")
+    p = usage.add_parser(
+        "alerts",
+        help="list current alerts; --send posts new ones to the "
+        "webhook (run it from cron so alerts go out without a page visit)",
+    )
     p.add_argument("--send", action="store_true", help="send new alerts to the webhook")
     p.set_defaults(handler=cmd_usage_alerts)

@@ -246,21 +246,39 @@ def add_round(
     label_of = {model: label for label, model in labels.items()}
     if set(label_of) != {a.model for a in answers} or set(label_of) != set(row.models):
         raise InvalidInput("Every model of the session needs exactly one answer and label.")
-    seq = (session.scalar(
-        select(func.max(CompareRound.seq)).where(CompareRound.session_id == row.id)
-    ) or 0) + 1
-    round_row = CompareRound(session_id=row.id, seq=seq, kind=kind, prompt=prompt,
-                             labels=dict(labels), label_seed=label_seed, created_at=now)
+    seq = (
+        session.scalar(select(func.max(CompareRound.seq)).where(CompareRound.session_id == row.id))
+        or 0
+    ) + 1
+    round_row = CompareRound(
+        session_id=row.id,
+        seq=seq,
+        kind=kind,
+        prompt=prompt,
+        labels=dict(labels),
+        label_seed=label_seed,
+        created_at=now,
+    )
     session.add(round_row)
     session.flush()
     for a in answers:
         session.add(
             CompareAnswer(
-                round_id=round_row.id, model=a.model, label=label_of[a.model], text=a.text,
-                status=a.status, error=a.error, request_id=a.request_id,
-                served_model=a.served_model, prompt_tokens=a.prompt_tokens,
-                completion_tokens=a.completion_tokens, cost_micros=a.cost_micros,
-                priced=a.priced, latency_ms=a.latency_ms, ttft_ms=a.ttft_ms, created_at=now,
+                round_id=round_row.id,
+                model=a.model,
+                label=label_of[a.model],
+                text=a.text,
+                status=a.status,
+                error=a.error,
+                request_id=a.request_id,
+                served_model=a.served_model,
+                prompt_tokens=a.prompt_tokens,
+                completion_tokens=a.completion_tokens,
+                cost_micros=a.cost_micros,
+                priced=a.priced,
+                latency_ms=a.latency_ms,
+                ttft_ms=a.ttft_ms,
+                created_at=now,
             )
         )
     row.updated_at = now
@@ -298,7 +316,8 @@ def open_session(session: Session, session_id: str, caller: Caller) -> SessionVi
     votes: dict[int, list[CompareVote]] = {}
     if round_ids:
         for a in session.scalars(
-            select(CompareAnswer).where(CompareAnswer.round_id.in_(round_ids))
+            select(CompareAnswer)
+            .where(CompareAnswer.round_id.in_(round_ids))
             .order_by(CompareAnswer.label)
         ):
             answers.setdefault(a.round_id, []).append(a)
@@ -308,34 +327,58 @@ def open_session(session: Session, session_id: str, caller: Caller) -> SessionVi
     for r in rounds:
         round_votes = votes.get(r.id, [])
         mine = next((v for v in round_votes if v.user_id == caller.user_id), None)
-        tally = Counter(v.winner if v.choice == "best" and v.winner else v.choice
-                        for v in round_votes)
+        tally = Counter(
+            v.winner if v.choice == "best" and v.winner else v.choice for v in round_votes
+        )
         views.append(
             RoundView(
-                id=r.id, seq=r.seq, kind=r.kind, prompt=r.prompt,
+                id=r.id,
+                seq=r.seq,
+                kind=r.kind,
+                prompt=r.prompt,
                 answers=tuple(_answer_view(a) for a in answers.get(r.id, [])),
-                my_vote=None if mine is None else VoteView(
-                    mine.choice, mine.winner, mine.comment, mine.at),
-                votes=len(round_votes), tally=dict(tally),
-                revealed=not row.blind or mine is not None, created_at=r.created_at,
+                my_vote=None
+                if mine is None
+                else VoteView(mine.choice, mine.winner, mine.comment, mine.at),
+                votes=len(round_votes),
+                tally=dict(tally),
+                revealed=not row.blind or mine is not None,
+                created_at=r.created_at,
             )
         )
     return SessionView(
-        id=row.id, title=row.title, owner_id=row.owner_id,
-        owner=owner.username if owner else "(deleted user)", task=row.task,
-        system_prompt=row.system_prompt, models=tuple(row.models), blind=row.blind,
-        fallbacks=row.fallbacks, shared=row.shared, temperature=row.temperature,
-        max_tokens=row.max_tokens, created_at=row.created_at,
-        read_only=row.owner_id != caller.user_id, rounds=tuple(views),
+        id=row.id,
+        title=row.title,
+        owner_id=row.owner_id,
+        owner=owner.username if owner else "(deleted user)",
+        task=row.task,
+        system_prompt=row.system_prompt,
+        models=tuple(row.models),
+        blind=row.blind,
+        fallbacks=row.fallbacks,
+        shared=row.shared,
+        temperature=row.temperature,
+        max_tokens=row.max_tokens,
+        created_at=row.created_at,
+        read_only=row.owner_id != caller.user_id,
+        rounds=tuple(views),
     )
 
 
 def _answer_view(a: CompareAnswer) -> AnswerView:
     return AnswerView(
-        label=a.label, model=a.model, text=a.text, status=a.status, error=a.error,
-        served_model=a.served_model, prompt_tokens=a.prompt_tokens,
-        completion_tokens=a.completion_tokens, cost_micros=a.cost_micros, priced=a.priced,
-        latency_ms=a.latency_ms, ttft_ms=a.ttft_ms,
+        label=a.label,
+        model=a.model,
+        text=a.text,
+        status=a.status,
+        error=a.error,
+        served_model=a.served_model,
+        prompt_tokens=a.prompt_tokens,
+        completion_tokens=a.completion_tokens,
+        cost_micros=a.cost_micros,
+        priced=a.priced,
+        latency_ms=a.latency_ms,
+        ttft_ms=a.ttft_ms,
     )
 
 
@@ -358,8 +401,16 @@ def list_sessions(session: Session, caller: Caller, *, limit: int = 100) -> list
         .limit(limit)
     ).all()
     return [
-        SessionSummary(s.id, s.title, username, s.task, tuple(s.models), int(n),
-                       s.owner_id == caller.user_id, s.created_at)
+        SessionSummary(
+            s.id,
+            s.title,
+            username,
+            s.task,
+            tuple(s.models),
+            int(n),
+            s.owner_id == caller.user_id,
+            s.created_at,
+        )
         for s, username, n in rows
     ]
 
@@ -369,8 +420,14 @@ def set_shared(
 ) -> None:
     row = _get_owned(session, session_id, caller)
     row.shared, row.updated_at = shared, now
-    audit.record(session, actor=caller.username, action="compare.session.share",
-                 target=row.id, now=now, details={"shared": shared})
+    audit.record(
+        session,
+        actor=caller.username,
+        action="compare.session.share",
+        target=row.id,
+        now=now,
+        details={"shared": shared},
+    )
 
 
 def delete_session(session: Session, caller: Caller, session_id: str, *, now: datetime) -> None:
@@ -382,8 +439,14 @@ def delete_session(session: Session, caller: Caller, session_id: str, *, now: da
     session.execute(delete(CompareAnswer).where(CompareAnswer.round_id.in_(round_ids)))
     session.execute(delete(CompareRound).where(CompareRound.session_id == row.id))
     session.delete(row)
-    audit.record(session, actor=caller.username, action="compare.session.delete",
-                 target=session_id, now=now, details={"title": row.title})
+    audit.record(
+        session,
+        actor=caller.username,
+        action="compare.session.delete",
+        target=session_id,
+        now=now,
+        details={"title": row.title},
+    )
 
 
 # --- votes ---------------------------------------------------------------------------------
@@ -415,18 +478,29 @@ def cast_vote(
         if winner_label is None or winner_label not in labels:
             raise InvalidInput("Pick which answer was best.")
         winner = labels[winner_label]
-    values = {"team_id": caller.team_id, "choice": choice, "winner": winner,
-              "comment": comment, "at": now}
-    existing = session.scalar(select(CompareVote).where(
-        CompareVote.round_id == round_id, CompareVote.user_id == caller.user_id))
+    values = {
+        "team_id": caller.team_id,
+        "choice": choice,
+        "winner": winner,
+        "comment": comment,
+        "at": now,
+    }
+    existing = session.scalar(
+        select(CompareVote).where(
+            CompareVote.round_id == round_id, CompareVote.user_id == caller.user_id
+        )
+    )
     if existing is None:
         try:
             with session.begin_nested():
                 session.add(CompareVote(round_id=round_id, user_id=caller.user_id, **values))
         except IntegrityError:
             # Two tabs voted at once: the unique constraint kept one row; update it.
-            existing = session.scalar(select(CompareVote).where(
-                CompareVote.round_id == round_id, CompareVote.user_id == caller.user_id))
+            existing = session.scalar(
+                select(CompareVote).where(
+                    CompareVote.round_id == round_id, CompareVote.user_id == caller.user_id
+                )
+            )
             assert existing is not None
     if existing is not None:
         for key, value in values.items():
@@ -445,7 +519,8 @@ class ModelSetInfo:
 
 def list_model_sets(session: Session, caller: Caller) -> list[ModelSetInfo]:
     rows = session.scalars(
-        select(CompareModelSet).where(CompareModelSet.owner_id == caller.user_id)
+        select(CompareModelSet)
+        .where(CompareModelSet.owner_id == caller.user_id)
         .order_by(CompareModelSet.name)
     )
     return [ModelSetInfo(r.id, r.name, tuple(r.models)) for r in rows]
@@ -460,11 +535,15 @@ def save_model_set(
         raise InvalidInput("Give the model set a name.")
     if len(name) > MAX_SET_NAME:
         raise InvalidInput(f"A set name can be at most {MAX_SET_NAME} characters.")
-    row = session.scalar(select(CompareModelSet).where(
-        CompareModelSet.owner_id == caller.user_id, CompareModelSet.name == name))
+    row = session.scalar(
+        select(CompareModelSet).where(
+            CompareModelSet.owner_id == caller.user_id, CompareModelSet.name == name
+        )
+    )
     if row is None:
-        session.add(CompareModelSet(owner_id=caller.user_id, name=name, models=list(models),
-                                    created_at=now))
+        session.add(
+            CompareModelSet(owner_id=caller.user_id, name=name, models=list(models), created_at=now)
+        )
     else:
         row.models = list(models)
 

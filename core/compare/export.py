@@ -15,8 +15,21 @@ from core.compare.comparisons import AnswerView, RoundView, SessionView
 from core.request import micros_to_usd
 
 CSV_COLUMNS = (
-    "round", "kind", "prompt", "label", "model", "status", "error", "prompt_tokens",
-    "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "length", "my_vote", "answer",
+    "round",
+    "kind",
+    "prompt",
+    "label",
+    "model",
+    "status",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "length",
+    "my_vote",
+    "answer",
 )
 
 
@@ -95,28 +108,48 @@ def to_csv(view: SessionView) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in view.rounds:
         for a in r.answers:
-            writer.writerow([
-                r.seq, r.kind, r.prompt, a.label, a.model if r.revealed else "", a.status,
-                a.error or "", a.prompt_tokens, a.completion_tokens,
-                _answer_cost(r, a), a.latency_ms,
-                "" if a.ttft_ms is None else a.ttft_ms, a.length, _vote_text(r), a.text,
-            ])
+            writer.writerow(
+                [
+                    r.seq,
+                    r.kind,
+                    r.prompt,
+                    a.label,
+                    a.model if r.revealed else "",
+                    a.status,
+                    a.error or "",
+                    a.prompt_tokens,
+                    a.completion_tokens,
+                    _answer_cost(r, a),
+                    a.latency_ms,
+                    "" if a.ttft_ms is None else a.ttft_ms,
+                    a.length,
+                    _vote_text(r),
+                    a.text,
+                ]
+            )
     return out.getvalue()
 
 
 def to_markdown(view: SessionView) -> str:
     lines = [f"# {view.title}", ""]
-    facts = [f"owner {view.owner}", f"task {view.task or '(none)'}",
-             "blind" if view.blind else "names shown",
-             f"total cost {_cost(view.cost_micros)}"]
+    facts = [
+        f"owner {view.owner}",
+        f"task {view.task or '(none)'}",
+        "blind" if view.blind else "names shown",
+        f"total cost {_cost(view.cost_micros)}",
+    ]
     if view.all_revealed:
         facts.insert(0, "models " + ", ".join(view.models))
     lines += ["- " + " · ".join(facts), ""]
     if view.system_prompt:
         lines += ["**System prompt**", "", _quote(view.system_prompt), ""]
     for r in view.rounds:
-        lines += [f"## Round {r.seq}" + (" (batch)" if r.kind == "batch" else ""), "",
-                  _quote(r.prompt), ""]
+        lines += [
+            f"## Round {r.seq}" + (" (batch)" if r.kind == "batch" else ""),
+            "",
+            _quote(r.prompt),
+            "",
+        ]
         for a in r.answers:
             lines.append(f"### {r.name(a)}")
             lines.append("")
@@ -129,9 +162,11 @@ def to_markdown(view: SessionView) -> str:
             lines.append("")
         vote = _vote_text(r)
         if vote:
-            lines += [f"**Your vote:** {vote}"
-                      + (f" — {r.my_vote.comment}" if r.my_vote and r.my_vote.comment else ""),
-                      ""]
+            lines += [
+                f"**Your vote:** {vote}"
+                + (f" — {r.my_vote.comment}" if r.my_vote and r.my_vote.comment else ""),
+                "",
+            ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -165,16 +200,26 @@ def model_totals(view: SessionView) -> list[dict[str, Any]]:
         if not r.revealed:
             continue
         for a in r.answers:
-            t = totals.setdefault(a.model, {"model": a.model, "answers": 0, "failed": 0,
-                                            "tokens in": 0, "tokens out": 0, "_cost": 0,
-                                            "_latencies": []})
+            t = totals.setdefault(
+                a.model,
+                {
+                    "model": a.model,
+                    "answers": 0,
+                    "failed": 0,
+                    "tokens in": 0,
+                    "tokens out": 0,
+                    "_cost": 0,
+                    "_latencies": [],
+                },
+            )
             t["answers"] += 1
             t["failed"] += 0 if a.ok else 1
             t["tokens in"] += a.prompt_tokens
             t["tokens out"] += a.completion_tokens
             if t["_cost"] is not None:
-                t["_cost"] = None if a.cost_micros is None or not a.priced else (
-                    t["_cost"] + a.cost_micros)
+                t["_cost"] = (
+                    None if a.cost_micros is None or not a.priced else (t["_cost"] + a.cost_micros)
+                )
             if a.ok:
                 t["_latencies"].append(a.latency_ms)
     rows = []

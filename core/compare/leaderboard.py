@@ -54,7 +54,7 @@ def pair_outcomes(vote: VoteRecord) -> list[tuple[str, str, float]]:
         out.extend((vote.winner, m, 1.0) for m in models if m != vote.winner)
     else:
         for i, a in enumerate(models):
-            out.extend((a, b, 0.5) for b in models[i + 1:])
+            out.extend((a, b, 0.5) for b in models[i + 1 :])
     return out
 
 
@@ -142,13 +142,16 @@ def win_counts(votes: Iterable[VoteRecord]) -> dict[str, tuple[int, int]]:
 
 
 def _filtered(
-    query: _Query, task: str | None, team_id: int | None, since: datetime | None,
+    query: _Query,
+    task: str | None,
+    team_id: int | None,
+    since: datetime | None,
     until: datetime | None,
 ) -> _Query:
-    query = query.select_from(CompareVote).join(
-        CompareRound, CompareRound.id == CompareVote.round_id
-    ).join(
-        CompareSession, CompareSession.id == CompareRound.session_id
+    query = (
+        query.select_from(CompareVote)
+        .join(CompareRound, CompareRound.id == CompareVote.round_id)
+        .join(CompareSession, CompareSession.id == CompareRound.session_id)
     )
     if task is not None:
         query = query.where(CompareSession.task == task.strip().lower())
@@ -172,7 +175,10 @@ def load_votes(
     """Votes matching the filters (task None: every task; team None: every team)."""
     query = _filtered(
         select(CompareVote.round_id, CompareRound.labels, CompareVote.choice, CompareVote.winner),
-        task, team_id, since, until,
+        task,
+        team_id,
+        since,
+        until,
     ).order_by(CompareVote.id)
     return [
         VoteRecord(round_id, tuple(labels[k] for k in sorted(labels)), choice, winner)
@@ -197,14 +203,23 @@ def quality_by_task(
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(overall quality, task -> quality) from one read of the votes."""
     query = _filtered(
-        select(CompareSession.task, CompareVote.round_id, CompareRound.labels,
-               CompareVote.choice, CompareVote.winner),
-        None, team_id, None, None,
+        select(
+            CompareSession.task,
+            CompareVote.round_id,
+            CompareRound.labels,
+            CompareVote.choice,
+            CompareVote.winner,
+        ),
+        None,
+        team_id,
+        None,
+        None,
     ).order_by(CompareVote.id)
     by_task: dict[str, list[VoteRecord]] = defaultdict(list)
     for task, round_id, labels, choice, winner in session.execute(query):
         by_task[task].append(
-            VoteRecord(round_id, tuple(labels[k] for k in sorted(labels)), choice, winner))
+            VoteRecord(round_id, tuple(labels[k] for k in sorted(labels)), choice, winner)
+        )
 
     def scores(votes: list[VoteRecord]) -> dict[str, float]:
         return {m: quality_of(s) for m, s in fit_strengths(votes).items()}
@@ -259,14 +274,22 @@ class AnswerFacts:
 
 
 def _answer_facts(
-    session: Session, task: str | None, team_id: int | None, since: datetime | None,
+    session: Session,
+    task: str | None,
+    team_id: int | None,
+    since: datetime | None,
     until: datetime | None,
 ) -> dict[str, AnswerFacts]:
     voted = _filtered(select(CompareVote.round_id).distinct(), task, team_id, since, until)
     rows = session.execute(
-        select(CompareAnswer.model, CompareAnswer.cost_micros, CompareAnswer.priced,
-               CompareAnswer.latency_ms, CompareAnswer.status, CompareAnswer.error)
-        .where(CompareAnswer.round_id.in_(voted.scalar_subquery()))
+        select(
+            CompareAnswer.model,
+            CompareAnswer.cost_micros,
+            CompareAnswer.priced,
+            CompareAnswer.latency_ms,
+            CompareAnswer.status,
+            CompareAnswer.error,
+        ).where(CompareAnswer.round_id.in_(voted.scalar_subquery()))
     ).all()
     facts: dict[str, AnswerFacts] = defaultdict(lambda: AnswerFacts([], [], False))
     for model, cost, priced, latency, status, error in rows:
@@ -295,8 +318,10 @@ def leaderboard(
     so the same votes always give the same intervals)."""
     votes = load_votes(session, task=task, team_id=team_id, since=since, until=until)
     return rows_from_votes(
-        votes, _answer_facts(session, task, team_id, since, until),
-        rng=rng or random.Random(0), bootstrap_rounds=bootstrap_rounds,
+        votes,
+        _answer_facts(session, task, team_id, since, until),
+        rng=rng or random.Random(0),
+        bootstrap_rounds=bootstrap_rounds,
     )
 
 
@@ -322,10 +347,14 @@ def rows_from_votes(
         wins, seen = counts.get(model, (0, 0))
         rows.append(
             LeaderRow(
-                model=model, rating=rating, ci_low=low, ci_high=high,
-                quality=quality_of(strength), wins=wins, votes=seen,
-                median_cost_micros=int(statistics.median_low(costs)) if priced and costs
-                else None,
+                model=model,
+                rating=rating,
+                ci_low=low,
+                ci_high=high,
+                quality=quality_of(strength),
+                wins=wins,
+                votes=seen,
+                median_cost_micros=int(statistics.median_low(costs)) if priced and costs else None,
                 priced=priced,
                 median_latency_ms=int(statistics.median_low(latencies)) if latencies else None,
             )

@@ -39,10 +39,12 @@ TASK_NEEDS: Final[Mapping[str, TaskNeeds]] = {
     "chapter": TaskNeeds("long-form writing", 0.7, 0.3, min_context=32_000, min_output=8_000),
     "dialogue": TaskNeeds("natural dialogue", 0.7, 0.3, min_context=16_000),
     "refine": TaskNeeds("careful editing", 0.7, 0.3, min_context=32_000, min_output=4_000),
-    "code": TaskNeeds("code with tool use", 0.75, 0.25, tools=True, min_context=64_000,
-                      min_output=4_000),
-    "translation": TaskNeeds("faithful translation", 0.55, 0.45, min_context=16_000,
-                             min_output=4_000),
+    "code": TaskNeeds(
+        "code with tool use", 0.75, 0.25, tools=True, min_context=64_000, min_output=4_000
+    ),
+    "translation": TaskNeeds(
+        "faithful translation", 0.55, 0.45, min_context=16_000, min_output=4_000
+    ),
     "chat": TaskNeeds("everyday chat", 0.4, 0.6),
 }
 _GENERIC: Final = TaskNeeds("general use", 0.5, 0.5)
@@ -102,7 +104,8 @@ def recommend(
     ratings = ratings or {}
     # Free models are local ones (ollama): only when their provider is named explicitly.
     pool = [
-        m for m in models
+        m
+        for m in models
         if _fits(m, needs)
         and (m.provider in providers if providers is not None else m.cost_tier != "free")
     ]

@@ -63,8 +63,7 @@ def check_models(models: Sequence[str], resolver: TargetResolver) -> tuple[str, 
         raise InvalidInput(f"Pick at least {MIN_MODELS} models to compare.")
     if len(chosen) > MAX_MODELS:
         raise InvalidInput(
-            f"A round compares at most {MAX_MODELS} models; you picked {len(chosen)}. "
-            "Remove some."
+            f"A round compares at most {MAX_MODELS} models; you picked {len(chosen)}. Remove some."
         )
     for model in chosen:
         try:
@@ -104,8 +103,9 @@ def check_keys(
     """Refuse when a model's provider has no key the caller may use (own, team, org, env)."""
     targets = [resolver.resolve(m) for m in models]
     needed = [t.provider for t in targets if t.key_required]
-    missing = {s.provider for s in keys.key_status(session, caller, needed, environ)
-               if s.source is None}
+    missing = {
+        s.provider for s in keys.key_status(session, caller, needed, environ) if s.source is None
+    }
     lacking = [t.model_id for t in targets if t.provider in missing]
     if lacking:
         providers = ", ".join(sorted(missing))

@@ -70,7 +70,12 @@ class Admission:
         self._policy.clear()
 
     def admit(
-        self, db: LazySession, request: ChatRequest, stream: bool, request_id: str, at: datetime,
+        self,
+        db: LazySession,
+        request: ChatRequest,
+        stream: bool,
+        request_id: str,
+        at: datetime,
         started: float,
     ) -> Run:
         """Route, targets, keys and rate limit; ``db`` opens a session only on a cache miss."""
@@ -128,7 +133,9 @@ class Admission:
             limits = self._policy.get_or_load(
                 ("limits", caller.user_id),
                 lambda: ratelimits.effective_limits(
-                    db.session(), caller.user_id, self._default_rpm,
+                    db.session(),
+                    caller.user_id,
+                    self._default_rpm,
                     self._default_tpm,
                 ),
                 wait=db.may_wait,
@@ -149,7 +156,15 @@ class Admission:
             counted = prompt
         candidates = [Candidate(t, found[t.provider]) for t in targets]
         return Run(
-            request, request_id, at, started, route, candidates, prompt, snap.book, stream,
+            request,
+            request_id,
+            at,
+            started,
+            route,
+            candidates,
+            prompt,
+            snap.book,
+            stream,
             rate_counted=counted,
         )
 
@@ -159,8 +174,9 @@ class Admission:
         def load() -> Snapshot:
             session = db.session()
             resolver = TargetResolver(self._catalog, endpoints.list_endpoints(session))
-            return Snapshot(resolver, pricing.load_price_book(session, self._catalog,
-                                                               self._clock()))
+            return Snapshot(
+                resolver, pricing.load_price_book(session, self._catalog, self._clock())
+            )
 
         snap: Snapshot = self._shared.get_or_load("snapshot", load, wait=db.may_wait)
         return snap
@@ -190,7 +206,8 @@ class Admission:
         task: str = "",
     ) -> ResolvedRoute:
         stats: dict[str, ledger.ModelStats] = self._shared.get_or_load(
-            "stats", lambda: ledger.recent_stats(db.session(), at - timedelta(days=7)),
+            "stats",
+            lambda: ledger.recent_stats(db.session(), at - timedelta(days=7)),
             wait=db.may_wait,
         )
         prices = {}
@@ -233,8 +250,9 @@ class Admission:
         max_out = max_tokens_for(run.request, run.route, target)
         # A hold must bound the real count, which the 4-characters estimate does not (CJK
         # text, images). A prompt over the model's window is refused upstream, costing nothing.
-        prompt = pricing.prompt_token_bound(run.request.messages, extra_text=run.sent,
-                                            context_window=target.context_window)
+        prompt = pricing.prompt_token_bound(
+            run.request.messages, extra_text=run.sent, context_window=target.context_window
+        )
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
         return reservations.reserve(
             self._sessions,

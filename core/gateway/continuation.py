@@ -62,7 +62,7 @@ class PrefixMatcher:
         if len(self._buffer) < len(self._sent):
             return ""
         self._matched = True
-        rest = self._buffer[len(self._sent):]
+        rest = self._buffer[len(self._sent) :]
         self._buffer = ""
         return rest
 

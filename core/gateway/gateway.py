@@ -259,11 +259,17 @@ class Gateway:
             try:
                 # Usually every fact is cached: admit on the loop, no thread hop.
                 return self._admission.admit(
-                    LazySession(None), request, stream, request_id, at, started)
+                    LazySession(None), request, stream, request_id, at, started
+                )
             except NeedsDatabase:
                 return await asyncio.to_thread(
-                    self._admission.admit, LazySession(self._sessions), request, stream,
-                    request_id, at, started,
+                    self._admission.admit,
+                    LazySession(self._sessions),
+                    request,
+                    stream,
+                    request_id,
+                    at,
+                    started,
                 )
         except SwitchboardError as exc:
             # Refused before any upstream call: still one ledger row, so nothing goes missing.
@@ -289,8 +295,9 @@ class Gateway:
             # Admission counted the prompt's estimate; the minute gets what was really used.
             correction = summary.usage.total_tokens - run.rate_counted
         self._writer.submit(
-            _Record(run.request, summary, tuple(run.holds), tuple(run.key_events), run.at,
-                    correction)
+            _Record(
+                run.request, summary, tuple(run.holds), tuple(run.key_events), run.at, correction
+            )
         )
         return summary
 

@@ -141,8 +141,9 @@ def _is_fallback(run: Run, target: Target) -> bool:
 def serving_now(run: Run, cand: Candidate, first_ms: int) -> Serving:
     """``cand`` has just produced its first text for the caller."""
     target = cand.target
-    return Serving(target.model_id, target.provider, _is_fallback(run, target),
-                   tuple(run.attempts), first_ms)
+    return Serving(
+        target.model_id, target.provider, _is_fallback(run, target), tuple(run.attempts), first_ms
+    )
 
 
 def _status(run: Run) -> str:

@@ -135,4 +135,3 @@ class SyncGateway:
         """Stop, then flush the ledger and close the gateway."""
         self.stop()
         self.gateway.close()
-

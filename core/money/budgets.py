@@ -69,8 +69,9 @@ def _labels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str
     for scope, model, name in (("user", User, User.username), ("team", Team, Team.name)):
         ids = [int(k) for sc, k in keys if sc == scope]
         if ids:
-            names[scope] = {i: n for i, n in session.execute(select(model.id, name).where(
-                model.id.in_(ids)))}
+            names[scope] = {
+                i: n for i, n in session.execute(select(model.id, name).where(model.id.in_(ids)))
+            }
     return {
         (scope, key): f"{scope} "
         + (key if scope == "provider" else names[scope].get(int(key), f"#{key}"))
@@ -146,16 +147,29 @@ def set_budget(
     row = _find(session, scope, scope_key)
     previous = None if row is None else {"limit_micros": row.limit_micros, "hard": row.hard}
     if row is None:
-        row = Budget(scope=scope, scope_key=scope_key, limit_micros=limit_micros, hard=hard,
-                     period=period_of(now), spent_micros=0, reserved_micros=0, updated_at=now)
+        row = Budget(
+            scope=scope,
+            scope_key=scope_key,
+            limit_micros=limit_micros,
+            hard=hard,
+            period=period_of(now),
+            spent_micros=0,
+            reserved_micros=0,
+            updated_at=now,
+        )
         session.add(row)
     else:  # the ORM writes only these columns, so concurrent counter updates survive
         row.limit_micros, row.hard, row.updated_at = limit_micros, hard, now
     session.flush()
     session.refresh(row)
-    audit.record(session, actor=actor, action="budget.set", target=f"{scope}:{scope_key}",
-                 now=now, details={"limit_micros": limit_micros, "hard": hard,
-                                   "previous": previous})
+    audit.record(
+        session,
+        actor=actor,
+        action="budget.set",
+        target=f"{scope}:{scope_key}",
+        now=now,
+        details={"limit_micros": limit_micros, "hard": hard, "previous": previous},
+    )
     info = _info(row, scope_label(session, scope, scope_key), now)
     for percent in ALERT_THRESHOLDS:  # a lowered limit may already be crossed
         if info.spent_micros * 100 >= limit_micros * percent and info.spent_micros:
@@ -166,13 +180,18 @@ def set_budget(
 def record_alert(session: Session, budget: BudgetInfo, percent: int, now: datetime) -> None:
     """Insert the alert unless this budget already has it for this period."""
     values = {
-        "at": now, "kind": f"budget-{percent}", "period": budget.period,
+        "at": now,
+        "kind": f"budget-{percent}",
+        "period": budget.period,
         "subject": f"{budget.scope}:{budget.scope_key}",
         "message": f"The {'hard' if budget.hard else 'soft'} monthly budget of {budget.label} "
         f"has reached {percent}%: {usd(budget.spent_micros)} of "
         f"{usd(budget.limit_micros)} in {budget.period}.",
-        "details": {"limit_micros": budget.limit_micros, "spent_micros": budget.spent_micros,
-                    "hard": budget.hard},
+        "details": {
+            "limit_micros": budget.limit_micros,
+            "spent_micros": budget.spent_micros,
+            "hard": budget.hard,
+        },
     }
     # ON CONFLICT DO NOTHING: a concurrent duplicate is expected and needs no savepoint.
     if session.get_bind().dialect.name == "postgresql":

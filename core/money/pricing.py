@@ -180,9 +180,7 @@ def list_overrides(session: Session) -> list[OverrideInfo]:
     ]
 
 
-def load_price_book(
-    session: Session, catalog: Catalog, now: datetime | None = None
-) -> PriceBook:
+def load_price_book(session: Session, catalog: Catalog, now: datetime | None = None) -> PriceBook:
     """Snapshot the catalog and every override; ``now`` stamps it for :meth:`needs_reload`."""
     return PriceBook(catalog, list_overrides(session), loaded_at=now or utc_now())
 

@@ -101,15 +101,19 @@ def check_and_count(
             retry_after_s=retry,
         )
     if rpm is not None and rpm < 1:
-        raise RateLimited("Your requests are paused (a limit of 0 per minute). "
-                          "Ask an admin to raise it.", retry_after_s=retry)
+        raise RateLimited(
+            "Your requests are paused (a limit of 0 per minute). Ask an admin to raise it.",
+            retry_after_s=retry,
+        )
     window = minute_of(now)
     key = (RateWindow.user_id == caller.user_id, RateWindow.window == window)
     within = [RateWindow.requests + 1 <= rpm] if rpm is not None else []
     if tpm is not None:
         within.append(RateWindow.tokens + tokens <= tpm)
-    count = update(RateWindow).where(*key, *within).values(
-        requests=RateWindow.requests + 1, tokens=RateWindow.tokens + tokens
+    count = (
+        update(RateWindow)
+        .where(*key, *within)
+        .values(requests=RateWindow.requests + 1, tokens=RateWindow.tokens + tokens)
     )
     with session_factory.begin() as session:
         if _write(session, count):
@@ -118,12 +122,20 @@ def check_and_count(
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         # RETURNING tells whether the row was created (INSERT rowcounts are unreliable).
-        created = session.execute(insert(RateWindow).values(**values).on_conflict_do_nothing()
-                                  .returning(RateWindow.user_id)).first()
+        created = session.execute(
+            insert(RateWindow)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(RateWindow.user_id)
+        ).first()
         if created is not None:
             # First request of this minute for this user: a cheap moment to drop old windows.
-            _write(session, delete(RateWindow).where(
-                RateWindow.user_id == caller.user_id, RateWindow.window < window - KEEP_WINDOWS))
+            _write(
+                session,
+                delete(RateWindow).where(
+                    RateWindow.user_id == caller.user_id, RateWindow.window < window - KEEP_WINDOWS
+                ),
+            )
             return
         if _write(session, count):  # another replica created the row first
             return
@@ -132,8 +144,10 @@ def check_and_count(
     if rpm is not None and used_requests + 1 > rpm:
         message = f"You have reached {_plural(rpm, 'request')} per minute."
     else:
-        message = (f"You have used {used_tokens:,} of your {_plural(tpm or 0, 'token')} per "
-                   f"minute, and this request needs about {tokens:,}.")
+        message = (
+            f"You have used {used_tokens:,} of your {_plural(tpm or 0, 'token')} per "
+            f"minute, and this request needs about {tokens:,}."
+        )
     raise RateLimited(f"{message} Try again in {retry} s.", retry_after_s=retry)
 
 
@@ -144,21 +158,26 @@ def correct_tokens(session: Session, user_id: int, at: datetime, delta: int) -> 
     next ones in that minute wait. Never below zero, whatever the estimate was.
     """
     total = RateWindow.tokens + delta
-    _write(session, update(RateWindow)
-           .where(RateWindow.user_id == user_id, RateWindow.window == minute_of(at))
-           .values(tokens=case((total < 0, 0), else_=total)))
+    _write(
+        session,
+        update(RateWindow)
+        .where(RateWindow.user_id == user_id, RateWindow.window == minute_of(at))
+        .values(tokens=case((total < 0, 0), else_=total)),
+    )
 
 
 def prune_windows(session: Session, now: datetime) -> int:
     """Delete every user's windows older than :data:`KEEP_WINDOWS` minutes (for a periodic job)."""
-    return _write(session, delete(RateWindow).where(
-        RateWindow.window < minute_of(now) - KEEP_WINDOWS))
+    return _write(
+        session, delete(RateWindow).where(RateWindow.window < minute_of(now) - KEEP_WINDOWS)
+    )
 
 
 def _check_limit(value: int | None, what: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InvalidInput(f"The {what} limit must be a whole number of at least 1, "
-                           "or empty for unlimited.")
+        raise InvalidInput(
+            f"The {what} limit must be a whole number of at least 1, or empty for unlimited."
+        )
 
 
 def set_rate_limit(
@@ -182,8 +201,14 @@ def set_rate_limit(
     else:
         row.requests_per_minute, row.tokens_per_minute = rpm, tpm
     session.flush()
-    audit.record(session, actor=actor, action="ratelimit.set", target=user.username, now=now,
-                 details={"rpm": rpm, "tpm": tpm, "previous": previous})
+    audit.record(
+        session,
+        actor=actor,
+        action="ratelimit.set",
+        target=user.username,
+        now=now,
+        details={"rpm": rpm, "tpm": tpm, "previous": previous},
+    )
     return Limits(rpm, tpm)
 
 
@@ -195,6 +220,11 @@ def clear_rate_limit(session: Session, user_id: int, actor: str, now: datetime) 
     user = session.get(User, user_id)
     session.delete(row)
     session.flush()
-    audit.record(session, actor=actor, action="ratelimit.clear",
-                 target=user.username if user else str(user_id), now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="ratelimit.clear",
+        target=user.username if user else str(user_id),
+        now=now,
+    )
     return True

@@ -88,8 +88,11 @@ def _describe(session: Session, row: Budget, caller: Caller) -> str:
 def _exceeded(session: Session, budget_id: int, amount: int, caller: Caller) -> BudgetExceeded:
     row = session.get(Budget, budget_id, populate_existing=True)
     assert row is not None  # we just updated it (or tried to) in this transaction
-    held = f" and {usd(row.reserved_micros)} is held by requests in progress" if (
-        row.reserved_micros) else ""
+    held = (
+        f" and {usd(row.reserved_micros)} is held by requests in progress"
+        if (row.reserved_micros)
+        else ""
+    )
     return BudgetExceeded(
         f"This request could cost up to {usd(amount)}, which would exceed "
         f"{_describe(session, row, caller)}: {usd(row.limit_micros)} a month, of which "
@@ -100,8 +103,12 @@ def _exceeded(session: Session, budget_id: int, amount: int, caller: Caller) -> 
 
 
 def _roll_over(session: Session, budget_id: int, period: str, now: datetime) -> None:
-    _write(session, update(Budget).where(Budget.id == budget_id, Budget.period < period)
-           .values(period=period, spent_micros=0, updated_at=now))
+    _write(
+        session,
+        update(Budget)
+        .where(Budget.id == budget_id, Budget.period < period)
+        .values(period=period, spent_micros=0, updated_at=now),
+    )
 
 
 def _amount_for(row: Budget, amounts: Mapping[str, int | None]) -> int | None:
@@ -167,23 +174,39 @@ def reserve(
             if hold:
                 if row.period < period:  # periods only move forward, so a current read is final
                     _roll_over(session, row.id, period, now)
-                fits = _write(session, update(Budget).where(
-                    Budget.id == row.id,
-                    Budget.period >= period,  # the counters belong to this month (or later)
-                    or_(Budget.hard.is_(False),
-                        Budget.spent_micros + Budget.reserved_micros + hold
-                        <= Budget.limit_micros),
-                ).values(reserved_micros=Budget.reserved_micros + hold, updated_at=now))
+                fits = _write(
+                    session,
+                    update(Budget)
+                    .where(
+                        Budget.id == row.id,
+                        Budget.period >= period,  # the counters belong to this month (or later)
+                        or_(
+                            Budget.hard.is_(False),
+                            Budget.spent_micros + Budget.reserved_micros + hold
+                            <= Budget.limit_micros,
+                        ),
+                    )
+                    .values(reserved_micros=Budget.reserved_micros + hold, updated_at=now),
+                )
                 if not fits:
                     raise _exceeded(session, row.id, hold, caller)  # rolls everything back
-            holds.append(Reservation(request_id=request_id, budget_id=row.id, period=period,
-                                     amount_micros=hold, created_at=now, expires_at=now + ttl))
+            holds.append(
+                Reservation(
+                    request_id=request_id,
+                    budget_id=row.id,
+                    period=period,
+                    amount_micros=hold,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
         session.add_all(holds)
         session.flush()
         scope_of = {row.id: (row.scope, row.scope_key) for row in rows}
-        return ReservationHandle(request_id, tuple(
-            Hold(h.id, h.budget_id, *scope_of[h.budget_id], h.amount_micros) for h in holds
-        ))
+        return ReservationHandle(
+            request_id,
+            tuple(Hold(h.id, h.budget_id, *scope_of[h.budget_id], h.amount_micros) for h in holds),
+        )
 
 
 def settle(
@@ -215,17 +238,26 @@ def settle_in(
         return
     # RETURNING says what each row still held: 0 once expiry released it, and then its
     # spend still counts.
-    found = session.connection().execute(
-        delete(Reservation).where(Reservation.request_id == handle.request_id)
-        .returning(Reservation.budget_id, Reservation.amount_micros)
-    ).all()
+    found = (
+        session.connection()
+        .execute(
+            delete(Reservation)
+            .where(Reservation.request_id == handle.request_id)
+            .returning(Reservation.budget_id, Reservation.amount_micros)
+        )
+        .all()
+    )
     held: dict[int, int] = defaultdict(int)
     for budget_id, amount in found:
         held[budget_id] += amount
     scopes = {h.budget_id: (h.scope, h.scope_key) for h in handle.holds}
     if held.keys() - scopes.keys():  # holds made through another handle of this request
-        scopes.update((i, (s, k)) for i, s, k in session.execute(
-            select(Budget.id, Budget.scope, Budget.scope_key).where(Budget.id.in_(list(held)))))
+        scopes.update(
+            (i, (s, k))
+            for i, s, k in session.execute(
+                select(Budget.id, Budget.scope, Budget.scope_key).where(Budget.id.in_(list(held)))
+            )
+        )
     period, total = period_of(now), sum(actual_by_provider.values())
     for budget_id in sorted(held):  # id order, like reserve: no lock-order deadlocks
         scope, key = scopes[budget_id]
@@ -239,23 +271,45 @@ def _account(
 ) -> None:
     """Release ``held`` and add ``spent`` in one UPDATE, rolling the month over if due."""
     rolled = Budget.period < period  # SET expressions all see the row as it was
-    row = session.connection().execute(
-        update(Budget).where(Budget.id == budget_id).values(
-            reserved_micros=Budget.reserved_micros - held,
-            spent_micros=case((rolled, spent), else_=Budget.spent_micros + spent),
-            period=case((rolled, period), else_=Budget.period),
-            updated_at=now,
-        ).returning(Budget.scope, Budget.scope_key, Budget.limit_micros, Budget.spent_micros,
-                    Budget.hard, Budget.period)
-    ).one()
+    row = (
+        session.connection()
+        .execute(
+            update(Budget)
+            .where(Budget.id == budget_id)
+            .values(
+                reserved_micros=Budget.reserved_micros - held,
+                spent_micros=case((rolled, spent), else_=Budget.spent_micros + spent),
+                period=case((rolled, period), else_=Budget.period),
+                updated_at=now,
+            )
+            .returning(
+                Budget.scope,
+                Budget.scope_key,
+                Budget.limit_micros,
+                Budget.spent_micros,
+                Budget.hard,
+                Budget.period,
+            )
+        )
+        .one()
+    )
     before, after = row.spent_micros - spent, row.spent_micros
     for percent in ALERT_THRESHOLDS:
         # Only the settle that crosses a threshold alerts (the unique key backs this up).
         threshold = row.limit_micros * percent
         if spent and after * 100 >= threshold and (before == 0 or before * 100 < threshold):
-            info = BudgetInfo(budget_id, row.scope, row.scope_key,
-                              scope_label(session, row.scope, row.scope_key), row.limit_micros,
-                              after, 0, row.period, row.hard, reset_date(row.period))
+            info = BudgetInfo(
+                budget_id,
+                row.scope,
+                row.scope_key,
+                scope_label(session, row.scope, row.scope_key),
+                row.limit_micros,
+                after,
+                0,
+                row.period,
+                row.hard,
+                reset_date(row.period),
+            )
             record_alert(session, info, percent, now)
 
 
@@ -269,8 +323,11 @@ def release(
 def _expire_if_due(session_factory: sessionmaker[Session], now: datetime) -> None:
     # One probe of the expires_at index; the writing pass runs only when something is due.
     with session_factory() as session:
-        due = session.scalar(select(Reservation.id).where(
-            Reservation.expires_at < now, Reservation.amount_micros > 0).limit(1))
+        due = session.scalar(
+            select(Reservation.id)
+            .where(Reservation.expires_at < now, Reservation.amount_micros > 0)
+            .limit(1)
+        )
     if due is None:
         return
     try:
@@ -285,19 +342,27 @@ def expire_reservations(session: Session, now: datetime) -> int:
     due = session.execute(
         select(Reservation.id, Reservation.budget_id, Reservation.amount_micros)
         .where(Reservation.expires_at < now, Reservation.amount_micros > 0)
-        .order_by(Reservation.id).limit(_EXPIRE_BATCH)
+        .order_by(Reservation.id)
+        .limit(_EXPIRE_BATCH)
     ).all()
     released: dict[int, int] = defaultdict(int)
     count = 0
     for reservation_id, budget_id, amount in due:
         # Conditional: a settle that got there first has already released this hold.
-        if _write(session, update(Reservation).where(
-                Reservation.id == reservation_id, Reservation.amount_micros == amount)
-                .values(amount_micros=0)):
+        if _write(
+            session,
+            update(Reservation)
+            .where(Reservation.id == reservation_id, Reservation.amount_micros == amount)
+            .values(amount_micros=0),
+        ):
             released[budget_id] += amount
             count += 1
     for budget_id in sorted(released):
         _account(session, budget_id, released[budget_id], 0, period_of(now), now)
-    _write(session, delete(Reservation).where(
-        Reservation.expires_at < now - TOMBSTONE_GRACE, Reservation.amount_micros == 0))
+    _write(
+        session,
+        delete(Reservation).where(
+            Reservation.expires_at < now - TOMBSTONE_GRACE, Reservation.amount_micros == 0
+        ),
+    )
     return count

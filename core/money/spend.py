@@ -45,8 +45,11 @@ def unpriced_in_use(session: Session, since: datetime) -> list[UnpricedModel]:
     """Models that answered requests without a price since ``since``, most used first."""
     rows = session.execute(
         select(RequestRow.served_model, func.count(), func.max(RequestRow.at))
-        .where(RequestRow.at >= since, RequestRow.priced.is_(False),
-               RequestRow.served_model.is_not(None))
+        .where(
+            RequestRow.at >= since,
+            RequestRow.priced.is_(False),
+            RequestRow.served_model.is_not(None),
+        )
         .group_by(RequestRow.served_model)
         .order_by(func.count().desc(), RequestRow.served_model)
     ).all()

@@ -34,8 +34,10 @@ class ImportResult:
     default_model: str | None  # the org default route set by this import
 
     def lines(self) -> list[str]:
-        out = [f"Imported the {p} key from {PROVIDER_KEY_ENV[p]} as an organisation key."
-               for p in self.imported]
+        out = [
+            f"Imported the {p} key from {PROVIDER_KEY_ENV[p]} as an organisation key."
+            for p in self.imported
+        ]
         out += [f"Skipped {what}: {why}" for what, why in self.skipped]
         if self.default_model:
             out.append(f"Set the organisation's default model to {self.default_model}.")
@@ -86,21 +88,38 @@ def import_env(
         if provider in existing and not replace:
             skipped.append((provider, "the organisation already has a key (use replace)."))
             continue
-        keys.set_key(session, cipher, owner_kind="org", owner_id=ORG_OWNER_ID, provider=provider,
-                     secret=environ[var], actor=actor, now=now, known_providers=known_providers)
+        keys.set_key(
+            session,
+            cipher,
+            owner_kind="org",
+            owner_id=ORG_OWNER_ID,
+            provider=provider,
+            secret=environ[var],
+            actor=actor,
+            now=now,
+            known_providers=known_providers,
+        )
         imported.append(provider)
     set_model: str | None = None
     if chosen is not None:
         current = routes.get_route(session, scope="org", scope_id=ORG_OWNER_ID)
         if current is not None and not replace and list(current.models)[:1] != [chosen]:
-            skipped.append(("route", f"the organisation default is already "
-                                     f"{current.models[0]} (use replace)."))
+            skipped.append(
+                ("route", f"the organisation default is already {current.models[0]} (use replace).")
+            )
         else:
             rest = [m for m in (current.models if current else []) if m != chosen]
             # A new default model keeps the route's options (timeouts, weights, ...).
             kept = routes.RouteOptions.from_json(current.options) if current else None
-            routes.set_route(session, scope="org", scope_id=ORG_OWNER_ID,
-                             models=[chosen, *rest][: routes.MAX_CHAIN], known_model=known_model,
-                             actor=actor, now=now, options=kept)
+            routes.set_route(
+                session,
+                scope="org",
+                scope_id=ORG_OWNER_ID,
+                models=[chosen, *rest][: routes.MAX_CHAIN],
+                known_model=known_model,
+                actor=actor,
+                now=now,
+                options=kept,
+            )
             set_model = chosen
     return ImportResult(tuple(imported), tuple(skipped), set_model)

@@ -49,8 +49,10 @@ def pick_test_model(provider: str, catalog: Catalog, endpoints: Iterable[Endpoin
     priced = [m for m in catalog.models() if m.provider == provider and m.priced and m.streaming]
     if not priced:
         raise InvalidInput(f"The catalog has no priced model of {provider!r} to test with.")
-    cheapest = min(priced, key=lambda m: ((m.input_price or Decimal(0)) * 3
-                                          + (m.output_price or Decimal(0)), m.id))
+    cheapest = min(
+        priced,
+        key=lambda m: ((m.input_price or Decimal(0)) * 3 + (m.output_price or Decimal(0)), m.id),
+    )
     return cheapest.id
 
 
@@ -81,25 +83,41 @@ def explain(summary: Summary, provider: str) -> str:
     if attempt.outcome == "no-key":
         return f"There is no key for {provider} to test. Add one first."
     if attempt.outcome == "skipped-breaker":
-        return (f"{provider} is paused after repeated failures; the test can run again once "
-                "the pause ends (about a quarter of a minute).")
+        return (
+            f"{provider} is paused after repeated failures; the test can run again once "
+            "the pause ends (about a quarter of a minute)."
+        )
     if attempt.outcome == "refused-budget":
         return f"A budget refused even this tiny call: {attempt.error_message}"
     # litellm reports a refused connection as a 500 ("Connection error" through the SDK,
     # "Cannot connect to host" through its own handler): words beat the code.
-    if any(words in text for words in (
-            "connection error", "connecterror", "cannot connect to host", "name resolution")):
-        return (f"No network: could not reach {provider}. Check the server's internet access, "
-                "or the endpoint's base URL.")
+    if any(
+        words in text
+        for words in (
+            "connection error",
+            "connecterror",
+            "cannot connect to host",
+            "name resolution",
+        )
+    ):
+        return (
+            f"No network: could not reach {provider}. Check the server's internet access, "
+            "or the endpoint's base URL."
+        )
     if code in (401, 403) or "api key" in text or "authentication" in text:
-        return (f"Invalid key: {provider} refused it (HTTP {code or 'auth error'}). Check that "
-                "you pasted the whole key, and that it has not been revoked.")
+        return (
+            f"Invalid key: {provider} refused it (HTTP {code or 'auth error'}). Check that "
+            "you pasted the whole key, and that it has not been revoked."
+        )
     if code == 404 or "not found" in text or "does not exist" in text:
-        return (f"Model not found: {provider} does not offer {attempt.model} to this key or "
-                "endpoint. The key itself may be fine.")
+        return (
+            f"Model not found: {provider} does not offer {attempt.model} to this key or "
+            "endpoint. The key itself may be fine."
+        )
     if code == 429:
-        return (f"The key works, but {provider} is rate limiting it or it is out of credit "
-                "(HTTP 429).")
+        return (
+            f"The key works, but {provider} is rate limiting it or it is out of credit (HTTP 429)."
+        )
     if attempt.outcome == "timeout":
         return f"No answer from {provider} in time: the network or the provider is slow or down."
     detail = attempt.error_message or attempt.outcome
@@ -126,7 +144,10 @@ def run_key_test(
         return KeyTestResult(False, request.model, ms, "The call ended without an answer.")
     if summary.error is None and summary.model is not None:
         latency = summary.latency_ms or ms
-        return KeyTestResult(True, summary.model, latency,
-                             f"The key works: {summary.model} answered in {latency} ms.")
-    return KeyTestResult(False, request.model, summary.latency_ms or ms,
-                         explain(summary, provider))
+        return KeyTestResult(
+            True,
+            summary.model,
+            latency,
+            f"The key works: {summary.model} answered in {latency} ms.",
+        )
+    return KeyTestResult(False, request.model, summary.latency_ms or ms, explain(summary, provider))

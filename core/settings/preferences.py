@@ -70,8 +70,9 @@ def routes_for(
         select(RouteRow).where(RouteRow.scope == "user", RouteRow.scope_id == user_id)
     )
     return {
-        r.task: RouteSetting(r.task, tuple(r.models), RouteOptions.from_json(r.options),
-                             r.updated_at, r.updated_by)
+        r.task: RouteSetting(
+            r.task, tuple(r.models), RouteOptions.from_json(r.options), r.updated_at, r.updated_by
+        )
         for r in rows
     }
 
@@ -95,25 +96,47 @@ def save_route(
     if task and not clean_task:
         raise InvalidInput("The task name is empty. Type a name such as code or outline.")
     if profile is not None:
-        profiles.set_profile_route(session, profile_id=profile.id, models=models,
-                                   known_model=known_model, actor=actor, now=now,
-                                   task=clean_task, options=opts)
+        profiles.set_profile_route(
+            session,
+            profile_id=profile.id,
+            models=models,
+            known_model=known_model,
+            actor=actor,
+            now=now,
+            task=clean_task,
+            options=opts,
+        )
     else:
-        routes.set_route(session, scope="user", scope_id=user_id, models=models,
-                         known_model=known_model, actor=actor, now=now, task=clean_task,
-                         options=opts)
+        routes.set_route(
+            session,
+            scope="user",
+            scope_id=user_id,
+            models=models,
+            known_model=known_model,
+            actor=actor,
+            now=now,
+            task=clean_task,
+            options=opts,
+        )
 
 
 def remove_route(
-    session: Session, *, user_id: int, profile: ProfileInfo | None, task: str, actor: str,
+    session: Session,
+    *,
+    user_id: int,
+    profile: ProfileInfo | None,
+    task: str,
+    actor: str,
     now: datetime,
 ) -> None:
     if profile is not None:
-        removed = profiles.delete_profile_route(session, profile_id=profile.id, task=task,
-                                                actor=actor, now=now)
+        removed = profiles.delete_profile_route(
+            session, profile_id=profile.id, task=task, actor=actor, now=now
+        )
     else:
-        removed = routes.delete_route(session, scope="user", scope_id=user_id, task=task,
-                                      actor=actor, now=now)
+        removed = routes.delete_route(
+            session, scope="user", scope_id=user_id, task=task, actor=actor, now=now
+        )
     if not removed:
         raise NotFound(f"There is no route for {task or 'the default'} to remove.")
 
@@ -132,8 +155,16 @@ def save_default_model(
     current = routes_for(session, user_id, profile).get("")
     rest = [m for m in (current.models if current else ()) if m != model]
     chain = (model, *rest)[: routes.MAX_CHAIN]
-    save_route(session, user_id=user_id, profile=profile, models=chain, known_model=known_model,
-               actor=actor, now=now, options=current.options if current else None)
+    save_route(
+        session,
+        user_id=user_id,
+        profile=profile,
+        models=chain,
+        known_model=known_model,
+        actor=actor,
+        now=now,
+        options=current.options if current else None,
+    )
     return chain
 
 
@@ -166,21 +197,39 @@ def save_provider_order(
         )
         with sessions.begin() as session:
             for provider in missing:
-                session.add(PreferenceRefusal(at=now, user_id=caller.user_id,
-                                              username=caller.username, provider=provider,
-                                              reason=reason))
-            audit.record(session, actor=actor, action="preference.refused",
-                         target=caller.username, now=now,
-                         details={"providers": missing, "profile": profile.name if profile
-                                  else None})
+                session.add(
+                    PreferenceRefusal(
+                        at=now,
+                        user_id=caller.user_id,
+                        username=caller.username,
+                        provider=provider,
+                        reason=reason,
+                    )
+                )
+            audit.record(
+                session,
+                actor=actor,
+                action="preference.refused",
+                target=caller.username,
+                now=now,
+                details={"providers": missing, "profile": profile.name if profile else None},
+            )
         raise InvalidInput(f"Not saved. {reason}")
     with sessions.begin() as session:
         current = routes_for(session, caller.user_id, profile).get("")
         if current is None:
             raise InvalidInput("Choose a default model first; the provider order is saved with it.")
         options = replace(current.options, provider_order=tuple(clean))
-        save_route(session, user_id=caller.user_id, profile=profile, models=current.models,
-                   known_model=lambda _m: True, actor=actor, now=now, options=options)
+        save_route(
+            session,
+            user_id=caller.user_id,
+            profile=profile,
+            models=current.models,
+            known_model=lambda _m: True,
+            actor=actor,
+            now=now,
+            options=options,
+        )
 
 
 def preview_chain(
@@ -204,7 +253,10 @@ def preview_chain(
         models = models[:1]
     elif options.cost_optimised and len(models) > 1:
         ordered, reason = routes.order_by_score(
-            models, weights=options.weights, prices=prices or {}, stats=stats or {},
+            models,
+            weights=options.weights,
+            prices=prices or {},
+            stats=stats or {},
             preference=options.preference_for(models),
         )
         models = list(ordered)
@@ -219,20 +271,25 @@ def preview_chain(
             continue
         source = key_source(target.provider)
         if target.key_required and source is None:
-            steps.append(PreviewStep(model, target.provider, None,
-                                     f"skipped: no key for {target.provider}"))
+            steps.append(
+                PreviewStep(model, target.provider, None, f"skipped: no key for {target.provider}")
+            )
             continue
         prefix = f"{target.model_id}@{source}:" if source else f"{target.model_id}@none"
         if any(d.startswith(prefix) for d in open_deployments):
-            steps.append(PreviewStep(model, target.provider, None,
-                                     "skipped: circuit open after repeated failures"))
+            steps.append(
+                PreviewStep(
+                    model, target.provider, None, "skipped: circuit open after repeated failures"
+                )
+            )
             continue
         position += 1
         paid = f"{source} key" if source else "no key needed"
         steps.append(PreviewStep(model, target.provider, position, f"tried ({paid})"))
     if not options.auto_fallback and len(chain) > 1:
-        steps.extend(PreviewStep(m, None, None, "skipped: automatic fallback is off")
-                     for m in chain[1:])
+        steps.extend(
+            PreviewStep(m, None, None, "skipped: automatic fallback is off") for m in chain[1:]
+        )
     return steps, reason
 
 
@@ -251,16 +308,22 @@ def model_label(model_id: str, catalog_get: Callable[[str], ModelInfo | None]) -
     m = catalog_get(model_id)
     if m is None:
         return f"{model_id} · endpoint model · unpriced"
-    price = (f"${m.input_price:.2f} / ${m.output_price:.2f} per 1M"
-             if m.input_price is not None and m.output_price is not None else "unpriced")
+    price = (
+        f"${m.input_price:.2f} / ${m.output_price:.2f} per 1M"
+        if m.input_price is not None and m.output_price is not None
+        else "unpriced"
+    )
     context = f"{m.context_window // 1000}k ctx" if m.context_window else "ctx ?"
     badges = " ".join(f"[{label}]" for attr, label in _BADGES if getattr(m, attr))
     return f"{m.provider} · {m.name} · {m.cost_tier} · {price} · {context} {badges}".rstrip()
 
 
 def picker_options(
-    models: Sequence[ModelInfo], endpoint_models: Sequence[str], *, providers: Collection[str]
-    | None, query: str = "",
+    models: Sequence[ModelInfo],
+    endpoint_models: Sequence[str],
+    *,
+    providers: Collection[str] | None,
+    query: str = "",
 ) -> list[str]:
     """Model ids for a picker, grouped by provider (sorted), filtered by providers and text."""
     needle = query.strip().lower()

@@ -110,12 +110,19 @@ def create_profile(
         raise Conflict(f"You already have a profile named {clean!r}. Pick another name.")
     if len(list_profiles(session, user_id)) >= MAX_PROFILES:
         raise InvalidInput(f"You can keep at most {MAX_PROFILES} profiles; delete one first.")
-    row = Profile(user_id=user_id, name=clean, keys_choice=keys_choice, created_at=now,
-                  updated_at=now)
+    row = Profile(
+        user_id=user_id, name=clean, keys_choice=keys_choice, created_at=now, updated_at=now
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor=actor, action="profile.create", target=f"{user_id}/{clean}",
-                 now=now, details={"keys_choice": keys_choice})
+    audit.record(
+        session,
+        actor=actor,
+        action="profile.create",
+        target=f"{user_id}/{clean}",
+        now=now,
+        details={"keys_choice": keys_choice},
+    )
     return _info(row)
 
 
@@ -144,8 +151,14 @@ def update_profile(
         details["keys_choice"] = keys_choice
     row.updated_at = now
     session.flush()
-    audit.record(session, actor=actor, action="profile.update", target=f"{user_id}/{name}",
-                 now=now, details=details)
+    audit.record(
+        session,
+        actor=actor,
+        action="profile.update",
+        target=f"{user_id}/{name}",
+        now=now,
+        details=details,
+    )
     return _info(row)
 
 
@@ -156,8 +169,7 @@ def delete_profile(session: Session, *, user_id: int, name: str, actor: str, now
     # Explicitly, not only by the FK cascade: SQLite enforces foreign keys per connection.
     session.execute(delete(ProfileRoute).where(ProfileRoute.profile_id == row.id))
     session.delete(row)
-    audit.record(session, actor=actor, action="profile.delete", target=f"{user_id}/{name}",
-                 now=now)
+    audit.record(session, actor=actor, action="profile.delete", target=f"{user_id}/{name}", now=now)
 
 
 def set_profile_route(
@@ -177,28 +189,40 @@ def set_profile_route(
     task = task.strip().lower()
     if len(task) > 64:
         raise InvalidInput("A task name can be at most 64 characters.")
-    row = session.scalar(select(ProfileRoute).where(
-        ProfileRoute.profile_id == profile_id, ProfileRoute.task == task))
+    row = session.scalar(
+        select(ProfileRoute).where(ProfileRoute.profile_id == profile_id, ProfileRoute.task == task)
+    )
     opts = (options or RouteOptions()).to_json()
     if row is None:
         row = ProfileRoute(profile_id=profile_id, task=task)
         session.add(row)
     row.models, row.options, row.updated_at, row.updated_by = list(chain), opts, now, actor
-    audit.record(session, actor=actor, action="profile.route.set",
-                 target=f"profile:{profile_id}:{task or '*'}", now=now,
-                 details={"models": list(chain), "cost_optimised": opts["cost_optimised"]})
+    audit.record(
+        session,
+        actor=actor,
+        action="profile.route.set",
+        target=f"profile:{profile_id}:{task or '*'}",
+        now=now,
+        details={"models": list(chain), "cost_optimised": opts["cost_optimised"]},
+    )
 
 
 def delete_profile_route(
     session: Session, *, profile_id: int, task: str, actor: str, now: datetime
 ) -> bool:
-    row = session.scalar(select(ProfileRoute).where(
-        ProfileRoute.profile_id == profile_id, ProfileRoute.task == task))
+    row = session.scalar(
+        select(ProfileRoute).where(ProfileRoute.profile_id == profile_id, ProfileRoute.task == task)
+    )
     if row is None:
         return False
     session.delete(row)
-    audit.record(session, actor=actor, action="profile.route.delete",
-                 target=f"profile:{profile_id}:{task or '*'}", now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="profile.route.delete",
+        target=f"profile:{profile_id}:{task or '*'}",
+        now=now,
+    )
     return True
 
 
@@ -206,7 +230,8 @@ def profile_routes(session: Session, profile_id: int) -> dict[str, ProfileRouteI
     """A profile's routes by task ("" is the default)."""
     rows = session.scalars(select(ProfileRoute).where(ProfileRoute.profile_id == profile_id))
     return {
-        r.task: ProfileRouteInfo(r.task, tuple(r.models), RouteOptions.from_json(r.options),
-                                 r.updated_at, r.updated_by)
+        r.task: ProfileRouteInfo(
+            r.task, tuple(r.models), RouteOptions.from_json(r.options), r.updated_at, r.updated_by
+        )
         for r in rows
     }

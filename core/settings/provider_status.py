@@ -77,8 +77,10 @@ def breaker_words(provider: str, states: Sequence[BreakerState]) -> str:
     opened = [s for s in mine if s.state == "open"]
     if opened:
         until = max(s.retry_at for s in opened if s.retry_at is not None)
-        return (f"paused: {len(opened)} model(s) failed repeatedly; retried after "
-                f"{until.astimezone().strftime('%H:%M:%S')}")
+        return (
+            f"paused: {len(opened)} model(s) failed repeatedly; retried after "
+            f"{until.astimezone().strftime('%H:%M:%S')}"
+        )
     if any(s.state == "half-open" for s in mine):
         return "recovering: the next call tests it"
     failing = sum(s.consecutive_failures for s in mine)
@@ -106,16 +108,18 @@ def provider_statuses(
     for name in names:
         status = found[name]
         is_endpoint = name in endpoint_names
-        result.append(ProviderStatus(
-            provider=name,
-            label=name if is_endpoint else provider_label(name),
-            kind="endpoint" if is_endpoint else "catalog",
-            key_source=status.source,
-            masked=status.masked,
-            key_required=not is_endpoint and name not in KEYLESS_PROVIDERS,
-            breaker=breaker_words(name, breakers),
-            key_url=PROVIDER_KEY_URL.get(name),
-            env_var=PROVIDER_KEY_ENV.get(name),
-            last_auth_failure_at=status.last_auth_failure_at,
-        ))
+        result.append(
+            ProviderStatus(
+                provider=name,
+                label=name if is_endpoint else provider_label(name),
+                kind="endpoint" if is_endpoint else "catalog",
+                key_source=status.source,
+                masked=status.masked,
+                key_required=not is_endpoint and name not in KEYLESS_PROVIDERS,
+                breaker=breaker_words(name, breakers),
+                key_url=PROVIDER_KEY_URL.get(name),
+                env_var=PROVIDER_KEY_ENV.get(name),
+                last_auth_failure_at=status.last_auth_failure_at,
+            )
+        )
     return result

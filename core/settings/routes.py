@@ -90,8 +90,11 @@ class RouteOptions:
     def changed(self) -> dict[str, Any]:
         """The fields that differ from the defaults, by name, in declaration order."""
         default = RouteOptions()
-        return {k: getattr(self, k) for k in self.__dataclass_fields__
-                if getattr(self, k) != getattr(default, k)}
+        return {
+            k: getattr(self, k)
+            for k in self.__dataclass_fields__
+            if getattr(self, k) != getattr(default, k)
+        }
 
     def preference_for(self, chain: Sequence[str]) -> tuple[str, ...]:
         """The chain's models ordered by provider preference (stable), for order_by_score."""
@@ -390,8 +393,13 @@ def delete_route(
     if row is None:
         return False
     session.delete(row)
-    audit.record(session, actor=actor, action="route.delete",
-                 target=f"{scope}:{scope_id}:{task or '*'}", now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="route.delete",
+        target=f"{scope}:{scope_id}:{task or '*'}",
+        now=now,
+    )
     return True
 
 

@@ -42,9 +42,16 @@ def list_shared_routes(session: Session, team_names: Mapping[int, str]) -> list[
     """Every organisation route, then each team's, default route first within each."""
     rows = session.scalars(select(RouteRow).where(RouteRow.scope.in_((ORG, TEAM))))
     found = [
-        SharedRoute(r.scope, r.scope_id, owner_label(r.scope, r.scope_id, team_names), r.task,
-                    tuple(r.models), RouteOptions.from_json(r.options), r.updated_at,
-                    r.updated_by)
+        SharedRoute(
+            r.scope,
+            r.scope_id,
+            owner_label(r.scope, r.scope_id, team_names),
+            r.task,
+            tuple(r.models),
+            RouteOptions.from_json(r.options),
+            r.updated_at,
+            r.updated_by,
+        )
         for r in rows
     ]
     return sorted(found, key=lambda r: (r.scope != ORG, r.owner, r.task))
@@ -63,16 +70,21 @@ def describe_options(options: RouteOptions) -> str:
     if "max_retries" in changed:
         n = options.max_retries
         parts.append(f"{n} {'retry' if n == 1 else 'retries'} per model")
-    parts += [f"{words} {changed[name]:g} s" for name, words in routes.TIMEOUT_NAMES.items()
-              if name in changed]
+    parts += [
+        f"{words} {changed[name]:g} s"
+        for name, words in routes.TIMEOUT_NAMES.items()
+        if name in changed
+    ]
     if "temperature" in changed:
         parts.append(f"temperature {options.temperature:g}")
     if "max_tokens" in changed:
         parts.append(f"max tokens {options.max_tokens:,}")
     if "weights" in changed:
         w = options.weights
-        parts.append(f"weights price {w.price:g}, latency {w.latency:g}, quality {w.quality:g}, "
-                     f"preference {w.preference:g}")
+        parts.append(
+            f"weights price {w.price:g}, latency {w.latency:g}, quality {w.quality:g}, "
+            f"preference {w.preference:g}"
+        )
     if "provider_order" in changed:
         parts.append("prefers " + " > ".join(options.provider_order))
     return ", ".join(parts) or "defaults"
@@ -92,8 +104,18 @@ def save_shared_route(
 ) -> None:
     """Create or replace an organisation or team route (validated, audited)."""
     if scope not in (ORG, TEAM):
-        raise InvalidInput("Admins set organisation and team routes here; users set their "
-                           "own on Model preferences.")
-    routes.set_route(session, scope=scope, scope_id=ORG_OWNER_ID if scope == ORG else scope_id,
-                     task=task, models=models, known_model=known_model, options=options,
-                     actor=actor, now=now)
+        raise InvalidInput(
+            "Admins set organisation and team routes here; users set their "
+            "own on Model preferences."
+        )
+    routes.set_route(
+        session,
+        scope=scope,
+        scope_id=ORG_OWNER_ID if scope == ORG else scope_id,
+        task=task,
+        models=models,
+        known_model=known_model,
+        options=options,
+        actor=actor,
+        now=now,
+    )

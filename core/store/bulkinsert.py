@@ -35,12 +35,14 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         if process is not None:
             processors.append((i, process))
     quote = dialect.identifier_preparer.quote
-    head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-            f"({', '.join(quote(n) for n in names)}) VALUES ")
+    head = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(n) for n in names)}) VALUES "
+    )
     one_row = "(" + ", ".join([mark] * len(names)) + ")"
     per_statement = max(1, MAX_PARAMS // len(names))
     for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
+        chunk = rows[start : start + per_statement]
         params: list[Any] = []
         for row in chunk:
             values = [row[name] for name in names]

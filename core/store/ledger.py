@@ -67,8 +67,11 @@ def _request_time(summary: Summary, now: datetime) -> datetime:
 
 
 def _first_tried(summary: Summary) -> str | None:
-    called = [a.provider for a in summary.attempts if a.outcome not in _NOT_CALLED
-              and not a.outcome.startswith(_NOT_CALLED_PREFIXES)]
+    called = [
+        a.provider
+        for a in summary.attempts
+        if a.outcome not in _NOT_CALLED and not a.outcome.startswith(_NOT_CALLED_PREFIXES)
+    ]
     return called[0] if called else None
 
 
@@ -179,7 +182,6 @@ def insert_rows(
     rollups.apply(session, requests)
 
 
-
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
@@ -266,7 +268,8 @@ def recent_stats(session: Session, since: datetime) -> dict[str, ModelStats]:
         select(
             AttemptRow.model,
             AttemptRow.latency_ms,
-            func.row_number().over(partition_by=by_model, order_by=AttemptRow.latency_ms)
+            func.row_number()
+            .over(partition_by=by_model, order_by=AttemptRow.latency_ms)
             .label("rn"),
             func.count().over(partition_by=by_model).label("n"),
         )
@@ -276,9 +279,7 @@ def recent_stats(session: Session, since: datetime) -> dict[str, ModelStats]:
     medians: dict[str, int] = {
         model: latency
         for model, latency in session.execute(
-            select(ranked.c.model, ranked.c.latency_ms).where(
-                ranked.c.rn == (ranked.c.n + 1) // 2
-            )
+            select(ranked.c.model, ranked.c.latency_ms).where(ranked.c.rn == (ranked.c.n + 1) // 2)
         )
     }
     stats: dict[str, ModelStats] = {}

@@ -29,15 +29,27 @@ from core.store import histogram
 from core.store.tables import USAGE_DAILY_DIMENSIONS, USAGE_DAILY_MEASURES, RequestRow, usage_daily
 
 SUCCESS_STATUSES: Final = (STATUS_SUCCESS, STATUS_FALLBACK)
-_ADDITIVE: Final = (
-    *USAGE_DAILY_MEASURES, *histogram.LATENCY_COLUMNS, *histogram.TTFT_COLUMNS
-)
+_ADDITIVE: Final = (*USAGE_DAILY_MEASURES, *histogram.LATENCY_COLUMNS, *histogram.TTFT_COLUMNS)
 _REQ = RequestRow.__table__
 # The ledger columns a rollup needs (rebuild reads only these).
 _SOURCE_COLUMNS: Final = (
-    "at", "user_id", "username", "team_id", "provider", "served_model", "requested_model",
-    "task", "source", "status", "fallback_used", "prompt_tokens", "completion_tokens",
-    "cost_micros", "priced", "latency_ms", "ttft_ms",
+    "at",
+    "user_id",
+    "username",
+    "team_id",
+    "provider",
+    "served_model",
+    "requested_model",
+    "task",
+    "source",
+    "status",
+    "fallback_used",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micros",
+    "priced",
+    "latency_ms",
+    "ttft_ms",
 )
 
 Key = tuple[date, int, int, str, str, str, str, str]

@@ -464,9 +464,7 @@ class ChatMessage(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
@@ -615,12 +613,28 @@ class CompareModelSet(Base):
 # histograms (core/store/histogram.py) are one integer column per bucket, so a filter's
 # percentiles are one SUM per column.
 USAGE_DAILY_DIMENSIONS = (
-    "day", "user_id", "team_id", "provider", "model", "task", "source", "status"
+    "day",
+    "user_id",
+    "team_id",
+    "provider",
+    "model",
+    "task",
+    "source",
+    "status",
 )
 USAGE_DAILY_MEASURES = (
-    "requests", "fallbacks", "prompt_tokens", "completion_tokens", "cost_micros",
-    "priced_requests", "priced_tokens", "unpriced_requests", "latency_sum_ms", "latency_n",
-    "ttft_sum_ms", "ttft_n",
+    "requests",
+    "fallbacks",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micros",
+    "priced_requests",
+    "priced_tokens",
+    "unpriced_requests",
+    "latency_sum_ms",
+    "latency_n",
+    "ttft_sum_ms",
+    "ttft_n",
 )
 
 usage_daily = Table(
@@ -662,9 +676,7 @@ class AlertDelivery(Base):
     __tablename__ = "alert_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(
-        ForeignKey("alerts.id", ondelete="CASCADE"), unique=True
-    )
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), unique=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_code: Mapped[int] = mapped_column(Integer)
 

@@ -77,8 +77,13 @@ class UpstreamClients:
         self._aiohttp: bool | None = None  # litellm's transport choice, read at first use
 
     def client_for(
-        self, litellm_model: str, api_key: str | None, api_base: str | None, *,
-        openai_sdk: bool, stream: bool,
+        self,
+        litellm_model: str,
+        api_key: str | None,
+        api_base: str | None,
+        *,
+        openai_sdk: bool,
+        stream: bool,
     ) -> Any:
         """The client to pass to litellm as ``client=``, or None to let litellm pick."""
         family = litellm_model.partition("/")[0]
@@ -151,10 +156,12 @@ def _cookieless_session() -> Any:
         limit_per_host=max(0, constants.AIOHTTP_CONNECTOR_LIMIT_PER_HOST),
     )
     trust_env = bool(litellm.aiohttp_trust_env) or bool(
-        str_to_bool(os.getenv("AIOHTTP_TRUST_ENV", "False")))
+        str_to_bool(os.getenv("AIOHTTP_TRUST_ENV", "False"))
+    )
     # TLS is set per request by litellm's transport, from its SSL settings.
     return aiohttp.ClientSession(
-        connector=connector, trust_env=trust_env, cookie_jar=aiohttp.DummyCookieJar())
+        connector=connector, trust_env=trust_env, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 def upstream_httpx(session: Any | None) -> httpx.AsyncClient:

@@ -82,8 +82,14 @@ def _add_user(
     if name:
         cmd += ["--name", name]
     done = subprocess.run(
-        cmd, cwd=ROOT, env=_app_env(env), input=f"{password}\n",
-        capture_output=True, text=True, timeout=60, check=False,
+        cmd,
+        cwd=ROOT,
+        env=_app_env(env),
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, (
         f"`{' '.join(cmd)}` exited {done.returncode}\n"
@@ -102,7 +108,11 @@ def _launch(env: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[by
     """Start `streamlit run app.py` on a free port and wait for /_stcore/health."""
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
         "--server.headless=true",
         f"--server.port={port}",
         "--server.address=127.0.0.1",
@@ -111,8 +121,12 @@ def _launch(env: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[by
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=_app_env(env), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=ROOT,
+            env=_app_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_DEADLINE_S

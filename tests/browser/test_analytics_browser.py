@@ -26,7 +26,12 @@ def _demo_data(rows: int, days: int) -> None:
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
     done = subprocess.run(
         [sys.executable, "-m", "core", "demo-data", "--rows", str(rows), "--days", str(days)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
 
@@ -41,7 +46,9 @@ def _charts_drawn(page: Page, at_least: int) -> None:
 
 
 def test_analytics_page_with_demo_data(
-    page: Page, start_app: Callable[[], str], cli_add_user: Callable[..., None],
+    page: Page,
+    start_app: Callable[[], str],
+    cli_add_user: Callable[..., None],
     artifacts: Path,
 ) -> None:
     _demo_data(20_000, 30)
@@ -56,8 +63,15 @@ def test_analytics_page_with_demo_data(
     _charts_drawn(page, 5)
     page.screenshot(path=str(artifacts / "analytics-overview.png"), full_page=True)
     charts = page.get_by_test_id("stPlotlyChart")
-    for i, name in enumerate(("cost-over-time", "tokens-by-provider", "cost-by-task",
-                              "fallback-error-rates", "cost-by-user")):
+    for i, name in enumerate(
+        (
+            "cost-over-time",
+            "tokens-by-provider",
+            "cost-by-task",
+            "fallback-error-rates",
+            "cost-by-user",
+        )
+    ):
         charts.nth(i).scroll_into_view_if_needed()
         charts.nth(i).screenshot(path=str(artifacts / f"analytics-chart-{name}.png"))
 
@@ -76,12 +90,14 @@ def test_analytics_page_with_demo_data(
     _charts_drawn(page, 1)
     page.screenshot(path=str(artifacts / "analytics-models.png"), full_page=True)
     page.get_by_test_id("stPlotlyChart").first.screenshot(
-        path=str(artifacts / "analytics-chart-latency.png"))
+        path=str(artifacts / "analytics-chart-latency.png")
+    )
 
     page.get_by_text("Budgets & alerts", exact=True).click()
     expect(page.get_by_text("Burn-down for").first).to_be_visible()
     _charts_drawn(page, 1)
     page.screenshot(path=str(artifacts / "analytics-budgets.png"), full_page=True)
     page.get_by_test_id("stPlotlyChart").first.screenshot(
-        path=str(artifacts / "analytics-chart-burn-down.png"))
+        path=str(artifacts / "analytics-chart-burn-down.png")
+    )
     expect(page).to_have_url(re.compile(r"view=Budgets"))

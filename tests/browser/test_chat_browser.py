@@ -42,9 +42,16 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
     with FakeOpenAI() as fake:
         fake.configure("gpt-4o-mini", default=Reply(tokens=ANSWER, token_delay=0.05))
         with sessions.begin() as s:
-            endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake.base_url,
-                                   models=(), actor="test", now=utc_now(),
-                                   builtin_providers=load_catalog().providers())
+            endpoints.add_endpoint(
+                s,
+                name="openai",
+                kind="override",
+                api_base=fake.base_url,
+                models=(),
+                actor="test",
+                now=utc_now(),
+                builtin_providers=load_catalog().providers(),
+            )
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-browser-key-0003")
         base = start_app()
 
@@ -62,8 +69,9 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
         # Generous: the server's first call imports litellm, slow on a loaded machine.
         expect(answer.first).to_contain_text("Hello from the fake provider.", timeout=90_000)
         expect(answer.first.locator("strong", has_text="fake")).to_be_visible()  # markdown
-        expect(page.get_by_text(re.compile(r"^gpt-4o-mini · \d+ in / \d+ out · \$"))
-               .first).to_be_visible()
+        expect(
+            page.get_by_text(re.compile(r"^gpt-4o-mini · \d+ in / \d+ out · \$")).first
+        ).to_be_visible()
         settled(page)
         # The conversation is listed in the sidebar with its auto title.
         sidebar = page.get_by_test_id("stSidebar")
@@ -72,8 +80,7 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
         assert fake.count("gpt-4o-mini") == 1
 
         # Stop a slow answer part-way: the partial text stays, marked stopped.
-        fake.script("gpt-4o-mini", Reply(tokens=[f"word{i} " for i in range(60)],
-                                         token_delay=0.15))
+        fake.script("gpt-4o-mini", Reply(tokens=[f"word{i} " for i in range(60)], token_delay=0.15))
         box.fill("Tell me a long story")
         box.press("Enter")
         expect(page.get_by_text(re.compile(r"word3 ")).first).to_be_visible()

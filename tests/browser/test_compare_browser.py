@@ -27,12 +27,19 @@ def fake_openai(sessions, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenA
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key-0001")
     with FakeOpenAI() as fake:
         fake.configure("gpt-4o", tokens=["Paris ", "is ", "the ", "capital."])
-        fake.configure("gpt-4o-mini", default=Reply(tokens=["It ", "is ", "Paris."],
-                                                    token_delay=0.05))
+        fake.configure(
+            "gpt-4o-mini", default=Reply(tokens=["It ", "is ", "Paris."], token_delay=0.05)
+        )
         with sessions.begin() as s:
-            endpoints.add_endpoint(s, name="openai", kind="override", api_base=fake.base_url,
-                                   actor="test", now=utc_now(),
-                                   builtin_providers=load_catalog().providers())
+            endpoints.add_endpoint(
+                s,
+                name="openai",
+                kind="override",
+                api_base=fake.base_url,
+                actor="test",
+                now=utc_now(),
+                builtin_providers=load_catalog().providers(),
+            )
         yield fake
 
 
@@ -60,8 +67,7 @@ def test_blind_round_vote_and_reveal(
     prompt = page.get_by_label("Prompt", exact=True)
     prompt.fill("What is the capital of France?")
     prompt.press("Control+Enter")
-    expect(page.get_by_text(re.compile(r"^Estimated cost of this round: \$")).first
-           ).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Estimated cost of this round: \$")).first).to_be_visible()
     settled(page)
     page.get_by_role("button", name="Send to all models").click()
 

@@ -37,9 +37,7 @@ def settled(page: Page) -> None:
     Positive checks below therefore use ``.first`` and most steps start from a
     settled page.
     """
-    expect(page.get_by_test_id("stApp")).to_have_attribute(
-        "data-test-script-state", "notRunning"
-    )
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
 
 def hello(page: Page, name: str | None = None) -> Locator:
@@ -97,9 +95,7 @@ def open_page(page: Page, link: str, url_path: str) -> None:
     expect(page).to_have_url(url)
 
 
-def test_admin_signs_in_and_browses_models(
-    page: Page, shared_app: str, artifacts: Path
-) -> None:
+def test_admin_signs_in_and_browses_models(page: Page, shared_app: str, artifacts: Path) -> None:
     base = shared_app
 
     sign_in(page, base, ADMIN[0], PASSWORD)
@@ -125,9 +121,7 @@ def test_admin_signs_in_and_browses_models(
     page.screenshot(path=str(artifacts / "models.png"), full_page=True)
 
 
-def test_wrong_password_stays_on_the_form(
-    page: Page, shared_app: str, artifacts: Path
-) -> None:
+def test_wrong_password_stays_on_the_form(page: Page, shared_app: str, artifacts: Path) -> None:
     base = shared_app
 
     sign_in(page, base, ADMIN[0], "not-the-password")
@@ -140,9 +134,7 @@ def test_wrong_password_stays_on_the_form(
     page.screenshot(path=str(artifacts / "signin-wrong-password.png"), full_page=True)
 
 
-def test_member_cannot_open_users_page_by_url(
-    page: Page, shared_app: str, artifacts: Path
-) -> None:
+def test_member_cannot_open_users_page_by_url(page: Page, shared_app: str, artifacts: Path) -> None:
     base = shared_app
 
     sign_in(page, base, MEMBER[0], PASSWORD)

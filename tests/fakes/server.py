@@ -203,7 +203,9 @@ class BackgroundServer:
     """asyncio.start_server on 127.0.0.1:<random> in a daemon thread with its own loop."""
 
     def __init__(
-        self, handler: Handler, on_bad_request: BadRequestHandler,
+        self,
+        handler: Handler,
+        on_bad_request: BadRequestHandler,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self._handler = handler

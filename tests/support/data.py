@@ -22,13 +22,15 @@ T0 = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 Factory = sessionmaker[Session]
 
 
-def create_user(sessions: Factory, username: str, *, now: datetime = T0, **kwargs: Any
-                ) -> auth.UserInfo:
+def create_user(
+    sessions: Factory, username: str, *, now: datetime = T0, **kwargs: Any
+) -> auth.UserInfo:
     kwargs.setdefault("role", "member")
     kwargs.setdefault("password", PASSWORD)
     with sessions.begin() as s:
-        return auth.create_user(s, username=username, actor="test", now=now, rounds=ROUNDS,
-                                **kwargs)
+        return auth.create_user(
+            s, username=username, actor="test", now=now, rounds=ROUNDS, **kwargs
+        )
 
 
 def row_counts(sessions: Factory) -> tuple[int, int, int]:

@@ -54,14 +54,30 @@ def app_fakes(
     with FakeOpenAI() as openai, FakeAnthropic() as anthropic:
         with sessions.begin() as s:
             for name, fake in (("openai", openai), ("anthropic", anthropic)):
-                endpoints.add_endpoint(s, name=name, kind="override", api_base=fake.base_url,
-                                       models=(), actor="test", now=utc_now(),
-                                       builtin_providers=builtins)
+                endpoints.add_endpoint(
+                    s,
+                    name=name,
+                    kind="override",
+                    api_base=fake.base_url,
+                    models=(),
+                    actor="test",
+                    now=utc_now(),
+                    builtin_providers=builtins,
+                )
         yield AppFakes(openai, anthropic)
 
 
 def texts(at: AppTest) -> str:
     """Everything the page wrote as markdown, captions, alerts and titles, joined."""
-    parts: list[Any] = [*at.title, *at.header, *at.subheader, *at.markdown, *at.caption,
-                        *at.info, *at.success, *at.warning, *at.error]
+    parts: list[Any] = [
+        *at.title,
+        *at.header,
+        *at.subheader,
+        *at.markdown,
+        *at.caption,
+        *at.info,
+        *at.success,
+        *at.warning,
+        *at.error,
+    ]
     return "\n".join(str(p.value) for p in parts)

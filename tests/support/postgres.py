@@ -166,9 +166,24 @@ class LocalCluster:
 
     def start(self) -> URL:
         init = subprocess.run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-             "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-            cwd=self.base, env=self._env, capture_output=True, text=True, timeout=60,
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            cwd=self.base,
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=60,
             **self._as,
         )
         if init.returncode != 0:
@@ -182,12 +197,28 @@ class LocalCluster:
     def _launch(self) -> bool:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-k", str(self.base),
-                 # Durability is pointless for a throwaway cluster and costs seconds.
-                 "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off"],
-                cwd=self.base, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(self.bin_dir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-k",
+                    str(self.base),
+                    # Durability is pointless for a throwaway cluster and costs seconds.
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                cwd=self.base,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 **self._as,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -196,7 +227,10 @@ class LocalCluster:
                 return False
             try:
                 psycopg.connect(
-                    host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres",
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=SUPERUSER,
+                    dbname="postgres",
                     connect_timeout=1,
                 ).close()
                 return True

@@ -118,9 +118,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("round_id", "model", name="round_model"),
     )
     with op.batch_alter_table("compare_answers", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_compare_answers_model_at", ["model", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_compare_answers_model_at", ["model", "created_at"], unique=False)
 
     op.create_table(
         "compare_votes",

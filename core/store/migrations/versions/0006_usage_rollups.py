@@ -21,9 +21,18 @@ branch_labels = None
 depends_on = None
 
 _MEASURES = (
-    "requests", "fallbacks", "prompt_tokens", "completion_tokens", "cost_micros",
-    "priced_requests", "priced_tokens", "unpriced_requests", "latency_sum_ms", "latency_n",
-    "ttft_sum_ms", "ttft_n",
+    "requests",
+    "fallbacks",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micros",
+    "priced_requests",
+    "priced_tokens",
+    "unpriced_requests",
+    "latency_sum_ms",
+    "latency_n",
+    "ttft_sum_ms",
+    "ttft_n",
 )
 
 
@@ -42,11 +51,17 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in _MEASURES),
         sa.Column("max_prompt_tokens", sa.Integer(), nullable=False),
-        *(sa.Column(name, sa.Integer(), nullable=False)
-          for name in LATENCY_COLUMNS + TTFT_COLUMNS),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in LATENCY_COLUMNS + TTFT_COLUMNS),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_daily")),
         sa.UniqueConstraint(
-            "day", "user_id", "team_id", "provider", "model", "task", "source", "status",
+            "day",
+            "user_id",
+            "team_id",
+            "provider",
+            "model",
+            "task",
+            "source",
+            "status",
             name="usage_daily_key",
         ),
     )
@@ -69,8 +84,10 @@ def upgrade() -> None:
         sa.Column("sent_at", core.store.tables.UTCDateTime(), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["alert_id"], ["alerts.id"],
-            name=op.f("fk_alert_deliveries_alert_id_alerts"), ondelete="CASCADE",
+            ["alert_id"],
+            ["alerts.id"],
+            name=op.f("fk_alert_deliveries_alert_id_alerts"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_deliveries")),
         sa.UniqueConstraint("alert_id", name=op.f("uq_alert_deliveries_alert_id")),

@@ -25,9 +25,7 @@ def upgrade() -> None:
             sa.Column("cached_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
         batch_op.add_column(
-            sa.Column(
-                "reasoning_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False
-            )
+            sa.Column("reasoning_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
         batch_op.add_column(sa.Column("price_version", sa.String(length=64), nullable=True))
     with op.batch_alter_table("requests", schema=None) as batch_op:
