@@ -23,9 +23,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 # SIGTERM or Ctrl+C. The writer is told to let a batch fill for 30 s, so only the exit
 # hook can write the row before the process is gone.
 CHAT_THEN_EXIT = f"""
-from core import recorder
+from core.store import batch_writer
 
-_init = recorder.BatchWriter.__init__
+_init = batch_writer.BatchWriter.__init__
 
 
 def patient(self, *args, **kwargs):
@@ -33,7 +33,7 @@ def patient(self, *args, **kwargs):
     _init(self, *args, **kwargs)
 
 
-recorder.BatchWriter.__init__ = patient
+batch_writer.BatchWriter.__init__ = patient
 
 from core.accounts.auth import caller_for, get_user
 from core.request import ChatRequest

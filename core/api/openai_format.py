@@ -2,7 +2,7 @@
 
 A ``Summary`` (and the text) becomes a ``chat.completion`` object, SSE chunks, headers
 and OpenAI-shaped error bodies. Requests are parsed in core/api/openai_request.py;
-core/api/app.py only does the HTTP around both.
+core/api/chat_completions.py does the HTTP around both.
 
 Response headers of a whole (non-streamed) answer:
 
