@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -180,7 +180,7 @@ class ChatTurn:
         self._first = first
         return None
 
-    def texts(self) -> Iterator[str]:
+    def texts(self) -> Generator[str, None, None]:
         """The answer's text for st.write_stream; saves as it goes and when abandoned."""
         assert self._events is not None, "call start() first"
         last_save = time.monotonic()
