@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 from core.accounts import auth, keys
 from core.accounts.auth import UserInfo
@@ -28,7 +29,7 @@ class AdminData:
     listed: list[EndpointInfo]
     shared_keys: list[KeyInfo]
 
-    @property
+    @cached_property  # walks the whole catalog; three tabs read it each run
     def known(self) -> set[str]:
         """Providers a key can be stored for: the catalog's and openai-compatible endpoints."""
         compatible = (e.name for e in self.listed if e.kind == "openai-compatible")

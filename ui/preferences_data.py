@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from core.accounts.auth import UserInfo
 from core.clock import utc_now
@@ -37,20 +38,25 @@ class PreferencesData:
     ratings: TeamRatings
     resolver: TargetResolver
 
-    @property
+    # Derived once per run: the sections read them several times.
+    @cached_property
     def usable(self) -> dict[str, bool]:
         return {s.provider: s.available for s in self.statuses}
 
-    @property
+    @cached_property
     def with_keys(self) -> list[str]:
         return [p for p, ok in self.usable.items() if ok]
 
-    @property
+    @cached_property
     def keyed(self) -> list[str]:
         return [s.provider for s in self.statuses if s.key_source is not None]
 
+    @cached_property
+    def _key_sources(self) -> dict[str, str | None]:
+        return {s.provider: s.key_source for s in self.statuses}
+
     def key_source(self, provider: str) -> str | None:
-        return next((s.key_source for s in self.statuses if s.provider == provider), None)
+        return self._key_sources.get(provider)
 
     def label(self, model_id: str) -> str:
         return preferences.model_label(model_id, self.svc.catalog.get)
