@@ -38,6 +38,8 @@ from core.keyfiles import read_or_create_key_file
 from core.store import audit
 from core.store.tables import ApiKey
 
+_log = logging.getLogger(__name__)
+
 ENV_VAR = "SWITCHBOARD_SECRET_KEY"
 KEY_FILE_NAME = "secret_key"
 BLOB_VERSION = 1
@@ -159,7 +161,15 @@ def _ring_from_env(settings: Settings) -> list[bytes] | None:
 
 def _ring_from_file(path: Path) -> list[bytes]:
     # token_urlsafe(32), which the helper writes on first use, is base64url of 32 bytes.
-    text, _created = read_or_create_key_file(path, KEY_BYTES)
+    text, created = read_or_create_key_file(path, KEY_BYTES)
+    if created:
+        # Said once, loudly: losing this file makes every stored key unreadable.
+        _log.warning(
+            "Generated a master encryption key into %s (mode 0600). Back it up with the "
+            "database, or set %s.",
+            path,
+            ENV_VAR,
+        )
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return [parse_key(ln, str(path)) for ln in lines]
 
