@@ -41,15 +41,15 @@ test: lint
 
 # mypy checks bench/ too: CI never runs `make bench`, so a renamed import would rot there unseen.
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check core ui pages tests bench app.py
-	$(BIN)/ruff format --check core ui pages tests bench app.py
+	$(BIN)/ruff check core ui app_pages tests bench app.py
+	$(BIN)/ruff format --check core ui app_pages tests bench app.py
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 
 # Rewrite the tree in the one house style that `make lint` checks.
 format: $(DEV_STAMP)
-	$(BIN)/ruff format core ui pages tests bench app.py
-	$(BIN)/ruff check --fix --select I core ui pages tests bench app.py
+	$(BIN)/ruff format core ui app_pages tests bench app.py
+	$(BIN)/ruff check --fix --select I core ui app_pages tests bench app.py
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench

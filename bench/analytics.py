@@ -26,7 +26,7 @@ from bench.common import print_table, scratch_env
 ROWS_ENV = "SWITCHBOARD_BENCH_ANALYTICS_ROWS"
 DAYS = 90
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = "pages/analytics.py"
+PAGE = "app_pages/analytics.py"
 PASSWORD = "bench-password-123456"
 
 

@@ -96,9 +96,9 @@ def _render_times(rounds: int) -> tuple[list[float], list[float]]:
 
     home: list[float] = []
     chat: list[float] = []
-    signed_in("bench", "pages/chat.py")  # warm: imports, the process's gateway, the catalog
+    signed_in("bench", "app_pages/chat.py")  # warm: imports, the process's gateway, the catalog
     for _ in range(rounds):
-        for page, samples in (("pages/home.py", home), ("pages/chat.py", chat)):
+        for page, samples in (("app_pages/home.py", home), ("app_pages/chat.py", chat)):
             at = signed_in("bench")
             t0 = time.perf_counter()
             at.switch_page(page).run()

@@ -13,7 +13,7 @@ from tests.gateway_support import HAIKU, MINI
 from tests.support.pages import signed_in, texts
 
 
-def _admin(sessions, page: str = "pages/admin.py"):
+def _admin(sessions, page: str = "app_pages/admin.py"):
     add_user(sessions, "root", "admin", team="Red")
     return signed_in("root", page=page)
 
@@ -112,7 +112,7 @@ def test_audit_log_filters(sessions):
 
 
 def test_users_page_guards_the_last_admin_and_edits_users(sessions):
-    at = _admin(sessions, "pages/users.py")
+    at = _admin(sessions, "app_pages/users.py")
     add_user(sessions, "bob", "member")
     at.run()
     at.selectbox(key="edit_user").set_value("root").run()

@@ -14,7 +14,7 @@ from tests.support.ledger_rows import insert, request_row
 from tests.support.pages import signed_in, texts
 
 pytestmark = pytest.mark.timeout(180)
-PAGE = "pages/analytics.py"
+PAGE = "app_pages/analytics.py"
 
 
 @pytest.fixture

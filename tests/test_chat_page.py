@@ -19,7 +19,7 @@ from tests.fakes import Reply, Status
 from tests.support.pages import AppFakes, signed_in, texts
 from ui import state
 
-PAGE = "pages/chat.py"
+PAGE = "app_pages/chat.py"
 GPT = "openai/gpt-4o"
 MINI = "openai/gpt-4o-mini"
 HAIKU = "anthropic/claude-3-haiku-20240307"

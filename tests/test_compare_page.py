@@ -11,7 +11,7 @@ from tests.fakes import Reply, Status
 from tests.gateway_support import GPT, HAIKU, MINI
 from tests.support.pages import signed_in, texts
 
-PAGE = "pages/compare.py"
+PAGE = "app_pages/compare.py"
 HAIKU_NAME = "claude-3-haiku-20240307"
 
 

@@ -158,11 +158,11 @@ def test_core_never_imports_streamlit() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in (REPO_ROOT / "pages").glob("*.py")))
+@pytest.mark.parametrize("page", sorted(p.name for p in (REPO_ROOT / "app_pages").glob("*.py")))
 def test_pages_stay_thin(page: str) -> None:
-    lines = len((REPO_ROOT / "pages" / page).read_text().splitlines())
+    lines = len((REPO_ROOT / "app_pages" / page).read_text().splitlines())
     assert lines <= MAX_PAGE_LINES, (
-        f"pages/{page} has {lines} lines: move its drawing helpers into ui/"
+        f"app_pages/{page} has {lines} lines: move its drawing helpers into ui/"
     )
 
 

@@ -152,7 +152,7 @@ def test_leaderboard_page_shows_ratings_and_the_cost_scatter(sessions):
         task="summarise",
         costs={GPT: 900, MINI: 100, HAIKU: None},
     )
-    at = signed_in("dana", "pages/leaderboard.py")
+    at = signed_in("dana", "app_pages/leaderboard.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert table["model"].iloc[0] == GPT

@@ -12,17 +12,17 @@ from tests.support.pages import signed_in
 
 APP = "../app.py"
 EVERYONE = [
-    "pages/home.py",
-    "pages/chat.py",
-    "pages/compare.py",
-    "pages/leaderboard.py",
-    "pages/analytics.py",
-    "pages/models.py",
-    "pages/providers.py",
-    "pages/preferences.py",
-    "pages/account.py",
+    "app_pages/home.py",
+    "app_pages/chat.py",
+    "app_pages/compare.py",
+    "app_pages/leaderboard.py",
+    "app_pages/analytics.py",
+    "app_pages/models.py",
+    "app_pages/providers.py",
+    "app_pages/preferences.py",
+    "app_pages/account.py",
 ]
-ADMIN_ONLY = ["pages/admin.py", "pages/users.py"]
+ADMIN_ONLY = ["app_pages/admin.py", "app_pages/users.py"]
 ROLE_PAGES = {"member": EVERYONE, "manager": EVERYONE, "admin": EVERYONE + ADMIN_ONLY}
 
 
@@ -136,7 +136,7 @@ def test_admin_page_backstop_refuses_a_member_session(sessions):
     add_user(sessions, "mem", "member")
     from core.accounts.auth import UserInfo  # noqa: F401  (the session value's type)
 
-    at = AppTest.from_file("../pages/users.py", default_timeout=30)
+    at = AppTest.from_file("../app_pages/users.py", default_timeout=30)
     with sessions() as s:
         from core.accounts import auth
 
@@ -157,7 +157,7 @@ def test_deactivated_user_with_live_session_is_signed_out(sessions):
 def test_models_page_filters(sessions):
     add_user(sessions, "alice", "member")
     at = signed_in("alice")
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     full = len(at.dataframe[0].value)
     assert full >= 100
     at.multiselect[0].select("anthropic").run()
@@ -171,7 +171,7 @@ def test_models_page_filters(sessions):
 def test_admin_adds_user_through_page(sessions):
     add_user(sessions, "root", "admin")
     at = signed_in("root")
-    at.switch_page("pages/users.py").run()
+    at.switch_page("app_pages/users.py").run()
     at.text_input(key="new_username").set_value("bob")
     at.text_input(key="new_name").set_value("Bob")
     at.text_input(key="new_team").set_value("Team Red")

@@ -52,7 +52,7 @@ def _add_key(at, provider: str, secret: str, anyway: bool = False):
 
 def test_member_adds_tests_and_deletes_a_key(sessions, app_fakes):
     member = add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     assert not at.exception
     _add_key(at, "openai", "sk-mia-good-key-00004444")
     assert any("Saved your openai key sk-…4444" in s.value for s in at.success)
@@ -83,7 +83,7 @@ def test_member_adds_tests_and_deletes_a_key(sessions, app_fakes):
 
 def test_suspicious_key_gets_a_warning_before_saving(sessions, app_fakes):
     member = add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     _add_key(at, "anthropic", "sk-proj-looks-like-openai-1234")
     assert any("looks like a key for openai" in w.value for w in at.warning)
     with sessions() as s:
@@ -99,7 +99,7 @@ def test_unavailable_providers_say_how_to_fix(sessions, monkeypatch):
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     status = at.dataframe[0].value
     row = status[status["Provider"] == "OpenAI"].iloc[0]
     assert row["Status"] == "unavailable" and "Add your own key" in row["How to fix"]
@@ -112,12 +112,12 @@ def test_raw_key_appears_nowhere_after_saving_through_the_page(
 ):
     caplog.set_level(logging.DEBUG)
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     _add_key(at, "openai", RAW_KEY)
     at.button(key="test_openai").click().run()  # the key travels through the gateway too
     assert any("The key works" in s.value for s in at.success)
-    at.switch_page("pages/preferences.py").run()
-    at.switch_page("pages/providers.py").run()
+    at.switch_page("app_pages/preferences.py").run()
+    at.switch_page("app_pages/providers.py").run()
     shown = _everything_shown(at)
     assert "sk-…ZZ" in shown or "…efZZ" in shown  # the mask is there...
     secret_part = RAW_KEY[8:-4]
@@ -155,7 +155,7 @@ def test_members_see_only_their_own_keys_even_by_url(sessions, app_fakes):
             now=utc_now(),
             known_providers={"anthropic"},
         )
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     at.query_params["user"] = "otto"
     at.query_params["owner_id"] = str(other.id)
     at.run()
@@ -171,7 +171,7 @@ def _preview(at):
 def test_edit_a_chain_and_see_the_preview_change(sessions, app_fakes, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     at.selectbox(key="default_model").set_value("openai/gpt-4o").run()
     at.button(key="save_default").click().run()
     assert any("Default model saved: openai/gpt-4o" in s.value for s in at.success)
@@ -227,7 +227,7 @@ def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options
             now=utc_now(),
             options=RouteOptions(provider_order=("openai",), max_tokens=900, idle_timeout_s=7.0),
         )
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     assert at.number_input(key="t_idle").value == 7.0
     at.number_input(key="t_total").set_value(0.0).run()
     at.button(key="save_chain").click().run()
@@ -252,7 +252,7 @@ def test_chain_editor_sets_timeouts_retries_and_failover_and_keeps_other_options
 
 def test_task_route_validates_temperature_and_shows_a_recommendation(sessions, app_fakes):
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     tasks = next(d.value for d in at.dataframe if "Recommended" in d.value.columns)
     code = tasks[tasks["Task"] == "code"].iloc[0]
     assert code["Recommended"].split("/")[0] in ("openai", "anthropic")
@@ -279,7 +279,7 @@ def test_preferring_a_provider_without_a_key_is_refused_on_the_page(sessions, mo
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env-openai-key-1111")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     at.selectbox(key="default_model").set_value("openai/gpt-4o").run()
     at.button(key="save_default").click().run()
     at.multiselect(key="provider_order").select("anthropic").run()
@@ -309,7 +309,7 @@ def test_switching_profiles_changes_what_the_page_edits(sessions, app_fakes):
     user = add_user(sessions, "mia", "member")
     home = signed_in("mia")
     assert not any(w.key == state.PROFILE_SWITCH for w in home.sidebar.selectbox)  # none yet
-    at = home.switch_page("pages/preferences.py").run()
+    at = home.switch_page("app_pages/preferences.py").run()
     at.text_input(key="profile_name").set_value("Work")
     at.selectbox(key="profile_keys").set_value("shared")
     at.button(key="FormSubmitter:new_profile-Create profile").click().run()
@@ -317,7 +317,7 @@ def test_switching_profiles_changes_what_the_page_edits(sessions, app_fakes):
 
     at = _switch_profile("mia", "Work")
     assert at.session_state[state.ACTIVE_PROFILE] == "Work"
-    at.switch_page("pages/preferences.py").run()
+    at.switch_page("app_pages/preferences.py").run()
     assert "Editing profile **Work**" in texts(at)
     at.selectbox(key="default_model").set_value(MINI).run()
     at.button(key="save_default").click().run()
@@ -328,19 +328,19 @@ def test_switching_profiles_changes_what_the_page_edits(sessions, app_fakes):
         ]
         assert s.scalar(select(RouteRow)) is None  # the user's own settings are untouched
 
-    at.switch_page("pages/providers.py").run()  # the switch holds on every page
+    at.switch_page("app_pages/providers.py").run()  # the switch holds on every page
     assert at.session_state[state.ACTIVE_PROFILE] == "Work"
     assert "only team or organisation keys" in texts(at)
 
     at = _switch_profile("mia", "")
     assert at.session_state[state.ACTIVE_PROFILE] is None
-    at.switch_page("pages/preferences.py").run()
+    at.switch_page("app_pages/preferences.py").run()
     assert "Editing your own settings" in texts(at)
 
 
 def test_account_tokens_are_shown_once_and_revoked_with_confirmation(sessions):
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/account.py")
+    at = signed_in("mia", page="app_pages/account.py")
     at.text_input(key="token_name").set_value("laptop")
     at.button(key="FormSubmitter:new_token-Create token").click().run()
     [code] = at.code
@@ -356,7 +356,7 @@ def test_account_tokens_are_shown_once_and_revoked_with_confirmation(sessions):
 
 def test_account_password_change_validates(sessions):
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/account.py")
+    at = signed_in("mia", page="app_pages/account.py")
     at.text_input(key="pw_current").set_value(PASSWORD)
     at.text_input(key="pw_new").set_value("another-good-secret")
     at.text_input(key="pw_repeat").set_value("another-good-secreT")
@@ -386,8 +386,8 @@ def test_manager_sees_team_budgets_but_no_keys(sessions, app_fakes):
     with sessions.begin() as s:
         team_id = auth.caller_for(s, lead.id).team_id
         budgets.set_budget(s, "team", str(team_id), 25_000_000, True, "root", utc_now())
-    at = signed_in("lead", page="pages/account.py")
+    at = signed_in("lead", page="app_pages/account.py")
     table = next(d.value for d in at.dataframe if "Budget" in d.value.columns)
     assert list(table["Budget"]) == ["team Red"] and list(table["Limit"]) == ["$25.00"]
-    member = signed_in("mate", page="pages/account.py")
+    member = signed_in("mate", page="app_pages/account.py")
     assert not any("Budget" in d.value.columns for d in member.dataframe)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.accounts.auth import UserInfo
 
-PAGES_DIR = "pages"
+PAGES_DIR = "app_pages"
 
 
 def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page:
@@ -14,6 +14,15 @@ def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page
 
 
 def pages_for(user: UserInfo) -> dict[str, list[st.Page]]:
+    return _sections(admin=user.is_admin)
+
+
+def all_pages() -> list[st.Page]:
+    """Every page, for a visitor not yet signed in: a deep link keeps its URL meanwhile."""
+    return [page for section in _sections(admin=True).values() for page in section]
+
+
+def _sections(*, admin: bool) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {
         "Workspace": [
             _page("home.py", "Home", "home", default=True),
@@ -29,7 +38,7 @@ def pages_for(user: UserInfo) -> dict[str, list[st.Page]]:
             _page("account.py", "My account", "person"),
         ],
     }
-    if user.is_admin:
+    if admin:
         sections["Admin"] = [
             _page("admin.py", "Admin", "admin_panel_settings"),
             _page("users.py", "Users", "group"),

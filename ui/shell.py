@@ -1,10 +1,11 @@
 """The dashboard script's body: page config, first run, sign-in, navigation by role.
 
-st.navigation is called on every run, even signed out, so Streamlit never falls
-back to listing every file in pages/. Widgets (the sign-in form) render only inside
-a navigation page: before st.navigation runs, Streamlit's first run in a process is
-still in pages-folder mode and would give the form widget ids that the next run no
-longer recognises, silently dropping the first sign-in after a restart.
+Deep links: signed out (or before the first admin exists) every page is registered,
+hidden and not run, and the form is drawn in its place. The URL, query string
+included, therefore survives sign-in: the rerun after it opens the page asked for.
+Page scripts live in app_pages/, not pages/: a pages/ folder beside app.py puts a
+fresh server in Streamlit's legacy folder mode until some session calls
+st.navigation, and the first visitor gets raw file names and the wrong page.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from core.settings import profiles
 from ui import navigation, resources, signin, state
 
 
-def _setup_page() -> None:
-    signin.first_admin_form(resources.services())
-
-
-def _signed_out_page() -> None:
-    if signin.sign_in(resources.services()) is not None:
-        st.rerun()  # signed in (form or cookie): draw the pages for this role
+def _signed_out(svc: resources.Services) -> None:
+    st.navigation(navigation.all_pages(), position="hidden")  # keeps the URL; not run
+    if signin.sign_in(svc) is not None:
+        st.rerun()  # signed in (form or cookie): open the page the URL names
     st.caption("Switchboard · a self-hosted LLM gateway for teams")
 
 
@@ -39,14 +37,13 @@ def render() -> None:
         st.error(exc.message)
         st.stop()
     if not has_users:
-        page = st.Page(_setup_page, title="Set up", url_path="setup")
-        st.navigation([page], position="hidden").run()
+        st.navigation(navigation.all_pages(), position="hidden")
+        signin.first_admin_form(svc)
         return
     # Signed in already: sign_in draws no form, only re-checks the account and the sidebar.
     user = signin.sign_in(svc) if st.session_state.get(state.AUTH_STATUS) is True else None
     if user is None:
-        page = st.Page(_signed_out_page, title="Sign in", url_path="signin")
-        st.navigation([page], position="hidden").run()
+        _signed_out(svc)
         return
     pages = st.navigation(navigation.pages_for(user))
     profile_switch(svc, user)

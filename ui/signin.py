@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
 from typing import Any
 
+import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
@@ -62,11 +65,47 @@ def _on_success(svc: Services) -> Any:
     def callback(event: dict[str, Any]) -> None:
         with svc.sessions.begin() as session:
             auth.record_login_success(session, event["username"], utc_now())
-        # The shell reruns at once to draw this role's pages, which would discard the
-        # cookie component the library renders now; set it again on that next run.
-        st.session_state[state.COOKIE_PENDING] = True
+        # The shell reruns at once to draw this role's pages, which discards the cookie
+        # component the library renders now; _set_pending_cookie finishes the job.
+        if svc.settings.cookie_expiry_days > 0:
+            st.session_state[state.COOKIE_PENDING] = _pending_cookie(svc, event["username"])
 
     return callback
+
+
+def _pending_cookie(svc: Services, username: str) -> dict[str, str]:
+    """The sign-in cookie, built once: the same token, expiry and component key each run."""
+    expires = utc_now() + timedelta(days=svc.settings.cookie_expiry_days)
+    # The token streamlit-authenticator itself writes and reads back.
+    claims = {"username": username, "exp_date": expires.timestamp()}
+    return {
+        "token": jwt.encode(claims, svc.cookie_key, algorithm="HS256"),
+        "expires": expires.isoformat(),
+        "key": f"sb_cookie_{secrets.token_hex(4)}",
+    }
+
+
+def _set_pending_cookie(authenticator: Any, svc: Services) -> None:
+    """Draw the cookie setter, identical every run, until the browser says it is set.
+
+    A setter drawn in one run only can be unmounted by the next rerun before its frame
+    loads, and the cookie never arrives. A component keeps its identity while its key
+    and arguments stay the same, so redrawing it costs nothing once it is mounted.
+    """
+    pending = st.session_state.get(state.COOKIE_PENDING)
+    if not isinstance(pending, dict):
+        return
+    setter = authenticator.cookie_controller.cookie_model.cookie_manager.cookie_manager
+    done = setter(
+        method="set",
+        cookie=svc.settings.cookie_name,
+        value=pending["token"],
+        options={"path": "/", "expires": pending["expires"], "sameSite": "strict"},
+        key=pending["key"],
+        default=False,
+    )
+    if done:
+        st.session_state.pop(state.COOKIE_PENDING, None)
 
 
 def sign_in(svc: Services) -> UserInfo | None:
@@ -99,6 +138,8 @@ def sign_in(svc: Services) -> UserInfo | None:
             st.error("Your sign-in is no longer valid. Please sign in again.")
         return None
     status = st.session_state.get(state.AUTH_STATUS)
+    if status is not True:
+        st.session_state.pop(state.COOKIE_PENDING, None)  # signed out: nothing to set
     if status is False:
         st.error("Wrong username or password.")
         _record_failures(svc, before, creds)
@@ -113,8 +154,8 @@ def sign_in(svc: Services) -> UserInfo | None:
         st.error("This account is deactivated. Ask an admin to reactivate it.")
         return None
     st.session_state[state.CURRENT_USER] = user
-    if already_signed_in and st.session_state.pop(state.COOKIE_PENDING, False):
-        authenticator.cookie_controller.set_cookie()
+    if already_signed_in:
+        _set_pending_cookie(authenticator, svc)
     with st.sidebar:
         st.caption(f"Signed in as **{user.display_name}** · {user.role}")
         authenticator.logout("Sign out", location="sidebar", key="sb_logout")

@@ -18,8 +18,8 @@ c3.metric("Unpriced models", sum(1 for m in models if not m.priced))
 
 st.subheader("What you can do")
 st.page_link(
-    "pages/models.py", label="Browse models, prices and capabilities", icon=":material/list:"
+    "app_pages/models.py", label="Browse models, prices and capabilities", icon=":material/list:"
 )
 if user.is_admin:
-    st.page_link("pages/users.py", label="Manage users and teams", icon=":material/group:")
+    st.page_link("app_pages/users.py", label="Manage users and teams", icon=":material/group:")
 st.caption(f"Prices: {catalog().price_version}")
