@@ -107,6 +107,13 @@ def resolve_cookie_key(settings: Settings) -> tuple[str, Path | None]:
     return configured, None
 
 
+def generated_cookie_key_message(path: Path) -> str:
+    return (
+        f"Development mode: generated a sign-in cookie key into {path} (mode 0600). "
+        "Set SWITCHBOARD_COOKIE_KEY in production."
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning pydantic's validation errors into one clear ConfigError."""
     try:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -78,3 +83,25 @@ def test_app_explains_an_unreachable_database(monkeypatch):
     assert not at.exception
     assert "Cannot reach the database" in at.error[0].value
     assert "hunter2-secret" not in at.error[0].value
+
+
+def test_the_process_refuses_to_start_without_cookie_key_in_production(isolated_env):
+    """Not a dashboard error page beside a working /v1: the whole process stops, and says why."""
+    env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_COOKIE_KEY"}
+    env["SWITCHBOARD_MODE"] = "production"
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "streamlit", "run", "app.py", f"--server.port={port}"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=110,  # it exits once app.py is imported; a hang is the failure
+    )
+    assert done.returncode == 2
+    assert "Switchboard cannot start: SWITCHBOARD_COOKIE_KEY is missing" in done.stderr
+    assert not (isolated_env / "cookie_key").exists()

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.api import heap
-from core.config import Settings, load_settings, resolve_cookie_key
+from core.config import Settings, generated_cookie_key_message, load_settings, resolve_cookie_key
 from core.gateway.runtime import Runtime, build_runtime
 from core.gateway.sync_bridge import SyncGateway
 from core.money.catalog import Catalog
@@ -73,11 +73,7 @@ def _services_for(fingerprint: str) -> Services:
 
 
 def _announce_generated_key(path: Path) -> None:
-    message = (
-        f"Development mode: generated a sign-in cookie key into {path} (mode 0600). "
-        "Set SWITCHBOARD_COOKIE_KEY in production."
-    )
-    print(message, flush=True)
+    print(generated_cookie_key_message(path), flush=True)
 
 
 def catalog() -> Catalog:
