@@ -39,6 +39,7 @@ PAGES = [
     ("/users", "Users"),
 ]
 SIGN_INS = 20
+FIRST_RUN_MS = 120_000  # a first run imports litellm and opens the database: slow when busy
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +58,8 @@ def _no_page_not_found(page: Page) -> None:
 def _sign_in_here(page: Page, username: str) -> None:
     """Fill the sign-in form the current URL shows, as a person would."""
     form = page.get_by_test_id("stForm")
-    expect(form.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
+    heading = form.get_by_role("heading", name="Sign in to Switchboard")
+    expect(heading).to_be_visible(timeout=FIRST_RUN_MS)
     _no_page_not_found(page)
     settled(page)
     form.get_by_label("Username", exact=True).fill(username)
