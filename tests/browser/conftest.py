@@ -47,6 +47,9 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_DEADLINE_S = 60.0
 UI_TIMEOUT_MS = 30_000
+# A server's first run imports litellm and opens the database: on a busy machine that
+# alone can pass UI_TIMEOUT_MS, so the first screen after start gets longer.
+FIRST_RUN_MS = 120_000
 
 
 # --- the app as a subprocess -------------------------------------------------------

@@ -18,7 +18,7 @@ from core.accounts import auth
 from core.clock import utc_now
 from core.compare import comparisons
 from core.compare.rounds import RoundSettings
-from tests.browser.conftest import UI_TIMEOUT_MS, _new_context
+from tests.browser.conftest import FIRST_RUN_MS, UI_TIMEOUT_MS, _new_context
 from tests.browser.test_signin_browser import AUTH_COOKIE, settled
 from tests.conftest import PASSWORD, add_user
 
@@ -39,7 +39,6 @@ PAGES = [
     ("/users", "Users"),
 ]
 SIGN_INS = 20
-FIRST_RUN_MS = 120_000  # a first run imports litellm and opens the database: slow when busy
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser.conftest import FIRST_RUN_MS
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 PASSWORD = "correct-horse-battery"
@@ -53,7 +55,8 @@ def sign_in(page: Page, base: str, username: str, password: str) -> None:
     """
     page.goto(base + "/")
     form = page.get_by_test_id("stForm")
-    expect(form.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible()
+    heading = form.get_by_role("heading", name="Sign in to Switchboard")
+    expect(heading).to_be_visible(timeout=FIRST_RUN_MS)
     settled(page)
     form.get_by_label("Username", exact=True).fill(username)
     form.get_by_label("Password", exact=True).fill(password)
