@@ -230,7 +230,8 @@ async def test_breaker_opens_then_probes_after_cooldown(rig):
     rig.openai.configure("gpt-4o", default=Reply())
     _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
     assert s.model == GPT and s.status == STATUS_SUCCESS
-    assert not [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    states = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    assert [(b.state, b.calls, b.failures) for b in states] == [("closed", 1, 0)]
 
 
 async def test_ledger_matches_upstream_under_concurrency(rig):

@@ -136,15 +136,12 @@ class Breakers:
     def _record(self, deployment: str, *, failed: bool) -> None:
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(deployment)
-            if entry is None:
-                if not failed:
-                    return  # nothing to judge: a healthy deployment keeps no entry
-                entry = self._entries[deployment] = _Entry()
+            # Good calls count as much as bad ones: the rate is over every call.
+            entry = self._entries.setdefault(deployment, _Entry())
             if entry.opened_at is None:
                 self._judge_closed(entry, now, failed)
             elif now >= entry.opened_at + self._cooldown and entry.probes_in_flight:
-                self._judge_probe(deployment, entry, now, failed)
+                self._judge_probe(deployment, entry, failed, now)
             # Open, or no probe out: a call that began before the breaker opened says
             # nothing about the deployment now.
 
@@ -159,7 +156,7 @@ class Breakers:
         if self.policy.trips(len(window), failures):
             self._open(entry, now, (len(window), failures))
 
-    def _judge_probe(self, deployment: str, entry: _Entry, now: datetime, failed: bool) -> None:
+    def _judge_probe(self, deployment: str, entry: _Entry, failed: bool, now: datetime) -> None:
         entry.probes_in_flight -= 1
         if failed:
             entry.probe_failed += 1
@@ -170,7 +167,7 @@ class Breakers:
         if entry.probe_failed + (probes - entry.probe_ok - entry.probe_failed) < (
             self.policy.failure_rate * probes
         ):
-            del self._entries[deployment]  # closed, with a fresh window
+            self._entries[deployment] = _Entry()  # closed, with a fresh window
         elif entry.probe_ok + entry.probe_failed >= probes:
             self._open(entry, now, (entry.probe_ok + entry.probe_failed, entry.probe_failed))
 
