@@ -104,7 +104,8 @@ def make_runtime(catalog: Catalog, environ: dict[str, str], **settings: Any) -> 
         sleep=_no_sleep,
         environ=environ,
         settings=GatewaySettings(
-            retry=RetryPolicy(base_delay_s=0.0), breaker=BreakerPolicy(min_calls=100)
+            retry=RetryPolicy(base_delay_s=0.0),
+            breaker=BreakerPolicy(min_calls=1000, window_calls=1000),
         ),
     )
     return Runtime(cfg, engine, sessions, catalog, cipher, gateway)

@@ -39,9 +39,9 @@ def _state(b: Breakers, deployment: str = D) -> str:
         (10, 9, False),  # 90% < 95%
         (20, 19, True),  # exactly 95%
         (20, 18, False),
-        (100, 95, True),
-        (100, 94, False),
-        (100, 75, False),  # a provider answering one call in four keeps its traffic
+        (50, 48, True),
+        (50, 47, False),
+        (50, 38, False),  # a provider answering one call in four keeps its traffic
     ],
 )
 def test_the_threshold_is_a_rate_over_at_least_min_calls(calls, failures, trips):
@@ -53,7 +53,7 @@ def test_a_partly_failing_deployment_stays_closed_however_long_it_runs():
     _feed(b, "xxx." * 200)  # 75% failures, 800 calls
     [state] = b.states()
     assert state.state == "closed"
-    assert (state.calls, state.failures) == (100, 75)  # the window: the last 100 calls
+    assert (state.calls, state.failures) == (50, 37)  # the window: the last 50 calls
 
 
 def test_failures_in_a_row_alone_do_not_open_it_but_a_failing_window_does():
@@ -64,9 +64,9 @@ def test_failures_in_a_row_alone_do_not_open_it_but_a_failing_window_does():
     while b.allow(D):
         b.record_failure(D)
         failed += 1
-    # It opened when 95 of the last 100 calls had failed: call 125, once 25 of the 30
-    # good calls had left the window.
-    assert (failed, _state(b)) == (125 - 39, "open")
+    # It opened when 48 of the last 50 calls had failed (95%): call 78, once 28 of the
+    # 30 good calls had left the window. Bounded: never more than 48 failed calls.
+    assert (failed, _state(b)) == (78 - 39, "open")
 
 
 def test_a_fully_failing_deployment_opens_after_min_calls():

@@ -9,7 +9,7 @@ failure rate can no longer reach the threshold, and opens again for another cool
 if they all fail. This is the shape of resilience4j's breaker and Envoy's
 failure-percentage outlier detection, rather than "N failures in a row": a provider
 that answers one call in four is degraded, not down, and keeps its traffic; one that
-answers nothing is skipped after ``min_calls`` calls.
+answers nothing is skipped within a bounded number of calls (see BreakerPolicy).
 
 Only the provider's own failures are recorded here (core/upstream/calls.py decides which);
 everything else (the caller's stop, a request the provider or litellm rejected for its
@@ -33,13 +33,18 @@ HALF_OPEN = "half-open"
 
 @dataclass(frozen=True)
 class BreakerPolicy:
-    """When a deployment is skipped. The defaults keep a provider failing 75% of calls in
-    use (at 10 calls the chance of a false open at 75% is 6%, at 100 calls nil) and skip
-    one failing every call after 10 calls."""
+    """When a deployment is skipped.
+
+    At a true failure rate of 75% a window of 10 calls reaches 95% failures 6% of the
+    time, one of 50 calls less than 0.01%: such a provider keeps its traffic. One that
+    fails every call is skipped after 10 calls from a fresh start, and after at most 48
+    (95% of the 50-call window) after a healthy spell; the window's 120 s cap makes that
+    fewer when calls are sparse.
+    """
 
     failure_rate: float = 0.95  # open at or above this share of failed calls in the window
     min_calls: int = 10  # never judge on fewer calls than this
-    window_calls: int = 100  # the most recent calls judged
+    window_calls: int = 50  # the most recent calls judged
     window_s: float = 120.0  # ... and none older than this
     cooldown_s: float = 15.0  # how long an open breaker skips the deployment
     probes: int = 3  # calls let through while half-open
