@@ -8,7 +8,7 @@ PORT   ?= 8501
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test bench lint format typecheck lock init api clean-venv
+.PHONY: run test bench chaos lint format typecheck lock init api clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ format: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+# Faults injected into a running API (kill, database outage, failing provider); ~8 minutes.
+chaos: $(DEV_STAMP)
+	$(BIN)/python -m bench.chaos
 
 # Maintainers: re-resolve both pinned, hashed lock files from pyproject.toml. Each keeps
 # its pins where it can, and the runtime lock starts from the dev lock's, so it stays a subset

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Organisation-wide per-user limits per minute; unset means unlimited.
     rate_rpm: int | None = None
     rate_tpm: int | None = None
+    # When a provider deployment's circuit breaker opens (core/upstream/breaker.py).
+    breaker_failure_rate: float = Field(default=0.95, gt=0, le=1)
+    breaker_min_calls: int = Field(default=10, ge=1, le=100)
+    breaker_cooldown_s: float = Field(default=15.0, gt=0, le=3600)
     api_max_body_bytes: int = 4 * 1024 * 1024
 
     @classmethod

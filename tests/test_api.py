@@ -38,6 +38,7 @@ from core.settings.routes import RouteOptions
 from core.store import db
 from core.store.tables import RequestRow
 from core.ttlcache import TtlCache
+from core.upstream.breaker import BreakerPolicy
 from tests.conftest import add_user
 from tests.fakes import FakeAnthropic, FakeOpenAI, Hang, Reply, Status
 
@@ -102,7 +103,10 @@ def make_runtime(catalog: Catalog, environ: dict[str, str], **settings: Any) -> 
         cipher=cipher,
         sleep=_no_sleep,
         environ=environ,
-        settings=GatewaySettings(retry=RetryPolicy(base_delay_s=0.0), breaker_threshold=100),
+        settings=GatewaySettings(
+            retry=RetryPolicy(base_delay_s=0.0),
+            breaker=BreakerPolicy(min_calls=1000, window_calls=1000),
+        ),
     )
     return Runtime(cfg, engine, sessions, catalog, cipher, gateway)
 

@@ -129,8 +129,10 @@ def test_second_message_sends_the_whole_history(
 
 
 def test_fallback_answer_carries_a_notice_and_its_attempts(
-    sessions: sessionmaker[Session], app_fakes: AppFakes
+    sessions: sessionmaker[Session], app_fakes: AppFakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Judge the breaker on 3 calls, so one failed message (3 calls) opens it.
+    monkeypatch.setenv("SWITCHBOARD_BREAKER_MIN_CALLS", "3")
     add_user(sessions, "alice")
     org_route(sessions, [GPT, HAIKU])
     app_fakes.openai.script("gpt-4o", *[Status(429, retry_after=0)] * 3)
@@ -138,7 +140,7 @@ def test_fallback_answer_carries_a_notice_and_its_attempts(
     assert at.selectbox(key=state.CHAT_MODEL).value == GPT  # the route's first model
     assert "falls back to claude-3-haiku-20240307" in texts(at)
     send(at, "Hi there, team")
-    send(at, "And a follow-up")  # three failures opened gpt-4o's breaker: skipped at once
+    send(at, "And a follow-up")  # 3 of 3 calls failed: gpt-4o's breaker is open, skipped
 
     answers = [m for m in at.chat_message if m.name == "assistant"]
     first = answers[0]
@@ -150,7 +152,7 @@ def test_fallback_answer_carries_a_notice_and_its_attempts(
     assert attempts.label == "Attempts (4)"
     assert "answered" in attempts.markdown[0].value and "rate limited" in attempts.markdown[0].value
     assert answers[1].info[0].value == (
-        "gpt-4o failed: skipped, circuit open after repeated failures; "
+        "gpt-4o failed: skipped, circuit open: nearly all its recent calls failed; "
         "answered by claude-3-haiku-20240307."
     )
     # The fallback saw the whole conversation.

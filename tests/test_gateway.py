@@ -213,7 +213,7 @@ async def test_burst_of_failures_does_not_become_a_burst_of_retries(rig):
     )
     assert all(isinstance(r, Exception) for r in results)
     calls = rig.openai.count("gpt-4o")
-    # Unbounded retries would be 40 x 3 = 120 calls; the breaker and retry budget cut it down.
+    # Unbounded retries would be 40 x 3 = 120 calls; the breaker cuts them off once it opens.
     assert calls < 60, calls
 
 

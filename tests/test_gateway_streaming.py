@@ -207,23 +207,31 @@ async def test_stopping_the_stream_records_partial_usage(rig):
     assert not isinstance(event, Done)
 
 
-async def test_breaker_opens_then_probes_after_cooldown(rig):
+async def _open_gpt_breaker(rig) -> int:
+    """Fail gpt-4o until its breaker opens; returns the calls it took."""
     rig.openai.configure("gpt-4o", default=Status(500))
-    for _ in range(2):  # 3 calls each (1 + 2 retries): the breaker opens after 3 in a row
+    for _ in range(10):
         await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
+        if [b for b in rig.gateway.breaker_states() if b.state == "open"]:
+            return rig.openai.count("gpt-4o")
+    raise AssertionError("the breaker never opened")
+
+
+async def test_breaker_opens_then_probes_after_cooldown(rig):
+    # 1 call + 2 retries a request: the 10th failed call (min_calls, all failed) opens it.
+    assert await _open_gpt_breaker(rig) == 10
     calls = rig.openai.count("gpt-4o")
     _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
     assert rig.openai.count("gpt-4o") == calls  # skipped at once while open
     assert s.attempts[0].outcome == "skipped-breaker" and s.model == HAIKU
     [state] = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
-    assert state.state == "open"
-    rig.clock.advance(16)  # past the 15 s cooldown: one probe goes through
+    assert (state.state, state.calls, state.failures) == ("open", 10, 10)
+    rig.clock.advance(16)  # past the 15 s cooldown: probes go through
     rig.openai.configure("gpt-4o", default=Reply())
     _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
     assert s.model == GPT and s.status == STATUS_SUCCESS
-    assert all(b.state == "closed" for b in rig.gateway.breaker_states()) or not [
-        b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)
-    ]
+    states = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
+    assert [(b.state, b.calls, b.failures) for b in states] == [("closed", 1, 0)]
 
 
 async def test_ledger_matches_upstream_under_concurrency(rig):
@@ -305,16 +313,13 @@ async def test_stream_broken_after_text_with_nowhere_to_go_is_partial_not_stop(r
 
 
 @pytest.mark.parametrize("probe_succeeds", [True, False])
-async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeeds):
-    rig.openai.configure("gpt-4o", default=Status(500))
-    for _ in range(2):  # 3 failed calls in a row open the breaker; the 2nd request skips it
-        await rig.gateway.complete(rig.request(GPT, fallbacks=(HAIKU,)))
-    opened = rig.openai.count("gpt-4o")
+async def test_after_cooldown_a_burst_sends_a_few_probes(rig, probe_succeeds):
+    opened = await _open_gpt_breaker(rig)
     [state] = [b for b in rig.gateway.breaker_states() if b.deployment.startswith(GPT)]
     assert state.state == "open"
 
     rig.clock.advance(16)  # past the 15 s cooldown
-    # The probe is slow, so the whole burst arrives while it is still in flight.
+    # The probes are slow, so the whole burst arrives while they are still in flight.
     probe = Reply(headers_delay=0.5) if probe_succeeds else Status(500, delay=0.5)
     rig.openai.configure("gpt-4o", default=probe)
     burst = await asyncio.gather(
@@ -323,17 +328,19 @@ async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeed
             for i in range(12)
         )
     )
-    assert rig.openai.count("gpt-4o") == opened + 1  # exactly one probe call, no retries
-    [probe_run] = [s for _, s in burst if s.attempts[0].outcome != "skipped-breaker"]
+    probes = rig.gateway.settings.breaker.probes
+    assert rig.openai.count("gpt-4o") == opened + probes  # a few probes, no retries
+    probe_runs = [s for _, s in burst if s.attempts[0].outcome != "skipped-breaker"]
+    assert len(probe_runs) == probes
     for text, s in burst:
-        if s is not probe_run:  # the rest skip the deployment at once, not queue behind it
+        if s not in probe_runs:  # the rest skip the deployment at once, not queue behind it
             assert s.model == HAIKU and text and len(s.attempts) == 2
 
     after = rig.openai.count("gpt-4o")
     rig.openai.configure("gpt-4o", default=Reply())
     _, s = await collect(rig.gateway, rig.request(GPT, fallbacks=(HAIKU,)))
     if probe_succeeds:
-        assert (probe_run.model, probe_run.status) == (GPT, STATUS_SUCCESS)
+        assert all((p.model, p.status) == (GPT, STATUS_SUCCESS) for p in probe_runs)
         # Closed again: traffic goes back to the primary at once.
         assert (s.model, s.status) == (GPT, STATUS_SUCCESS)
         assert rig.openai.count("gpt-4o") == after + 1
@@ -343,8 +350,8 @@ async def test_after_cooldown_a_burst_sends_exactly_one_probe(rig, probe_succeed
             if b.deployment.startswith(GPT) and b.state != "closed"
         ]
     else:
-        assert probe_run.model == HAIKU and probe_run.attempts[0].outcome == "error"
-        # The failed probe re-opened it for another cooldown: GPT is skipped again.
+        assert all(p.model == HAIKU and p.attempts[0].outcome == "error" for p in probe_runs)
+        # The failed probes re-opened it for another cooldown: GPT is skipped again.
         assert s.model == HAIKU and s.attempts[0].outcome == "skipped-breaker"
         assert rig.openai.count("gpt-4o") == after
 

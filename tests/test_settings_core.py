@@ -36,7 +36,7 @@ def _resolver(rig) -> TargetResolver:
 
 def test_preview_skips_models_without_key_and_with_an_open_breaker(rig):
     sources = {"openai": "own", "anthropic": None}
-    open_breaker = BreakerState(f"{MINI}@own:7", "open", 3, utc_now(), utc_now())
+    open_breaker = BreakerState(f"{MINI}@own:7", "open", 10, 10, utc_now(), utc_now())
     steps, reason = preferences.preview_chain(
         [GPT, HAIKU, MINI, "nope/unknown"],
         RouteOptions(),

@@ -27,7 +27,7 @@ _OUTCOME_WORDS: Final = {
     "timeout": "timed out",
     "cut": "stream cut off",
     "no-key": "no API key",
-    "skipped-breaker": "skipped, circuit open after repeated failures",
+    "skipped-breaker": "skipped, circuit open: nearly all its recent calls failed",
     "skipped-context": "prompt too long for it",
     "refused-budget": "over budget",
     "stopped": "stopped",

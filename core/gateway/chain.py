@@ -21,9 +21,9 @@ from typing import Any
 
 from core.accounts.secrets import redact
 from core.clock import Clock
-from core.errors import BudgetExceeded, ContentRefused
+from core.errors import BudgetExceeded, ContentRefused, InvalidInput
 from core.gateway.continuation import Diverged, PrefillJoin, PrefixMatcher, prefill_messages
-from core.gateway.retry import RetryBudget, RetryPolicy
+from core.gateway.retry import RetryPolicy
 from core.gateway.run import (
     Candidate,
     Run,
@@ -45,12 +45,14 @@ from core.upstream.calls import (
     CONTENT,
     CONTEXT,
     CUT,
+    INVALID,
     REJECTED,
     TIMEOUT,
     TRANSIENT,
     Timeouts,
     Upstream,
     UpstreamError,
+    counts_against_provider,
 )
 
 Reserve = Callable[[Run, Candidate], Awaitable[ReservationHandle]]
@@ -81,6 +83,7 @@ class _Call:
     usage: Usage | None = None
     finish: str | None = None
     error: UpstreamError | None = None
+    stopped: bool = False  # the caller cancelled it: no verdict on the provider
 
 
 class ChainWalker:
@@ -98,7 +101,6 @@ class ChainWalker:
         self._upstream = upstream
         self._breakers = breakers
         self._retry = retry
-        self._retry_budget = RetryBudget()
         self._reserve = reserve
         self._clock = clock
         self._sleep = sleep
@@ -127,18 +129,26 @@ class ChainWalker:
                     )
                     return
                 except UpstreamError as failure:
-                    if run.sent and prefill and failure.kind == REJECTED:
+                    if run.sent and prefill and failure.kind in (REJECTED, INVALID):
                         prefill = False  # it refused the prefix: ask again without it
                         continue
+                    if failure.kind == INVALID:
+                        # The request itself is wrong: no other model or retry would help.
+                        run.error = InvalidInput(
+                            f"{cand.target.model_id} cannot take this request: "
+                            f"{failure.message}. Nothing was sent to any model."
+                        )
+                        return
                     if run.sent:
                         run.cut = run.cut or failure
                         break  # text is out: the next model continues; never retry this one
                     if (
                         failure.kind == TRANSIENT
                         and retries < options.max_retries
-                        # A failed probe re-opens the breaker: fail over, don't retry into it.
+                        # An open breaker is the retry budget: a deployment failing nearly
+                        # every call gets no retries, a partly failing one gets them all.
+                        # Last, as half-open it claims a probe slot the retry then uses.
                         and self._breakers.allow(cand.deployment)
-                        and self._retry_budget.spend(cand.deployment)
                     ):
                         retries += 1
                         await self._sleep(
@@ -165,15 +175,18 @@ class ChainWalker:
         elif window is not None and max(run.context_needed, run.prompt_tokens) > window:
             outcome, reason = "skipped-context", f"prompt needs more than {window} tokens"
         elif not self._breakers.allow(cand.deployment):
-            outcome, reason = "skipped-breaker", "circuit open after repeated failures"
+            outcome, reason = "skipped-breaker", "circuit open: nearly all its recent calls failed"
         else:
             try:
                 run.holds.append(await self._reserve(run, cand))
                 return True
             except BudgetExceeded as exc:
-                self._breakers.release_probe(cand.deployment)
+                self._breakers.release(cand.deployment)
                 outcome, reason = "refused-budget", exc.message
                 run.budget_refusals.append(exc)
+            except BaseException:
+                self._breakers.release(cand.deployment)  # never strand a probe slot
+                raise
         run.attempts.append(
             Attempt(
                 model=target.model_id,
@@ -208,7 +221,6 @@ class ChainWalker:
         secret = cand.key.secret if cand.key else None
         api_key = secret or (PLACEHOLDER_KEY if target.api_base else None)
         timeouts = timeouts_for(run.route)
-        self._retry_budget.earn(cand.deployment)
         try:
             if run.stream:
                 pieces = self._upstream.stream(
@@ -251,7 +263,9 @@ class ChainWalker:
             call.error = exc
             raise
         except asyncio.CancelledError:
-            call.error = UpstreamError(CUT, "the caller stopped the request", error_class="Stopped")
+            # The caller stopped (Chat's Stop button cancels the task): not the provider's
+            # failure. Our own timeouts arrive as UpstreamError, never as a cancellation.
+            call.stopped = run.stopped = True
             raise
         finally:
             self._record_call(run, cand, call)
@@ -273,19 +287,18 @@ class ChainWalker:
             usage = Usage(estimate_prompt_tokens(call.messages), max(1, len(call.text) // 4))
         usage = usage or Usage()
         cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
-        if error is None and not run.stopped:
+        if error is None and not call.stopped and not run.stopped:
             self._breakers.record_success(cand.deployment)
             run.served, run.finish_reason = target, call.finish
             outcome = "ok"
-        elif error is not None and error.kind in (REJECTED, CONTEXT, CONTENT):
-            self._breakers.record_success(cand.deployment)  # it answered: the deployment is up
-            outcome = "error"
-        elif error is not None:
+        elif error is not None and counts_against_provider(error):
             self._breakers.record_failure(cand.deployment)
             outcome = {TIMEOUT: "timeout", CUT: "cut"}.get(error.kind, "error")
         else:
-            self._breakers.release_probe(cand.deployment)
-            outcome = "stopped"
+            # The request's own fault (rejected, too long, refused, invalid) or the
+            # caller's stop: no verdict on the deployment, so no count either way.
+            self._breakers.release(cand.deployment)
+            outcome = "error" if error is not None else "stopped"
         if cand.key and cand.key.key_id is not None:
             event = "auth-failed" if error is not None and error.kind == AUTH else "used"
             run.key_events.append((cand.key.key_id, event))

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,7 +48,7 @@ from core.settings import routes
 from core.settings.targets import TargetResolver
 from core.store import ledger
 from core.store.batch_writer import BatchWriter
-from core.upstream.breaker import Breakers, BreakerState
+from core.upstream.breaker import BreakerPolicy, Breakers, BreakerState
 from core.upstream.calls import Upstream
 from core.upstream.litellm_calls import CompletionFn
 
@@ -56,8 +56,7 @@ from core.upstream.litellm_calls import CompletionFn
 @dataclass(frozen=True)
 class GatewaySettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker_threshold: int = 3
-    breaker_cooldown_s: float = 15.0
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     refresh_s: float = 30.0  # how long endpoints, prices and stats are reused
     # How long per-caller policy (routes, key lookups, limits, which budgets apply) is
     # reused. Another replica's change takes at most this long to apply here.
@@ -102,11 +101,7 @@ class Gateway:
         self.settings = settings or GatewaySettings()
         self._sessions = sessions
         self._clock = clock
-        self.breakers = Breakers(
-            self.settings.breaker_threshold,
-            timedelta(seconds=self.settings.breaker_cooldown_s),
-            clock,
-        )
+        self.breakers = Breakers(self.settings.breaker, clock)
         self._admission = Admission(
             sessions=sessions,
             catalog=catalog,

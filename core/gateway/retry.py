@@ -1,15 +1,16 @@
 """Retry policy for transient upstream errors.
 
-Exponential backoff with full jitter, ``Retry-After`` honoured up to a cap, and a
-retry budget per deployment so a burst of failures never becomes a burst of
-retries: every first attempt earns a fraction of a retry, every retry spends one.
+Exponential backoff with full jitter, and ``Retry-After`` honoured up to a cap. What
+keeps a burst of failures from becoming a burst of retries is the circuit breaker
+(core/upstream/breaker.py): a retry needs it closed, so a deployment failing nearly
+every call gets none, while one that still answers some calls gets every retry a
+client calling it directly would make.
 """
 
 from __future__ import annotations
 
 import random
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -25,26 +26,3 @@ class RetryPolicy:
             return min(retry_after_s, self.retry_after_cap_s)
         ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (retry_number - 1)))
         return rng.uniform(0, ceiling)
-
-
-@dataclass
-class RetryBudget:
-    """Token bucket: ``ratio`` retries earned per first attempt, at most ``capacity`` saved."""
-
-    ratio: float = 0.2
-    capacity: float = 10.0
-    _tokens: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def earn(self, deployment: str) -> None:
-        with self._lock:
-            have = self._tokens.get(deployment, self.capacity)
-            self._tokens[deployment] = min(self.capacity, have + self.ratio)
-
-    def spend(self, deployment: str) -> bool:
-        with self._lock:
-            have = self._tokens.get(deployment, self.capacity)
-            if have < 1:
-                return False
-            self._tokens[deployment] = have - 1
-            return True

@@ -17,6 +17,7 @@ from core.config import Settings, load_settings
 from core.gateway.gateway import Gateway, GatewaySettings
 from core.money.catalog import Catalog, load_catalog
 from core.store import db
+from core.upstream.breaker import BreakerPolicy
 from core.upstream.litellm_calls import CompletionFn
 
 
@@ -33,6 +34,17 @@ class Runtime:
         """Flush the ledger, then release database connections."""
         self.gateway.close()
         self.engine.dispose()
+
+
+def gateway_settings_from(settings: Settings) -> GatewaySettings:
+    breaker = BreakerPolicy(
+        failure_rate=settings.breaker_failure_rate,
+        min_calls=settings.breaker_min_calls,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+    return GatewaySettings(
+        default_rpm=settings.rate_rpm, default_tpm=settings.rate_tpm, breaker=breaker
+    )
 
 
 def build_runtime(
@@ -60,7 +72,6 @@ def build_runtime(
         cipher=cipher,
         completion=completion,
         environ=environ,
-        settings=gateway_settings
-        or GatewaySettings(default_rpm=settings.rate_rpm, default_tpm=settings.rate_tpm),
+        settings=gateway_settings or gateway_settings_from(settings),
     )
     return Runtime(settings, engine, sessions, catalog, cipher, gateway)

@@ -84,8 +84,8 @@ def explain(summary: Summary, provider: str) -> str:
         return f"There is no key for {provider} to test. Add one first."
     if attempt.outcome == "skipped-breaker":
         return (
-            f"{provider} is paused after repeated failures; the test can run again once "
-            "the pause ends (about a quarter of a minute)."
+            f"{provider} is paused: nearly all its recent calls failed. The test can run "
+            "again once the pause ends (15 seconds by default)."
         )
     if attempt.outcome == "refused-budget":
         return f"A budget refused even this tiny call: {attempt.error_message}"

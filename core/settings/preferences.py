@@ -279,7 +279,7 @@ def preview_chain(
         if any(d.startswith(prefix) for d in open_deployments):
             steps.append(
                 PreviewStep(
-                    model, target.provider, None, "skipped: circuit open after repeated failures"
+                    model, target.provider, None, "skipped: circuit open, recent calls failed"
                 )
             )
             continue

@@ -77,14 +77,20 @@ def breaker_words(provider: str, states: Sequence[BreakerState]) -> str:
     opened = [s for s in mine if s.state == "open"]
     if opened:
         until = max(s.retry_at for s in opened if s.retry_at is not None)
+        worst = max(opened, key=lambda s: s.calls)
         return (
-            f"paused: {len(opened)} model(s) failed repeatedly; retried after "
+            f"paused: {len(opened)} model(s) failed {worst.failures} of their last "
+            f"{worst.calls} calls; tested again after "
             f"{until.astimezone().strftime('%H:%M:%S')}"
         )
-    if any(s.state == "half-open" for s in mine):
-        return "recovering: the next call tests it"
-    failing = sum(s.consecutive_failures for s in mine)
-    return f"working ({failing} recent failure(s))" if failing else "working"
+    probing = [s for s in mine if s.state == "half-open"]
+    if probing:
+        answered = sum(s.calls for s in probing)
+        failed = sum(s.failures for s in probing)
+        return f"recovering: a few test calls decide ({failed} of {answered} failed so far)"
+    calls = sum(s.calls for s in mine)
+    failing = sum(s.failures for s in mine)
+    return f"working ({failing} of {calls} recent calls failed)" if failing else "working"
 
 
 def provider_statuses(

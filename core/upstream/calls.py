@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 import ssl
 import time
 from collections.abc import (
@@ -34,11 +35,24 @@ from core.upstream.litellm_calls import CompletionFn, default_completion, openai
 TRANSIENT = "transient"  # retry the same model, then fail over
 TIMEOUT = "timeout"  # fail over, never retry the same model
 AUTH = "auth"  # fail over and mark the key as failing
-REJECTED = "rejected"  # 400/404/422: fail over
+REJECTED = "rejected"  # a 4xx from the provider other than 401/403/408/429: fail over
+INVALID = "invalid"  # the request itself is wrong, found before it left: end the request
 CONTEXT = "context"  # prompt too long for this model: skip to one that fits
 CONTENT = "content"  # provider refused on content policy
 CUT = "cut"  # the stream broke or ended without finishing
 UNTRUSTED = "untrusted"  # TLS certificate not trusted: fail over, never retry
+
+# The provider's own failures: the only kinds its circuit breaker counts. A rejection of
+# the request's content (REJECTED, CONTEXT, CONTENT, INVALID) says nothing about the
+# deployment, and neither does the caller's stop (never an UpstreamError at all).
+PROVIDER_FAILURES = frozenset({TRANSIENT, TIMEOUT, AUTH, CUT, UNTRUSTED})
+
+# Exceptions from these modules mean bytes went over a network: the provider was reached
+# or the connection to it failed.
+_NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "ssl", "h11", "anyio")
+_SDK_MODULES = ("openai", "anthropic")
+_LITELLM_ADVICE = re.compile(r"\s*(To drop these|Received Messages=|Traceback \(most).*", re.S)
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*|\w+Exception\s*-\s*)+")
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,20 @@ class Piece:
     usage: Usage | None = None
 
 
-def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
+def counts_against_provider(error: UpstreamError) -> bool:
+    """Whether this failure is the deployment's own, for its circuit breaker."""
+    return error.kind in PROVIDER_FAILURES
+
+
+def classify(
+    exc: BaseException, secrets: Sequence[str] = (), *, streaming: bool = False
+) -> UpstreamError:
     """Map litellm's (or any OpenAI-style) exception to a kind, by class name and status.
 
-    The message is redacted here, where the key is known: a provider may echo the key
-    back, and everything downstream (errors, ledger, API bodies) takes this text.
+    ``streaming``: the provider's response had begun, so nothing can have been raised
+    before the request left. The message is redacted here, where the key is known: a
+    provider may echo the key back, and everything downstream (errors, ledger, API
+    bodies) takes this text.
     """
     if isinstance(exc, UpstreamError):
         return exc
@@ -105,18 +128,79 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> UpstreamError:
         marker in text for marker in ("content_filter", "content_policy", "content management")
     ):
         kind = CONTENT
+    elif not streaming and _raised_locally(exc):
+        return UpstreamError(INVALID, _invalid_message(exc, text), status=400, error_class=name)
     elif "Timeout" in names and getattr(exc, "litellm_response_headers", None) is not None:
         kind = TRANSIENT  # the upstream answered 408/504; litellm files those under Timeout
     elif "Timeout" in names or isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)):
         kind = TIMEOUT
     elif status in (401, 403):
         kind = AUTH
-    elif status in (400, 404, 422) and "APIConnectionError" not in names:
+    elif (
+        status is not None
+        and 400 <= status < 500
+        and status not in (408, 429)
+        and "APIConnectionError" not in names
+    ):
         kind = REJECTED
     else:
         # Connection errors, 408/429/5xx/529 and anything unrecognised: worth a retry.
         kind = TRANSIENT
     return UpstreamError(kind, text, status=status, retry_after_s=retry_after, error_class=name)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _module(exc: BaseException) -> str:
+    return type(exc).__module__.partition(".")[0]
+
+
+def _raised_locally(exc: BaseException) -> bool:
+    """True when the failure came from building the request, before a byte left.
+
+    litellm translates the request for the provider before sending it, and a request it
+    cannot translate (an unsupported parameter, a content part missing its field) fails
+    there, dressed as a 400 or even as a connection error. Such a failure has no network
+    exception and no provider's HTTP answer anywhere in its chain, and it began as a plain
+    Python error (or litellm's own 400), not as one of litellm's provider error classes.
+    """
+    chain = _causes(exc)
+    if any(type(c).__name__ == "UnsupportedParamsError" for c in chain):
+        return True
+    if getattr(exc, "litellm_response_headers", None) is not None:
+        return False  # the provider answered
+    for link in chain:
+        if isinstance(link, OSError) or _module(link) in _NETWORK_MODULES:
+            return False
+        if _module(link) in _SDK_MODULES:
+            return False  # the provider SDK's own error: it talked to the network
+    root = chain[-1]
+    if _module(root) != "litellm":
+        return True  # KeyError, IndexError, a bare Exception from litellm's translation
+    return getattr(root, "status_code", None) == 400
+
+
+def _invalid_message(exc: BaseException, text: str) -> str:
+    """litellm's complaint, minus its class names, its drop_params advice and its echo of
+    the messages (which may be long, and are the caller's own content)."""
+    root = _causes(exc)[-1]
+    if isinstance(root, KeyError) and root.args:
+        return f"a part of the request is missing its {root.args[0]!r} field"
+    detail = _LITELLM_PREFIX.sub("", _LITELLM_ADVICE.sub("", text)).strip()
+    detail = detail[:400].rstrip(". ") or type(root).__name__
+    if any(type(c).__name__ == "UnsupportedParamsError" for c in _causes(exc)):
+        return f"{detail}. Leave those parameters out, or ask for a model that takes them"
+    return detail
 
 
 def _certificate_refused(exc: BaseException) -> bool:
@@ -328,7 +412,8 @@ class Upstream:
         except UpstreamError:
             raise
         except Exception as exc:
-            raise classify(exc, _secrets(api_key)) from None
+            streaming = response is not None
+            raise classify(exc, _secrets(api_key), streaming=streaming) from None
         finally:
             await _close(response)
 

@@ -411,6 +411,7 @@ class FakeProvider(ABC):
 
         cfg = self._config(model)
         prompt_tokens = self._prompt_tokens(body)
+        record.extra["prompt_tokens"] = prompt_tokens  # what the provider bills for input
         if record.prefill is not None:
             if not cfg.prefill:
                 record.outcome = "prefill_refused"

@@ -241,6 +241,18 @@ class LocalCluster:
             f"PostgreSQL was not ready within {START_TIMEOUT_S:.0f}s; log:\n{self._log_tail()}"
         )
 
+    def stop_server(self) -> None:
+        """Stop the server (fast shutdown) but keep its data, to start again on the same port."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(STOP_TIMEOUT_S)
+
+    def restart_server(self) -> None:
+        """Start the stopped server again on the same port, with the same data."""
+        if not self._launch():
+            raise RuntimeError(f"PostgreSQL did not restart; log:\n{self._log_tail()}")
+
     def _log_tail(self) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
