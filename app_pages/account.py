@@ -6,7 +6,7 @@ from core.accounts import auth, tokens
 from core.clock import utc_now
 from core.errors import SwitchboardError
 from core.money import budgets, spend
-from core.money.budgets import usd
+from core.money.display import usd
 from ui import settings, state
 from ui.resources import services
 from ui.session import current_user
