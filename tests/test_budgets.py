@@ -348,7 +348,7 @@ def test_an_unpriced_model_cannot_run_under_a_hard_budget(sessions, alice):
         )
     assert refused.value.message.startswith(
         "ollama/mystery has no price, so it cannot run under a hard budget "
-        "(your monthly budget). An admin can set a price"
+        "(your monthly budget). An admin can set its price on Admin → Prices"
     )
 
 
