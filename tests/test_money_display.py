@@ -109,3 +109,9 @@ def test_no_data_is_an_empty_state_not_an_axis_from_minus_one() -> None:
     assert charts.rates_over_time(rates.iloc[0:0], spikes) is None
     tokens = pd.DataFrame(columns=["provider", "prompt_tokens", "completion_tokens", "tokens"])
     assert charts.tokens_by_provider(tokens) is None
+
+
+def test_one_day_bars_are_a_day_wide_not_a_hairline() -> None:
+    fig = charts.cost_over_time(_one_day(0.5), "provider", "day")
+    assert fig is not None
+    assert {t.width for t in fig.data} == {86_400_000 * 0.8}

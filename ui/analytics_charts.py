@@ -40,6 +40,8 @@ def cost_over_time(frame: pd.DataFrame, by: str, grain: str) -> go.Figure | None
             marker_color=colours[str(series)],
         )
     fig.update_layout(barmode="stack")
+    # On a date axis Plotly sizes bars from the gap between periods; one period has none.
+    fig.update_traces(width=style.period_ms(grain) * 0.8)
     style.money_axis(fig, list(frame.groupby("period")["cost_usd"].sum()))
     style.time_axis(fig, list(frame["period"]), grain)
     return fig

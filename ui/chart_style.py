@@ -106,6 +106,11 @@ def percent_axis(fig: go.Figure, values: Sequence[float]) -> None:
     )
 
 
+def period_ms(grain: str) -> float:
+    """One period of the time axis in milliseconds, Plotly's unit for date widths."""
+    return (3_600 if grain == "hour" else 86_400) * 1000.0
+
+
 def time_axis(fig: go.Figure, periods: Sequence[pd.Timestamp], grain: str) -> None:
     """Days or hours on the x axis; a single period gets a whole day (or hour) around it."""
     unit = pd.Timedelta(hours=1) if grain == "hour" else pd.Timedelta(days=1)
