@@ -52,7 +52,7 @@ def test_saving_on_admin_keeps_the_tab_it_was_saved_from(sessions):
     add_user(sessions, "root", "admin")
     at = signed_in("root")
     at.query_params["tab"] = "Prices"  # the tab is in the URL, so reloads and links keep it
-    at.switch_page("pages/admin.py").run()
+    at.switch_page("app_pages/admin.py").run()
     assert at.session_state[state.ADMIN_TAB] == "Prices"
     at.text_input(key="price_model").set_value(MINI)
     at.text_input(key="price_in").set_value("0.20")
@@ -69,7 +69,7 @@ def test_saving_on_admin_keeps_the_tab_it_was_saved_from(sessions):
 
 def test_a_refused_new_user_keeps_every_field_and_a_success_clears_them(sessions):
     add_user(sessions, "root", "admin")
-    at = signed_in("root", page="pages/users.py")
+    at = signed_in("root", page="app_pages/users.py")
     typed = {
         "new_username": "dora",
         "new_name": "Dora Explorer",
@@ -105,7 +105,7 @@ def test_preferences_start_from_the_organisation_route_in_force(sessions):
             actor="root",
             now=utc_now(),
         )
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     assert not at.exception
     shown = texts(at)
     assert "No chain yet" not in shown
@@ -117,7 +117,7 @@ def test_preferences_start_from_the_organisation_route_in_force(sessions):
 
 def test_preferences_say_when_no_route_applies(sessions):
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/preferences.py")
+    at = signed_in("mia", page="app_pages/preferences.py")
     assert any("No route applies to you yet" in w.value for w in at.warning)
 
 
@@ -131,7 +131,7 @@ def test_my_account_shows_one_spent_figure(sessions):
     with sessions.begin() as s:
         budgets.set_budget(s, "user", str(user.id), 10_000_000, True, "root", utc_now())
     _spend(sessions, _caller(sessions, "mia"), 2_500_000, "a")
-    at = signed_in("mia", page="pages/account.py")
+    at = signed_in("mia", page="app_pages/account.py")
     assert _metric(at, "Spent this month") == "$2.50"
     assert _metric(at, "Budget left") == "$7.50"  # spent + left = the limit
     shown = texts(at)
@@ -147,7 +147,7 @@ def test_a_budget_at_99_percent_is_not_announced_as_reached_80(sessions):
     _spend(sessions, mia, 9_900_000, "a")
     at = signed_in("mia")
     at.query_params["view"] = "Budgets & alerts"
-    at.switch_page("pages/analytics.py").run()
+    at.switch_page("app_pages/analytics.py").run()
     alerts = [w.value for w in at.warning if "budget" in w.value]
     assert alerts and all("reached 80%" not in a for a in alerts)
     assert any("is at 99% ($9.90 of $10.00" in a and "past the 80% warning" in a for a in alerts)
@@ -178,7 +178,7 @@ def test_unpriced_model_advice_names_admin_prices_for_each_role(sessions, role, 
     )
     at = signed_in("pat")
     at.query_params["view"] = "Budgets & alerts"
-    at.switch_page("pages/analytics.py").run()
+    at.switch_page("app_pages/analytics.py").run()
     shown = texts(at)
     assert advice in shown and "Models page" not in shown
 
@@ -186,12 +186,12 @@ def test_unpriced_model_advice_names_admin_prices_for_each_role(sessions, role, 
 def test_providers_page_offers_ollama_only_with_a_server(sessions, monkeypatch):
     add_user(sessions, "mia", "member")
     monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     [row] = [r for r in at.dataframe[0].value.to_dict("records") if r["Provider"] == "Ollama"]
     assert row["Status"] == "unavailable" and row["Key used"].endswith("no server configured")
     assert "Admin → Endpoints" in row["How to fix"]
     monkeypatch.setenv("OLLAMA_API_BASE", "http://127.0.0.1:11434")
-    at = signed_in("mia", page="pages/providers.py")
+    at = signed_in("mia", page="app_pages/providers.py")
     [row] = [r for r in at.dataframe[0].value.to_dict("records") if r["Provider"] == "Ollama"]
     assert row["Status"] == "available" and row["Key used"] == "no key needed"
 
@@ -205,7 +205,7 @@ def _charts(at) -> list[dict]:
 
 def test_no_data_shows_empty_states_not_broken_axes(sessions):
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", page="pages/analytics.py")
+    at = signed_in("mia", page="app_pages/analytics.py")
     assert not at.exception
     assert _charts(at) == []
     shown = texts(at)
@@ -230,7 +230,7 @@ def test_one_day_of_data_gets_sensible_axes_and_provider_colours(sessions):
             served_model=HAIKU,
         ),
     )
-    at = signed_in("mia", page="pages/analytics.py")
+    at = signed_in("mia", page="app_pages/analytics.py")
     assert _metric(at, "Total cost") == "$41.56"  # no "+ unp…" cut off in the metric
     assert _metric(at, "Unpriced requests") == "1"
     charts = {c["layout"]["title"]["text"]: c for c in _charts(at)}
@@ -248,7 +248,7 @@ def test_one_day_of_data_gets_sensible_axes_and_provider_colours(sessions):
 def test_tables_use_names_people_read(sessions):
     add_user(sessions, "boss", "admin")
     insert(sessions, request_row(utc_now() - timedelta(minutes=5), cost_micros=1_234_567_000))
-    at = signed_in("boss", page="pages/analytics.py")
+    at = signed_in("boss", page="app_pages/analytics.py")
     configs = [json.loads(d.proto.columns) for d in at.dataframe]
     labels = {v.get("label") for cfg in configs for v in cfg.values() if isinstance(v, dict)}
     assert "Unpriced requests" in labels and "unpriced_requests" not in labels
