@@ -34,7 +34,8 @@ from tests.conftest import add_user
 from tests.gateway_support import HAIKU, MINI
 from tests.support.ledger_rows import insert, request_row
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+FIRST_RUN_MS = 120_000
 
 
 def _spend(sessions, user_id: int, micros: int, rid: str) -> None:
@@ -45,6 +46,15 @@ def _spend(sessions, user_id: int, micros: int, rid: str) -> None:
     settle(sessions, handle, {"openai": micros}, now)
 
 
+def _start(page: Page, start_app: Callable[[], str]) -> str:
+    """Start the app and wait out its first run (litellm's import is slow on a busy machine)."""
+    base = start_app()
+    page.goto(base + "/")
+    heading = page.get_by_role("heading", name="Sign in to Switchboard")
+    expect(heading).to_be_visible(timeout=FIRST_RUN_MS)
+    return base
+
+
 def _metric(page: Page, label: str):
     return page.get_by_test_id("stMetric").filter(has_text=label).first
 
@@ -53,7 +63,7 @@ def test_admin_keeps_the_tab_after_a_save_and_the_typed_user(
     page: Page, start_app: Callable[[], str], sessions, artifacts: Path
 ) -> None:
     add_user(sessions, "root", "admin", password=PASSWORD)
-    base = start_app()
+    base = _start(page, start_app)
     sign_in(page, base, "root", PASSWORD)
     open_page(page, "Admin", "admin")
     settled(page)
@@ -114,7 +124,7 @@ def test_manager_sees_team_spend_alerts_and_the_right_price_advice(
     with sessions.begin() as s:
         budgets.set_budget(s, "team", str(ops), 2_000_000, False, "root", utc_now())
     _spend(sessions, wes.id, 1_980_000, "t")
-    base = start_app()
+    base = _start(page, start_app)
     sign_in(page, base, "bea", PASSWORD)
     expect(page.get_by_text("Spend and alerts: team Ops").first).to_be_visible()
     expect(page.get_by_text("team Ops is at 99%").first).to_be_visible()
@@ -175,7 +185,7 @@ def test_member_home_account_preferences_providers_and_one_day_of_charts(
             served_model=HAIKU,
         ),
     )
-    base = start_app()
+    base = _start(page, start_app)
     sign_in(page, base, "mia", PASSWORD)
     expect(page.get_by_text("Your spend this month").first).to_be_visible()
     expect(_metric(page, "Spent this month")).to_contain_text("$19.80")
