@@ -6,7 +6,7 @@ from core.accounts import auth, tokens
 from core.clock import utc_now
 from core.errors import SwitchboardError
 from core.money import budgets, spend
-from core.money.budgets import usd
+from core.money.display import usd
 from ui import settings, state
 from ui.resources import services
 from ui.session import current_user
@@ -26,17 +26,24 @@ st.caption(
 # --- budget and spend ----------------------------------------------------------------
 st.subheader("My budget this month")
 with svc.sessions() as session:
-    mine = budgets.get_budget(session, "user", str(user.id), now)
-    month = spend.spend_this_month(session, user.id, now)
+    month = spend.standing(session, user.id, now)
     team_budgets = (
         budgets.budgets_for_team(session, me.team_id, now)
         if user.is_manager and me.team_id is not None
         else []
     )
     my_tokens = tokens.list_tokens(session, user.username)
+# One spent figure on the card (spend.standing): the budget's count when there is one.
+mine = month.budget
 c1, c2, c3 = st.columns(3)
-c1.metric("Spent this month", usd(month.micros), help="Priced requests only.")
-c2.metric("Requests this month", month.requests)
+c1.metric(
+    "Spent this month",
+    usd(month.spent_micros),
+    help="What your budget counts: priced requests settled this month."
+    if mine
+    else "Priced requests only.",
+)
+c2.metric("Requests this month", f"{month.requests:,}")
 if mine is not None:
     c3.metric(
         "Budget left",
@@ -45,14 +52,14 @@ if mine is not None:
         f"resets {mine.resets_on.isoformat()}",
     )
     held = (
-        f", {usd(mine.reserved_micros)} held by requests in progress"
-        if (mine.reserved_micros)
+        f" · {usd(mine.reserved_micros)} held by requests in progress"
+        if mine.reserved_micros
         else ""
     )
     kind = "hard: requests stop" if mine.hard else "soft: alerts only"
     st.caption(
-        f"Budget {usd(mine.limit_micros)} ({kind}), spent {usd(mine.spent_micros)}"
-        f"{held}; resets on {mine.resets_on.isoformat()}."
+        f"Budget {usd(mine.limit_micros)} a month ({kind}){held} · resets on "
+        f"{mine.resets_on.isoformat()}."
     )
 else:
     c3.metric("Budget", "none set")

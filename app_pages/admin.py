@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import admin_routes, settings
+from ui import admin_routes, settings, state
 from ui.admin_audit import audit_tab
 from ui.admin_data import load_admin
 from ui.admin_endpoints import endpoints_tab
@@ -15,10 +15,14 @@ admin = require_role("admin")
 page = load_admin(services(), admin)
 
 st.title("Admin")
-settings.show_flash()
+# A toast, not a box above the tabs: nothing moves, so the page keeps its scroll position.
+settings.show_flash(toast=True)
 
+# Stateful tabs, bound to ?tab=: a save's rerun (and a reload or a shared link) keeps the tab.
 keys, routes, endpoints, budgets, prices, audit = st.tabs(
-    ["Organisation & team keys", "Routes", "Endpoints", "Budgets", "Prices", "Audit log"]
+    ["Organisation & team keys", "Routes", "Endpoints", "Budgets", "Prices", "Audit log"],
+    key=state.ADMIN_TAB,
+    bind="query-params",
 )
 with keys:
     shared_keys_tab(page)

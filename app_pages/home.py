@@ -1,25 +1,28 @@
-"""Home: who you are, what you can do here, and the state of the catalog."""
+"""Home: your spend this month against your budget, your recent conversations and
+comparisons, the providers you can use; managers and admins also their people's spend
+and alerts."""
 
 import streamlit as st
 
-from ui.resources import catalog
+from core.analytics.scope import scope_for
+from core.clock import utc_now
+from ui import home_panels, settings
+from ui.resources import services
 from ui.session import current_user
 
 user = current_user()
-models = catalog().models()
+svc = services()
+me = settings.caller(svc, user.id)
+now = utc_now()
 
 st.title(f"Hello, {user.display_name}")
 st.caption(f"Role: {user.role}" + (f" · Team: {user.team}" if user.team else ""))
 
-c1, c2, c3 = st.columns(3)
-c1.metric("Chat models in the catalog", len(models))
-c2.metric("Providers", len({m.provider for m in models}))
-c3.metric("Unpriced models", sum(1 for m in models if not m.priced))
-
-st.subheader("What you can do")
-st.page_link(
-    "app_pages/models.py", label="Browse models, prices and capabilities", icon=":material/list:"
-)
-if user.is_admin:
-    st.page_link("app_pages/users.py", label="Manage users and teams", icon=":material/group:")
-st.caption(f"Prices: {catalog().price_version}")
+home_panels.month_panel(svc, user, now)
+if user.is_manager:
+    with svc.sessions() as session:
+        scope = scope_for(session, user)
+    if scope.kind != "user":  # a manager without a team looks after nobody else
+        home_panels.team_panel(scope, now)
+home_panels.recent_panel(svc, me)
+home_panels.health_panel(svc, me, now)

@@ -10,7 +10,7 @@ import streamlit as st
 from core.accounts.auth import caller_for
 from core.clock import utc_now
 from core.compare import leaderboard
-from ui.compare_view import usd
+from core.money.display import usd_or_unpriced as usd
 from ui.resources import services
 from ui.session import current_user
 
@@ -110,7 +110,7 @@ unpriced = [r.model for r in rows if not r.priced]
 if unpriced:
     st.warning(
         f"Unpriced (cost unknown, not $0): {', '.join(unpriced)}. "
-        "An admin can set a price on the Admin page."
+        "An admin can set a price on Admin → Prices."
     )
 
 st.subheader("Quality per dollar")

@@ -18,7 +18,9 @@ svc = services()
 
 st.title("Users")
 settings.show_flash()
-with st.expander("Add a user", expanded=False), st.form("add_user", clear_on_submit=True):
+NEW_USER_FIELDS = ("new_username", "new_name", "new_email", "new_team", "new_role", "new_password")
+# Not clear_on_submit: a refused form keeps what was typed; only a success empties it.
+with st.expander("Add a user", expanded=False), st.form("add_user"):
     c1, c2 = st.columns(2)
     username = c1.text_input("Username", placeholder="lowercase, e.g. bob", key="new_username")
     name = c2.text_input("Display name", key="new_name")
@@ -45,7 +47,9 @@ with st.expander("Add a user", expanded=False), st.form("add_user", clear_on_sub
         except SwitchboardError as exc:
             st.error(exc.message)
         else:
-            st.success(f"Added {created.role} {created.username!r}.")
+            for field in NEW_USER_FIELDS:
+                st.session_state.pop(field, None)  # the next run draws an empty form
+            settings.flash(f"Added {created.role} {created.username!r}.")
 
 with svc.sessions() as session:
     users = auth.list_users(session)

@@ -10,7 +10,7 @@ from core.settings import routes
 from core.store.tables import ORG_OWNER_ID, ApiKey, Budget, Endpoint, PriceOverride, RouteRow, Team
 from tests.conftest import add_user
 from tests.gateway_support import HAIKU, MINI
-from tests.support.pages import signed_in, texts
+from tests.support.pages import notices, signed_in, texts
 
 
 def _admin(sessions, page: str = "app_pages/admin.py"):
@@ -31,7 +31,7 @@ def test_budget_form_refuses_bad_values_and_saves_good_ones(sessions):
     at.text_input(key="budget_limit").set_value("12.50")
     at.toggle(key="budget_hard").set_value(False)
     at.button(key="FormSubmitter:budget-Save budget").click().run()
-    assert any("$12.50 a month (soft)" in s.value for s in at.success)
+    assert any("$12.50 a month (soft)" in s for s in notices(at))
     table = next(d.value for d in at.dataframe if "Held (in progress)" in d.value.columns)
     assert list(table["Limit"]) == ["$12.50"] and list(table["Spent"]) == ["$0.00"]
 
@@ -46,7 +46,7 @@ def test_endpoint_form_refuses_malformed_url_and_duplicate_name(sessions, app_fa
     at.text_input(key="ep_base").set_value(app_fakes.openai.base_url)
     at.text_input(key="ep_models").set_value("gpt-4o-mini, gpt-4o")
     at.button(key="FormSubmitter:endpoint-Save endpoint").click().run()
-    assert any("Saved endpoint 'corp-llm'" in s.value for s in at.success)
+    assert any("Saved endpoint 'corp-llm'" in s for s in notices(at))
     at.selectbox(key="endpoint_pick").set_value("New endpoint").run()
     at.text_input(key="ep_name").set_value("corp-llm")
     at.text_input(key="ep_base").set_value("https://elsewhere.example.com/v1")
@@ -68,7 +68,7 @@ def test_org_key_saved_tested_and_deleted(sessions, app_fakes):
     at.selectbox(key="shared_provider").set_value("anthropic")
     at.text_input(key="shared_secret").set_value("sk-ant-org-key-000055")
     at.button(key="FormSubmitter:add_shared_key-Save key").click().run()
-    assert any("Saved Organisation's anthropic key" in s.value for s in at.success)
+    assert any("Saved Organisation's anthropic key" in s for s in notices(at))
     at.button(key="test_shared").click().run()
     assert any("The key works" in s.value for s in at.success)
     assert app_fakes.anthropic.requests()[-1].key_last4 == "0055"
@@ -159,7 +159,7 @@ def test_routes_tab_sets_org_and_team_routes_with_their_options(sessions):
     at.number_input(key=f"sr_{form}_t_total").set_value(60.0).run()
     at.number_input(key=f"sr_{form}_max_retries").set_value(1).run()
     at.button(key="sr_save").click().run()
-    assert any("Saved the default route for Organisation" in s.value for s in at.success)
+    assert any("Saved the default route for Organisation" in s for s in notices(at))
 
     # Team Red's code route, failing over on content refusals.
     with sessions() as s:
@@ -224,7 +224,7 @@ def test_routes_tab_sets_cost_optimised_weights_and_provider_order(sessions):
     at.multiselect(key=f"sr_{form}_provider_order").set_value(["anthropic", "openai"])
     at.run()
     at.button(key="sr_save").click().run()
-    assert any("Saved the default route for Organisation" in s.value for s in at.success)
+    assert any("Saved the default route for Organisation" in s for s in notices(at))
     table = next(d.value for d in at.dataframe if "Chain" in d.value.columns)
     assert list(table["Options"]) == [
         "cost-optimised order, weights price 0.7, latency 0.3, quality 0, preference 0, "

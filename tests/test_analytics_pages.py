@@ -73,7 +73,7 @@ def test_member_sees_only_their_own_usage(people):
     at = signed_in("alice", PAGE)
     assert not at.exception
     assert metric(at, "Requests") == "3"
-    assert metric(at, "Total cost") == "$0.000333"
+    assert metric(at, "Total cost") == "$0.00033"
     assert "Showing usage for you" in texts(at)
     assert "Cost by user" not in texts(at)
     seen = every_view_text(at)
@@ -88,7 +88,7 @@ def test_member_putting_another_user_in_the_url_still_sees_only_their_own(people
     at.switch_page(PAGE).run()
     assert not at.exception
     assert metric(at, "Requests") == "3"
-    assert metric(at, "Total cost") == "$0.000333"
+    assert metric(at, "Total cost") == "$0.00033"
     assert "the user filter was removed" in texts(at)
     assert "user" not in at.query_params  # the URL now shows what is really applied
     seen = every_view_text(at)
@@ -99,7 +99,7 @@ def test_manager_sees_the_team_and_can_filter_to_a_member(people):
     at = signed_in("bob", PAGE)
     assert not at.exception
     assert metric(at, "Requests") == "5"
-    assert metric(at, "Total cost") == "$0.000777"
+    assert metric(at, "Total cost") == "$0.00078"
     assert "Cost by user" in texts(at)
     assert "carol" not in dataframes_text(at)
     seen = every_view_text(at)
@@ -120,7 +120,7 @@ def test_admin_sees_everything_and_filters_by_task(people):
     at = signed_in("boss", PAGE)
     assert not at.exception
     assert metric(at, "Requests") == "9"
-    assert metric(at, "Total cost") == "$0.002109"
+    assert metric(at, "Total cost") == "$0.0021"
     assert "carol" in dataframes_text(at)
     at.selectbox(key="sb_analytics_f_task").set_value("task-of-bob").run()
     assert metric(at, "Requests") == "2"
@@ -147,7 +147,7 @@ def test_what_if_form_reprices(people):
     at.button(key="FormSubmitter:whatif-Reprice").click().run()
     assert not at.exception
     # 9 requests x (100 in, 50 out) at $0.15/$0.60 per 1M = 9 x 45 micro-dollars.
-    assert any(m.label == "At openai/gpt-4o-mini" and m.value == "$0.000405" for m in at.metric)
+    assert any(m.label == "At openai/gpt-4o-mini" and m.value == "$0.00041" for m in at.metric)
 
 
 def test_every_view_works_on_demo_data(sessions):

@@ -811,7 +811,8 @@ async def test_models_lists_what_the_caller_has_keys_for(api: Api) -> None:
     listed = await ids()
     assert listed[MINI] == "openai"  # env key
     assert listed["corp/m1"] == "corp"  # endpoint model
-    assert any(p == "ollama" for p in listed.values())  # keyless
+    # Ollama needs no key, but with no server configured its models are not callable.
+    assert not any(p == "ollama" for p in listed.values())
     assert not any(p == "anthropic" for p in listed.values())
     with api.runtime.sessions.begin() as s:
         keys.set_key(
@@ -826,6 +827,8 @@ async def test_models_lists_what_the_caller_has_keys_for(api: Api) -> None:
             known_providers=api.runtime.catalog.providers(),
         )
     assert (await ids())[f"anthropic/{HAIKU}"] == "anthropic"
+    api.environ["OLLAMA_API_BASE"] = "http://127.0.0.1:11434"  # the server's environment
+    assert any(p == "ollama" for p in (await ids()).values())
     everything = await ids("?all=true")
     assert len(everything) == len(api.runtime.catalog.models()) + 1
     r = await api.client.get(f"/v1/models/{MINI}", headers=api.auth)
@@ -842,12 +845,17 @@ async def test_one_model_is_403_when_the_caller_could_not_use_it(api: Api) -> No
     assert error["code"] == "model_not_allowed"
     assert "add your own anthropic key on the Providers & keys page" in error["message"]
     r = await api.client.get("/v1/models/ollama/llama3", headers=api.auth)
-    assert r.status_code == 200 and r.json()["owned_by"] == "ollama"  # needs no key
+    assert r.status_code == 403  # needs no key, but there is no server to call
+    assert "No ollama server is configured" in r.json()["error"]["message"]
+    api.environ["OLLAMA_API_BASE"] = "http://127.0.0.1:11434"
+    r = await api.client.get("/v1/models/ollama/llama3", headers=api.auth)
+    assert r.status_code == 200 and r.json()["owned_by"] == "ollama"
 
 
 async def test_models_follow_the_profiles_keys_choice(api: Api) -> None:
     # The environment's OpenAI key is shared, not the caller's own: a profile that
     # allows only the caller's own keys sees no OpenAI model, as its chats would.
+    api.environ["OLLAMA_API_BASE"] = "http://127.0.0.1:11434"  # keyless, with a server
     with api.runtime.sessions.begin() as s:
         profiles.create_profile(
             s, user_id=api.user_id, name="Personal", keys_choice="own", actor="t", now=utc_now()

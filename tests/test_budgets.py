@@ -98,7 +98,8 @@ def test_set_get_and_list_budgets(sessions, alice):
         with pytest.raises(InvalidInput, match="scope"):
             set_budget(s, "org", "0", 1, True, "admin", NOW)
     assert usd(5_000_000) == "$5.00" and usd(1_250_500_000) == "$1,250.50"
-    assert usd(1_234) == "$0.001234"
+    assert usd(1_234) == "$0.0012" and usd(7_312) == "$0.0073"  # two digits under a cent
+    assert usd(9_999) == "$0.01" and usd(-500_000) == "-$0.50" and usd(0) == "$0.00"
 
 
 def test_hard_budget_refuses_with_a_message_a_person_can_act_on(sessions, alice):
@@ -202,8 +203,16 @@ def test_soft_budget_allows_overspend_but_alerts_at_80_and_100_percent_once(sess
     with sessions() as s:
         message = s.scalar(select(Alert.message).where(Alert.kind == "budget-100"))
     assert message == (
-        "The soft monthly budget of user alice has reached 100%: $1.50 of $1.00 in 2025-03."
+        "The soft monthly budget of user alice is at 150% ($1.50 of $1.00 in 2025-03): "
+        "over the limit (a soft budget only alerts)."
     )  # when it crossed, not later
+    with sessions() as s:
+        message = s.scalar(select(Alert.message).where(Alert.kind == "budget-80"))
+    # It crossed 80% at 85%: the alert says where the budget stood, not "reached 80%".
+    assert message == (
+        "The soft monthly budget of user alice is at 85% ($0.85 of $1.00 in 2025-03): "
+        "past the 80% warning."
+    )
     april = datetime(2025, 4, 2, tzinfo=UTC)  # a new period alerts again
     spend(sessions, alice, 900_000, at=april, rid="f")
     assert ("budget-80", subject, "2025-04") in alerts(sessions)
@@ -339,7 +348,7 @@ def test_an_unpriced_model_cannot_run_under_a_hard_budget(sessions, alice):
         )
     assert refused.value.message.startswith(
         "ollama/mystery has no price, so it cannot run under a hard budget "
-        "(your monthly budget). An admin can set a price"
+        "(your monthly budget). An admin can set its price on Admin → Prices"
     )
 
 

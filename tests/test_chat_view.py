@@ -31,7 +31,7 @@ FALLBACK = {
 
 def test_badge_names_model_tokens_cost_and_speed() -> None:
     assert view.badge(FALLBACK) == (
-        "claude-3-5-haiku-20241022 · 1,200 in / 340 out · $0.00231 · 1,820 ms · first token 410 ms"
+        "claude-3-5-haiku-20241022 · 1,200 in / 340 out · $0.0023 · 1,820 ms · first token 410 ms"
     )
     unpriced = {**FALLBACK, "cost_micros": None, "ttft_ms": None}
     assert "unpriced" in view.badge(unpriced) and "$0" not in view.badge(unpriced)
@@ -88,7 +88,7 @@ def test_error_advice_is_one_actionable_message_per_kind() -> None:
 def test_estimate_caption_and_confirmation() -> None:
     est = CostEstimate(prompt_tokens=1234, low_micros=150, high_micros=98_000)
     assert view.estimate_caption(est, 4_990_000) == (
-        "Next message: about $0.00015–$0.098 (1,234 prompt tokens so far) · "
+        "Next message: about $0.00015–$0.10 (1,234 prompt tokens so far) · "
         "$4.99 left in your budget"
     )
     unknown = CostEstimate(10, None, None, ("custom/llama",))

@@ -10,7 +10,7 @@ import streamlit as st
 from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.money import budgets, pricing, spend
-from core.money.budgets import usd
+from core.money.display import usd
 from core.request import MICROS_PER_USD
 from ui import settings
 from ui.admin_data import AdminData, parse_usd

@@ -5,16 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analytics.figures import KeyFigures, change
-from core.money.budgets import usd
+from core.money.display import usd
 
 
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
-
-
-def money(micros: int) -> str:
-    """Cents from a dollar up (a metric has little room); every digit below that."""
-    return f"${micros / 1_000_000:,.2f}" if micros >= 1_000_000 else usd(micros)
 
 
 def _ms(value: float | None) -> str:
@@ -36,9 +31,8 @@ def _pts(now_value: float | None, before: float | None) -> str | None:
 
 def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
     """Draw the metrics in three rows, with a caption on how to read them."""
-    cost = money(cur.cost_micros)
-    if cur.unpriced_requests:
-        cost += " + unpriced"
+    # The value stays short (a metric cuts long text); unpriced requests get their own note.
+    cost = usd(cur.cost_micros)
     rows: list[list[tuple[str, str, str | None, str]]] = [
         [
             ("Total cost", cost, _rel(cur.cost_micros, prev.cost_micros), "inverse"),
@@ -70,6 +64,12 @@ def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
                 "inverse",
             ),
             ("Error rate", _pct(cur.error_rate), _pts(cur.error_rate, prev.error_rate), "inverse"),
+            # In the row's free fourth column: the requests "Total cost" cannot include.
+            *(
+                [("Unpriced requests", f"{cur.unpriced_requests:,}", None, "off")]
+                if cur.unpriced_requests
+                else []
+            ),
         ],
         [
             (

@@ -18,10 +18,12 @@ from core.analytics.filters import Filters
 from core.analytics.scope import Scope
 from core.clock import utc_now
 from core.errors import SwitchboardError
-from core.money.budgets import usd
+from core.money.display import percent_text, usd
 from core.money.pricing import load_price_book
 from ui import analytics_charts as charts
 from ui import analytics_data as data
+from ui import analytics_tables as tables
+from ui import chart_style as style
 from ui import state
 from ui.resources import Services
 
@@ -40,20 +42,36 @@ def overview(scope: Scope, filters: Filters) -> None:
         help=None if hourly_ok else "Hourly is available for up to 14 days.",
     )
     grain: Literal["day", "hour"] = "hour" if hourly_ok and interval == "hour" else "day"
-    c1.plotly_chart(
+    style.draw(
+        c1,
         charts.cost_over_time(data.cost_over_time(scope, filters, by, grain), by, grain),
         key="chart_cost_time",
+        title=f"Cost per {grain}, by {by}",
+        empty="No priced requests in this period, so there is no cost to chart yet.",
     )
     c1, c2 = st.columns(2)
-    c1.plotly_chart(
-        charts.tokens_by_provider(data.tokens_by_provider(scope, filters)), key="chart_tokens"
+    style.draw(
+        c1,
+        charts.tokens_by_provider(data.tokens_by_provider(scope, filters)),
+        key="chart_tokens",
+        title="Tokens by provider",
+        empty="No tokens were used in this period.",
     )
-    c2.plotly_chart(
-        charts.cost_bar(data.cost_by(scope, filters, "task"), "Cost by task (USD)"),
+    style.draw(
+        c2,
+        charts.cost_bar(data.cost_by(scope, filters, "task"), "Cost by task"),
         key="chart_task",
+        title="Cost by task",
+        empty="No priced requests in this period.",
     )
     day_rates, spikes = data.rates(scope, filters)
-    st.plotly_chart(charts.rates_over_time(day_rates, spikes), key="chart_rates")
+    style.draw(
+        st.container(),
+        charts.rates_over_time(day_rates, spikes),
+        key="chart_rates",
+        title="Fallback and error rate per day",
+        empty="No requests in this period, so there are no rates to chart.",
+    )
     if not spikes.empty:
         st.caption(
             "Marked: "
@@ -67,53 +85,31 @@ def overview(scope: Scope, filters: Filters) -> None:
         st.subheader("Cost by user")
         by_user = data.cost_by(scope, filters, "user")
         c1, c2 = st.columns([1, 1])
-        c1.plotly_chart(charts.cost_bar(by_user, "Cost by user (USD, top 20)"), key="chart_users")
-        c2.dataframe(
-            by_user.drop(columns=["cost_micros"]),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "name": "User",
-                "cost_usd": st.column_config.NumberColumn("Cost", format="$%.4f"),
-                "unpriced_requests": "Unpriced requests",
-            },
+        style.draw(
+            c1,
+            charts.cost_bar(by_user, "Cost by user (top 20)"),
+            key="chart_users",
+            title="Cost by user",
+            empty="Nobody in scope spent money in this period.",
         )
+        with c2:
+            tables.cost_table(by_user, "User")
         if scope.kind == "all":
-            by_team = data.cost_by(scope, filters, "team")
-            st.dataframe(
-                by_team.drop(columns=["cost_micros"]),
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    "name": "Team",
-                    "cost_usd": st.column_config.NumberColumn("Cost", format="$%.4f"),
-                },
-            )
+            st.subheader("Cost by team")
+            tables.cost_table(data.cost_by(scope, filters, "team"), "Team")
 
 
 def models(scope: Scope, filters: Filters) -> None:
     """Latency distribution and one row of performance figures per model."""
-    st.plotly_chart(
-        charts.latency_distribution(data.latency_histograms(scope, filters)), key="chart_latency"
+    style.draw(
+        st.container(),
+        charts.latency_distribution(data.latency_histograms(scope, filters)),
+        key="chart_latency",
+        title="Latency of successful requests, per model",
+        empty="No successful requests in this period, so there is no latency to chart.",
     )
     st.subheader("Model performance")
-    perf = data.model_performance(scope, filters)
-    st.dataframe(
-        perf,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "success_rate": st.column_config.NumberColumn("Success", format="percent"),
-            "avg_latency_ms": st.column_config.NumberColumn("Avg latency (ms)", format="%.0f"),
-            "p95_latency_ms": st.column_config.NumberColumn("P95 latency (ms)", format="%.0f"),
-            "avg_ttft_ms": st.column_config.NumberColumn("Avg first token (ms)", format="%.0f"),
-            "cost_per_1k_usd": st.column_config.NumberColumn("$ / 1K tokens", format="$%.5f"),
-            "rating": st.column_config.NumberColumn("Avg rating", format="%.2f"),
-            "sample_size": st.column_config.NumberColumn(
-                "Sample size", help="Successful requests the latency figures rest on"
-            ),
-        },
-    )
+    tables.performance_table(data.model_performance(scope, filters))
 
 
 def budgets_and_alerts(
@@ -144,7 +140,7 @@ def budgets_and_alerts(
                         else "soft (alerts only)",
                         "Spent": usd(fc.budget.spent_micros),
                         "Limit": usd(fc.budget.limit_micros),
-                        "Used": f"{fc.percent:.0f}%",
+                        "Used": percent_text(fc.percent / 100),
                         "Projected month-end": usd(fc.projected_micros),
                         "Runs out": fc.run_out_day.isoformat()
                         if fc.run_out_day
@@ -159,7 +155,8 @@ def budgets_and_alerts(
         labels = [fc.label for fc, _ in plans]
         chosen = st.selectbox("Burn-down for", labels)
         fc, frame = plans[labels.index(chosen)]
-        st.progress(min(1.0, fc.percent / 100), text=f"{fc.percent:.0f}% of the limit used")
+        used = percent_text(fc.percent / 100)
+        st.progress(min(1.0, fc.percent / 100), text=f"{used} of the limit used")
         st.plotly_chart(charts.burn_down(fc, frame, now), key="chart_burn")
 
     if user.is_admin:
@@ -275,24 +272,7 @@ def request_list(svc: Services, scope: Scope, filters: Filters) -> None:
     cursors: list[Any] = st.session_state.setdefault(state.ANALYTICS_CURSORS, [None])
     with svc.sessions() as session:
         page = recent.recent_requests(session, filters, scope, before=cursors[-1])
-    shown = page.rows.assign(
-        cost=[usd(int(c)) if pd.notna(c) else "unpriced" for c in page.rows["cost_micros"]]
-    ).drop(columns=["cost_micros"])
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "at": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "id": "Request",
-            "username": "User",
-            "requested_model": "Requested",
-            "served_model": "Served",
-            "prompt_tokens": "In",
-            "completion_tokens": "Out",
-            "latency_ms": "Latency (ms)",
-        },
-    )
+    tables.requests_table(page.rows)
     c1, c2, c3 = st.columns([1, 1, 4])
     if c1.button("Newer", disabled=len(cursors) == 1):
         cursors.pop()
@@ -309,11 +289,7 @@ def request_list(svc: Services, scope: Scope, filters: Filters) -> None:
             with svc.sessions() as session:
                 tries = recent.attempts_of(session, chosen_id, scope)
             if tries:
-                st.dataframe(
-                    pd.DataFrame(tries).drop(columns=["id", "request_id"]),
-                    hide_index=True,
-                    width="stretch",
-                )
+                tables.attempts_table(tries)
             else:
                 st.caption("This request made no upstream call (refused before any attempt).")
 

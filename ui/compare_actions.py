@@ -25,9 +25,10 @@ from core.compare.rounds import (
     run_round,
 )
 from core.errors import SwitchboardError
+from core.money.display import usd_or_unpriced as usd
 from core.request import Caller
 from ui import state
-from ui.compare_view import stream_round, usd
+from ui.compare_view import stream_round
 from ui.resources import Services
 from ui.session import active_profile
 

@@ -10,10 +10,11 @@ import streamlit as st
 from core.clock import utc_now
 from core.compare import comparisons, export
 from core.compare.comparisons import SessionView
+from core.money.display import usd_or_unpriced as usd
 from core.request import Caller
 from ui import compare_actions as actions
 from ui import state
-from ui.compare_view import draw_round, usd
+from ui.compare_view import draw_round
 from ui.resources import Services
 
 

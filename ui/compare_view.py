@@ -11,19 +11,14 @@ from core.compare.comparisons import AnswerView, RoundView
 from core.compare.rounds import AnswerData, Column, RoundCollector
 from core.gateway.sync_bridge import SyncGateway
 from core.money.catalog import Catalog
-from core.request import ChatRequest, micros_to_usd
+from core.money.display import price_per_1m
+from core.money.display import usd_or_unpriced as usd
+from core.request import ChatRequest
 from ui import state
 
 UPDATE_EVERY_S = 0.05  # per column: often enough to look live, rare enough to stay cheap
 CHOICE_TIE = "Tie"
 CHOICE_ALL_BAD = "All bad"
-
-
-def usd(micros: int | None, priced: bool = True) -> str:
-    if micros is None or not priced:
-        return "unpriced"
-    value = micros_to_usd(micros)
-    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.6f}"
 
 
 def model_label(catalog: Catalog) -> Callable[[str], str]:
@@ -36,8 +31,8 @@ def model_label(catalog: Catalog) -> Callable[[str], str]:
         if not info.priced:
             return f"{model_id} · unpriced"
         return (
-            f"{model_id} · {info.cost_tier} · ${info.input_price:.2f} in / "
-            f"${info.output_price:.2f} out per 1M"
+            f"{model_id} · {info.cost_tier} · {price_per_1m(info.input_price)} in / "
+            f"{price_per_1m(info.output_price)} out per 1M"
         )
 
     return label

@@ -7,7 +7,8 @@ import streamlit as st
 from core.clock import utc_now
 from core.errors import SwitchboardError
 from core.settings import preferences
-from core.settings.routes import MAX_CHAIN, RouteOptions
+from core.settings.preferences import RouteSetting
+from core.settings.routes import MAX_CHAIN, ROUTE_SOURCE_WORDS, RouteOptions
 from ui import route_fields, settings, state
 from ui.preferences_data import PreferencesData
 
@@ -17,7 +18,22 @@ def default_model_section(page: PreferencesData) -> list[str] | None:
     svc, user, profile, resolver = page.svc, page.user, page.profile, page.resolver
     cat, label, with_keys = svc.catalog, page.label, page.with_keys
     default = page.saved.get("")
+    in_force = page.in_force
     st.subheader("Default model")
+    if default is None and in_force is not None:
+        st.info(
+            f"You have no default model of your own{' in this profile' if profile else ''}. "
+            f"Today your requests use {ROUTE_SOURCE_WORDS[in_force.source]}: "
+            f"{' → '.join(in_force.chain)}. The pickers below start from it; saving here "
+            "makes a route of your own."
+        )
+    elif default is None:
+        st.warning(
+            "No route applies to you yet, so a request that names no model is refused. "
+            "Pick a default model and save it."
+        )
+    # Start from what is in force today, never from the alphabetically first model.
+    start = default.default_model if default else (in_force.chain[0] if in_force else None)
     c1, c2 = st.columns([2, 1])
     query = c1.text_input("Search models", key="model_search", placeholder="e.g. haiku, gpt-4o")
     only_keys = c2.toggle("Only providers I have keys for", value=bool(with_keys), key="only_keys")
@@ -26,12 +42,12 @@ def default_model_section(page: PreferencesData) -> list[str] | None:
         cat.models(), resolver.endpoint_models(), providers=allowed, query=query
     )
 
-    if default and default.default_model not in options:
-        options = [default.default_model, *options]
+    if start and start not in options and not query:
+        options = [start, *options]
     if not options:
         st.info("No model matches. Clear the search, or turn off the provider filter.")
     else:
-        index = options.index(default.default_model) if default else 0
+        index = options.index(start) if start in options else 0
         picked = st.selectbox(
             "Default model (grouped by provider; type to search)",
             options,
@@ -66,17 +82,20 @@ def fallback_chain_section(page: PreferencesData, allowed: list[str] | None) -> 
     """Edit the chain as a draft (reorder, add, remove), preview it, then save or discard."""
     svc, user, profile, resolver = page.svc, page.user, page.profile, page.resolver
     cat, label, gw = svc.catalog, page.label, svc.runtime.gateway
-    default = page.saved.get("")
+    # Nothing saved here yet: start from the route in force (team's, organisation's, ...).
+    base = page.saved.get("") or page.in_force
     st.subheader("Fallback chain")
     draft_key = f"{profile.name if profile else ''}"
     drafts = st.session_state.setdefault(state.CHAIN_DRAFT, {})
     if draft_key not in drafts:
-        drafts[draft_key] = list(default.models) if default else []
+        drafts[draft_key] = (
+            list(base.models if isinstance(base, RouteSetting) else base.chain) if base else []
+        )
     draft: list[str] = drafts[draft_key]
-    opts = default.options if default else RouteOptions()
+    opts = base.options if base else RouteOptions()
 
     if not draft:
-        st.info("No chain yet. Save a default model above, or add models here.")
+        st.info("No chain applies to you yet. Save a default model above, or add models here.")
     for i, model in enumerate(draft):
         c1, c2, c3, c4 = st.columns([6, 1, 1, 1])
         c1.markdown(f"{i + 1}. {label(model)}")

@@ -13,6 +13,7 @@ from decimal import Decimal
 import streamlit as st
 
 from core.money.catalog import Catalog, ModelInfo
+from core.money.display import price_per_1m
 
 _TIER_COLOURS = {
     "free": "green",
@@ -31,13 +32,7 @@ _CAPABILITIES = (
 
 def price_text(value: Decimal | None) -> str:
     """Dollars per 1M tokens: $2.50, $0.60, $0.075; '?' when unknown."""
-    if value is None:
-        return "?"
-    exact = value.normalize()
-    exponent = exact.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:  # keep every digit of a sub-cent price
-        return f"${exact:f}"
-    return f"${value.quantize(Decimal('0.01'))}"
+    return price_per_1m(value)
 
 
 def option_label(model_id: str, info: ModelInfo | None) -> str:

@@ -12,11 +12,12 @@ from core.clock import utc_now
 from core.compare import recommend
 from core.compare.recommend import TeamRatings
 from core.request import Caller
-from core.settings import endpoints, preferences, profiles, provider_status
+from core.settings import endpoints, preferences, profiles, provider_status, routes
 from core.settings.endpoints import EndpointInfo
 from core.settings.preferences import RouteSetting
 from core.settings.profiles import ProfileInfo
 from core.settings.provider_status import ProviderStatus
+from core.settings.routes import ResolvedRoute
 from core.settings.targets import TargetResolver
 from core.store import ledger
 from core.store.ledger import ModelStats
@@ -37,6 +38,7 @@ class PreferencesData:
     stats: dict[str, ModelStats]
     ratings: TeamRatings
     resolver: TargetResolver
+    in_force: ResolvedRoute | None  # the default route that applies today, wherever it is set
 
     # Derived once per run: the sections read them several times.
     @cached_property
@@ -88,4 +90,5 @@ def load_preferences(svc: Services, user: UserInfo) -> PreferencesData:
             stats=ledger.recent_stats(session, utc_now() - timedelta(days=7)),
             ratings=recommend.team_ratings(session, me.team_id),
             resolver=gw.resolver(),
+            in_force=routes.default_route(session, me, profile.name if profile else None),
         )

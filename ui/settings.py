@@ -99,7 +99,11 @@ def flash(message: str) -> None:
     st.rerun()
 
 
-def show_flash() -> None:
+def show_flash(*, toast: bool = False) -> None:
+    """The message a save left; ``toast`` floats it, so the page layout does not move."""
     message = st.session_state.pop(state.FLASH, None)
     if isinstance(message, str):
-        st.success(message)
+        if toast:
+            st.toast(message, icon=":material/check_circle:")
+        else:
+            st.success(message)

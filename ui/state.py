@@ -16,6 +16,7 @@ KEY_TEST_RESULT = "sb_key_test_result"  # provider -> last Test outcome on this 
 CONFIRM_DELETE = "sb_confirm_delete"  # what a destructive button is waiting to confirm
 CHAIN_DRAFT = "sb_chain_draft"  # the fallback chain being edited, before it is saved
 FLASH = "sb_flash"  # a success message carried over the rerun that follows a save
+ADMIN_TAB = "tab"  # the Admin page's open tab; also its URL parameter (?tab=Prices)
 
 # Compare page (issue 6). Widget keys too, so tests and callbacks share one spelling.
 COMPARE_SESSION = "sb_compare_session"  # id of the open comparison session

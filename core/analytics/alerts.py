@@ -20,7 +20,7 @@ from core.analytics.budgets_forecast import budgets_in_scope, forecast
 from core.analytics.figures import ERROR_STATUSES, status_sum
 from core.analytics.filters import Filters, request_model, request_terms, rollup_terms
 from core.analytics.scope import Scope
-from core.money.budgets import usd
+from core.money import budgets
 from core.request import STATUS_NO_KEY
 from core.store.tables import PreferenceRefusal, RequestRow, User, usage_daily
 
@@ -165,7 +165,6 @@ def _budget_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertI
         fc = forecast(budget, now)
         if fc.reached is None:
             continue
-        kind = "hard" if budget.hard else "soft"
         out.append(
             AlertItem(
                 f"budget-{fc.reached}",
@@ -173,8 +172,7 @@ def _budget_alerts(session: Session, scope: Scope, now: datetime) -> list[AlertI
                 budget.period,
                 now,
                 "error" if fc.reached >= 100 else "warning",
-                f"The {kind} monthly budget of {budget.label} has reached {fc.reached}%: "
-                f"{usd(budget.spent_micros)} of {usd(budget.limit_micros)} in {budget.period}.",
+                budgets.alert_message(budget, fc.reached),
                 _budget_link(now, budget.scope, budget.scope_key),
             )
         )
@@ -247,6 +245,12 @@ def _unpriced_alerts(session: Session, scope: Scope, now: datetime) -> list[Aler
         )
         .group_by(model)
     ).all()
+    # Prices are admin-only (Admin > Prices): tell each role what it can actually do.
+    fix = (
+        "Set its price on Admin → Prices."
+        if scope.kind == "all"
+        else "Ask an admin to set its price (Admin → Prices)."
+    )
     return [
         AlertItem(
             "unpriced-model",
@@ -255,7 +259,7 @@ def _unpriced_alerts(session: Session, scope: Scope, now: datetime) -> list[Aler
             now,
             "warning",
             f"{m} answered {n} request(s) in the last day without a price, so their cost is "
-            "unknown. Set a price override on the Models page.",
+            f"unknown. {fix}",
             _link(now, model=m),
         )
         for m, n in rows

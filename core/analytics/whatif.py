@@ -94,7 +94,7 @@ def what_if(
     if price is None:
         raise InvalidInput(
             f"{target} has no known price, so nothing can be repriced at it. "
-            "Pick a priced model or set a price override first."
+            "Pick a priced model, or have an admin set its price on Admin → Prices."
         )
     info = book.catalog.get(target)
     window = info.context_window if info else None

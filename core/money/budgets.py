@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Final
 
 from sqlalchemy import select
@@ -20,7 +19,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
-from core.request import Caller, micros_to_usd
+from core.money.display import percent_text
+from core.money.display import usd as usd  # re-exported: older callers import it from here
+from core.request import Caller
 from core.store import audit
 from core.store.tables import Alert, Budget, Team, User
 
@@ -53,13 +54,6 @@ def period_of(now: datetime) -> str:
 def reset_date(period: str) -> date:
     year, month = (int(part) for part in period.split("-"))
     return date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-
-
-def usd(micros: int) -> str:
-    """Dollars for people: "$5.00", "$1,250.50", and every digit when cents would lie."""
-    amount = micros_to_usd(micros)
-    cents = amount.quantize(Decimal("0.01"))
-    return f"${cents:,}" if cents == amount else f"${amount.normalize():,f}"
 
 
 def _labels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -177,6 +171,25 @@ def set_budget(
     return info
 
 
+def alert_message(budget: BudgetInfo, threshold: int) -> str:
+    """A budget alert in words: where the budget stands now, and which threshold it passed.
+
+    The figure said is the spend itself ("at 99%"), so a budget far past a threshold
+    never reads as if it had just reached it.
+    """
+    kind = "hard" if budget.hard else "soft"
+    spent, limit = budget.spent_micros, budget.limit_micros
+    where = f"{usd(spent)} of {usd(limit)} in {budget.period}"
+    level = percent_text(spent / limit) if limit else "over its limit"
+    if threshold < 100:
+        tail = f"past the {threshold}% warning"
+    elif budget.hard:
+        tail = "requests that would spend more are refused"
+    else:
+        tail = "over the limit (a soft budget only alerts)"
+    return f"The {kind} monthly budget of {budget.label} is at {level} ({where}): {tail}."
+
+
 def record_alert(session: Session, budget: BudgetInfo, percent: int, now: datetime) -> None:
     """Insert the alert unless this budget already has it for this period."""
     values = {
@@ -184,9 +197,7 @@ def record_alert(session: Session, budget: BudgetInfo, percent: int, now: dateti
         "kind": f"budget-{percent}",
         "period": budget.period,
         "subject": f"{budget.scope}:{budget.scope_key}",
-        "message": f"The {'hard' if budget.hard else 'soft'} monthly budget of {budget.label} "
-        f"has reached {percent}%: {usd(budget.spent_micros)} of "
-        f"{usd(budget.limit_micros)} in {budget.period}.",
+        "message": alert_message(budget, percent),
         "details": {
             "limit_micros": budget.limit_micros,
             "spent_micros": budget.spent_micros,

@@ -165,8 +165,8 @@ def reserve(
                 names = ", ".join(unpriced_models) or "A candidate model"
                 raise BudgetExceeded(
                     f"{names} has no price, so it cannot run under a hard budget "
-                    f"({_describe(session, row, caller)}). An admin can set a price for it, "
-                    "or choose a priced model."
+                    f"({_describe(session, row, caller)}). An admin can set its price on "
+                    "Admin → Prices, or choose a priced model."
                 )
         holds: list[Reservation] = []
         for row, amount in wanted:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from core.money import budgets
+from core.money.budgets import BudgetInfo
 from core.store.tables import RequestRow
 
 
@@ -39,6 +41,37 @@ def spend_this_month(session: Session, user_id: int, now: datetime) -> MonthSpen
         ).where(RequestRow.user_id == user_id, RequestRow.at >= month_start(now))
     ).one()
     return MonthSpend(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One person's month: one spent figure, whichever way it is shown.
+
+    With a budget, the spent figure is the budget's own count (what its limit is held
+    against), so "spent" and "left" always add up; without one, the ledger's.
+    """
+
+    spent_micros: int
+    requests: int
+    unpriced_requests: int
+    budget: BudgetInfo | None
+
+    @property
+    def share_used(self) -> float | None:
+        """Spent (plus holds in progress) over the limit; None without a budget."""
+        if self.budget is None:
+            return None
+        used = self.budget.spent_micros + self.budget.reserved_micros
+        if not self.budget.limit_micros:
+            return float("inf") if used else 0.0
+        return used / self.budget.limit_micros
+
+
+def standing(session: Session, user_id: int, now: datetime) -> Standing:
+    month = spend_this_month(session, user_id, now)
+    mine = budgets.get_budget(session, "user", str(user_id), now)
+    spent = mine.spent_micros if mine is not None else month.micros
+    return Standing(spent, month.requests, month.unpriced_requests, mine)
 
 
 def unpriced_in_use(session: Session, since: datetime) -> list[UnpricedModel]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from core.money.catalog import (
     REQUIRED_PROVIDERS,
 )
 from core.request import Caller
+from core.settings import local_servers
 from core.settings.endpoints import EndpointInfo
 from core.settings.targets import KEYLESS_PROVIDERS
 from core.upstream.breaker import BreakerState
@@ -43,20 +44,25 @@ class ProviderStatus:
     key_url: str | None
     env_var: str | None
     last_auth_failure_at: datetime | None
+    server_ready: bool = True  # False: a local server (ollama) with none configured or seen
 
     @property
     def available(self) -> bool:
-        return self.key_source is not None or not self.key_required
+        return self.server_ready and (self.key_source is not None or not self.key_required)
 
     @property
     def key_words(self) -> str:
         if self.key_source is not None:
             return f"{SOURCE_WORDS[self.key_source]} ({self.masked})"
-        return "no key needed" if not self.key_required else "none"
+        if not self.key_required:
+            return "no key needed" if self.server_ready else "no key needed; no server configured"
+        return "none"
 
     @property
     def fix(self) -> str | None:
         """How to make an unavailable provider usable, in plain words."""
+        if not self.server_ready:
+            return local_servers.server_words(self.provider)
         if self.available:
             if self.last_auth_failure_at is not None:
                 return "The key was last refused by the provider; replace it or test it again."
@@ -102,8 +108,14 @@ def provider_statuses(
     environ: Mapping[str, str],
     breakers: Sequence[BreakerState],
     sources: Sequence[str] = keys.ALL_SOURCES,
+    now: datetime | None = None,
 ) -> list[ProviderStatus]:
-    """First-class providers, then other catalog providers, then admin endpoints."""
+    """First-class providers, then other catalog providers, then admin endpoints.
+
+    A local-server provider (ollama) is available only with a server configured or one
+    that answered recently (:mod:`core.settings.local_servers`).
+    """
+    ready = local_servers.ready(session, environ, endpoints, now or datetime.now(UTC))
     first = [p for p in REQUIRED_PROVIDERS if p in catalog_providers]
     others = [p for p in catalog_providers if p not in first]
     compatible = [e for e in endpoints if e.kind == "openai-compatible"]
@@ -126,6 +138,7 @@ def provider_statuses(
                 key_url=PROVIDER_KEY_URL.get(name),
                 env_var=PROVIDER_KEY_ENV.get(name),
                 last_auth_failure_at=status.last_auth_failure_at,
+                server_ready=name not in local_servers.LOCAL_SERVERS or name in ready,
             )
         )
     return result

@@ -259,6 +259,37 @@ def resolve(
     return ResolvedRoute(chain, source, options, None, key_sources, profile_name)
 
 
+ROUTE_SOURCE_WORDS: Final = {
+    "profile": "this profile's default route",
+    "user": "your own default route",
+    "team": "your team's default route",
+    "org": "the organisation's default route",
+}
+
+
+def default_route(
+    session: Session, caller: Caller, profile: str | None = None
+) -> ResolvedRoute | None:
+    """The default route in force for ``caller`` now (whole chain, where it comes from).
+
+    What a request naming no model and no task would use, before automatic fallback
+    trims it; None when no route applies, so such a request would be refused.
+    """
+    found_profile = find_caller_profile(session, caller, profile)
+    found = _find_route(session, caller, "", found_profile)
+    if found is None:
+        return None
+    models, raw_options, source = found
+    return ResolvedRoute(
+        tuple(models),
+        source,
+        RouteOptions.from_json(raw_options),
+        None,
+        profile_key_sources(found_profile),
+        found_profile.name if found_profile else None,
+    )
+
+
 def profile_key_sources(profile: Profile | None) -> tuple[str, ...]:
     """Where keys are looked up, in order, under ``profile`` (its keys choice)."""
     return KEY_ORDER[profile.keys_choice] if profile else DEFAULT_KEY_ORDER

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from core.errors import NotFound
 from core.money.catalog import Catalog, ModelInfo
 from core.settings.endpoints import EndpointInfo
+from core.settings.local_servers import LOCAL_SERVERS
 
-# Providers that run locally and need no key.
-KEYLESS_PROVIDERS = frozenset({"ollama"})
+# Providers that run locally and need no key (available only with a server: local_servers).
+KEYLESS_PROVIDERS = frozenset(LOCAL_SERVERS)
 # litellm's OpenAI client insists on some key even for keyless OpenAI-compatible servers.
 PLACEHOLDER_KEY = "sk-no-key-required"
 DEFAULT_MAX_OUTPUT = 4096

@@ -81,3 +81,8 @@ def texts(at: AppTest) -> str:
         *at.error,
     ]
     return "\n".join(str(p.value) for p in parts)
+
+
+def notices(at: AppTest) -> list[str]:
+    """Success boxes and toasts: what a save said, wherever the page chose to say it."""
+    return [str(e.value) for e in (*at.success, *at.toast)]
