@@ -85,6 +85,12 @@ class Run:
     rate_counted: int | None = None  # tokens a per-minute limit counted at admission
 
 
+def run_secrets(run: Run) -> list[str]:
+    """Every secret this request may use: its candidates' keys and the caller's token."""
+    keys = [c.key.secret for c in run.candidates if c.key is not None]
+    return [*keys, *run.request.scrub]
+
+
 def cut_error(run: Run, why: str) -> AllModelsFailed:
     cause = run.cut.message if run.cut else "the stream broke"
     return AllModelsFailed(
