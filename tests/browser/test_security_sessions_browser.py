@@ -103,7 +103,6 @@ def test_a_copied_cookie_stops_working_after_sign_out_and_password_change(
     # The thief's live session on the other replica ends at its next action...
     nav(thief).get_by_role("link", name="Models").click()
     _signed_out(thief)
-    expect(thief.get_by_text("Your session has ended").first).to_be_visible()
     # ...and the copied cookie signs nobody in on either replica.
     for base in (second, first):
         _signed_out(_replay(contexts(), cookie, base))
