@@ -12,12 +12,18 @@ import logging
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.scrubber import Scrubber
 from core.accounts.secrets import mask_secret
+from core.store.tables import ChatMessage
+from tests.conftest import add_user
 from tests.fakes import FakeOpenAI, Reply, Status
+from tests.support.pages import OPENAI_KEY as PAGE_KEY
+from tests.support.pages import AppFakes, signed_in, texts
 from tests.test_api import HI, MINI, OPENAI_KEY, Api, api, catalog, sse_events, template_db
+from ui import state
 
 __all__ = ["api", "catalog", "template_db"]  # fixtures this module borrows
 
@@ -142,3 +148,20 @@ async def test_an_echoed_key_in_an_error_body_and_header_is_masked(
         assert r.status_code >= 400, r.text
         for secret in (OPENAI_KEY, api.token):
             _assert_nowhere(secret, api, isolated_env, r.text, str(r.headers), caplog.text)
+
+
+def test_an_echoed_key_never_reaches_the_chat_page_or_its_stored_messages(
+    sessions: sessionmaker[Session], app_fakes: AppFakes, isolated_env: Path
+) -> None:
+    add_user(sessions, "alice")
+    app_fakes.openai.configure("gpt-4o-mini", tokens=_split(PAGE_KEY, 7))
+    at = signed_in("alice", "app_pages/chat.py")
+    at.chat_input(key=state.CHAT_INPUT).set_value("What key did I send?").run()
+    assert not at.exception, at.exception
+    shown = at.chat_message[1].markdown[0].value
+    assert shown == f"Your key is {mask_secret(PAGE_KEY)} ok"
+    assert PAGE_KEY not in texts(at)
+    with sessions() as s:
+        stored = [m.content for m in s.scalars(select(ChatMessage))]
+    assert f"Your key is {mask_secret(PAGE_KEY)} ok" in stored
+    assert PAGE_KEY.encode() not in _files(isolated_env)
