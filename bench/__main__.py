@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import analytics, api_http, chat_page, compare_round, gateway_overhead
+from bench import analytics, api_http, chat_page, compare_round, gateway_overhead, scrubbing
 
 
 def main() -> int:
     print("Switchboard benchmarks (machine noise applies to both sides of each ratio)")
     gateway_overhead.run()
+    scrubbing.run()
     api_http.run()
     compare_round.run()
     analytics.run()

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     breaker_min_calls: int = Field(default=10, ge=1, le=100)
     breaker_cooldown_s: float = Field(default=15.0, gt=0, le=3600)
     api_max_body_bytes: int = 4 * 1024 * 1024
+    # Wrong gateway tokens per client address per minute before /v1 answers 429.
+    api_token_failures_per_minute: int = 20
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.filemodes import private_folder
 
 
 def read_or_create_key_file(path: Path, nbytes: int = 32) -> tuple[str, bool]:
@@ -16,7 +17,7 @@ def read_or_create_key_file(path: Path, nbytes: int = 32) -> tuple[str, bool]:
             key = path.read_text(encoding="utf-8").strip()
             if key:
                 return key, False
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         key = secrets.token_urlsafe(nbytes)
         # O_EXCL so two processes starting together cannot both write a different key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

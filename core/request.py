@@ -85,6 +85,9 @@ class ChatRequest:
     # Refuse a named model the caller has no key for (ModelNotAllowed) instead of skipping
     # it for the route's fallbacks: the /v1 contract, which GET /v1/models lists by.
     strict_model: bool = False
+    # Secrets the caller's request itself carries (its gateway token): never echoed back
+    # or stored (core/accounts/scrubber.py). Not shown, not compared.
+    scrub: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # as Switchboard creates it; a wider one is warned about
     for name in list(os.environ):
         if name.startswith("SWITCHBOARD_"):
             monkeypatch.delenv(name)

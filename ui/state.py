@@ -9,6 +9,7 @@ AUTH_USERNAME = "username"
 # Ours.
 CURRENT_USER = "sb_current_user"
 COOKIE_PENDING = "sb_cookie_pending"  # signed in by form; the cookie the browser must still set
+SIGNED_IN_AT = "sb_signed_in_at"  # when this session's sign-in (form or cookie) was issued
 ACTIVE_PROFILE = "sb_active_profile"  # name of the profile chosen in the sidebar; None: default
 PROFILE_SWITCH = "sb_profile_switch"  # the sidebar selectbox; mirrors into ACTIVE_PROFILE
 NEW_TOKEN = "sb_new_token"  # a just-created gateway token, shown once then dropped

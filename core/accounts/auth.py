@@ -7,6 +7,7 @@ app replicas: five failures within 15 minutes lock the account for 15 minutes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ import bcrypt
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts.sessions import end_sessions, still_valid
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, LoginLocked, NotFound
 from core.request import Caller
 from core.store import audit
@@ -23,6 +25,9 @@ BCRYPT_ROUNDS = 12
 LOCKOUT_THRESHOLD = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 LOCKOUT_DURATION = timedelta(minutes=15)
+# An account's failures read per check: many addresses failing at once still cost one
+# bounded query.
+MAX_FAILURES_READ = 200
 MIN_PASSWORD_LENGTH = 10
 
 # Lowercase because streamlit-authenticator lowercases usernames.
@@ -231,6 +236,14 @@ def find_active_user(session: Session, username: str) -> UserInfo | None:
     return _info(user) if user else None
 
 
+def find_session_user(session: Session, username: str, issued: datetime | None) -> UserInfo | None:
+    """The active user a sign-in issued at ``issued`` still stands for; None once revoked."""
+    user = session.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if user is None or not still_valid(user.sessions_valid_after, issued):
+        return None
+    return _info(user)
+
+
 def _lock_end(recent_desc: list[datetime], now: datetime) -> datetime | None:
     """From one account's newest failures (newest first): when its lock ends, if locked."""
     recent = recent_desc[:LOCKOUT_THRESHOLD]
@@ -240,12 +253,38 @@ def _lock_end(recent_desc: list[datetime], now: datetime) -> datetime | None:
     return until if until > now else None
 
 
+def _counted(rows: Iterable[tuple[datetime, str | None]]) -> list[datetime]:
+    """An account's failures (newest first) that count toward its lock: at most
+    LOCKOUT_THRESHOLD - 1 from any one address, so one address cannot lock it alone.
+    Failures without an address (the CLI, older rows) all count."""
+    per_address: dict[str, int] = {}
+    counted: list[datetime] = []
+    for at, address in rows:
+        if address is not None:
+            per_address[address] = per_address.get(address, 0) + 1
+            if per_address[address] >= LOCKOUT_THRESHOLD:
+                continue
+        counted.append(at)
+    return counted
+
+
 def locked_until(session: Session, username: str, now: datetime) -> datetime | None:
     """When the account's lock ends, or None if it is not locked."""
+    rows = session.execute(
+        select(LoginFailure.at, LoginFailure.address)
+        .where(LoginFailure.username == username, LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
+        .order_by(LoginFailure.at.desc())
+        .limit(MAX_FAILURES_READ)
+    )
+    return _lock_end(_counted((at, address) for at, address in rows), now)
+
+
+def address_locked_until(session: Session, address: str, now: datetime) -> datetime | None:
+    """When one client address may try to sign in again, after too many failures from it."""
     recent = list(
         session.scalars(
             select(LoginFailure.at)
-            .where(LoginFailure.username == username, LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
+            .where(LoginFailure.address == address, LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
             .order_by(LoginFailure.at.desc())
             .limit(LOCKOUT_THRESHOLD)
         )
@@ -255,15 +294,15 @@ def locked_until(session: Session, username: str, now: datetime) -> datetime | N
 
 def locked_usernames(session: Session, now: datetime) -> set[str]:
     """Every account locked right now, in one query (the sign-in page asks on each run)."""
-    by_user: dict[str, list[datetime]] = {}
+    by_user: dict[str, list[tuple[datetime, str | None]]] = {}
     rows = session.execute(
-        select(LoginFailure.username, LoginFailure.at)
+        select(LoginFailure.username, LoginFailure.at, LoginFailure.address)
         .where(LoginFailure.at > now - 2 * LOCKOUT_WINDOW)
         .order_by(LoginFailure.at.desc())
     )
-    for username, at in rows:
-        by_user.setdefault(username, []).append(at)
-    return {name for name, times in by_user.items() if _lock_end(times, now) is not None}
+    for username, at, address in rows:
+        by_user.setdefault(username, []).append((at, address))
+    return {n for n, rs in by_user.items() if _lock_end(_counted(rs), now) is not None}
 
 
 def lock_message(until: datetime, now: datetime) -> LoginLocked:
@@ -276,8 +315,11 @@ def lock_message(until: datetime, now: datetime) -> LoginLocked:
     )
 
 
-def record_login_failure(session: Session, username: str, now: datetime) -> None:
-    session.add(LoginFailure(username=username, at=now))
+def record_login_failure(
+    session: Session, username: str, now: datetime, address: str | None = None
+) -> None:
+    """One failed sign-in; any typed name is kept (clipped), so unknown ones count alike."""
+    session.add(LoginFailure(username=username[:64], at=now, address=address and address[:64]))
 
 
 def record_login_success(session: Session, username: str, now: datetime) -> None:
@@ -339,6 +381,7 @@ def set_active(
     user.active = active
     if not active:
         _guard_last_admin(session, user, "deactivate")
+        end_sessions(session, username, now)
     audit.record(
         session,
         actor=actor,
@@ -358,6 +401,7 @@ def set_role(session: Session, *, username: str, role: str, actor: str, now: dat
     user.role = role
     if previous == "admin":
         _guard_last_admin(session, user, "demote")
+    end_sessions(session, username, now)  # the new role applies from a new sign-in
     audit.record(
         session,
         actor=actor,
@@ -402,6 +446,7 @@ def reset_password(
     check_password_strength(new_password, username)
     user.password_hash = hash_password(new_password, rounds)
     session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    end_sessions(session, username, now)
     audit.record(session, actor=actor, action="user.password_reset", target=username, now=now)
 
 
@@ -422,6 +467,7 @@ def change_password(
         raise InvalidInput("The new password is the same as the current one. Choose another.")
     check_password_strength(new_password, username)
     user.password_hash = hash_password(new_password, rounds)
+    end_sessions(session, username, now)  # a copied cookie dies with the old password
     audit.record(session, actor=username, action="user.password_change", target=username, now=now)
 
 

@@ -7,6 +7,7 @@ The wire format lives in core/api/openai_request.py (in) and core/api/openai_for
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from starlette.requests import Request
@@ -139,6 +140,8 @@ async def stream(
 async def chat_completions(ctx: ApiContext, request: Request, auth: Authed) -> Response:
     raw = await read_body(request, ctx.settings.api_max_body_bytes)
     call = openai_request.parse_chat(openai_request.parse_json(raw), auth.caller, auth.request_id)
+    # The caller's own token is scrubbed from the answer too, should an upstream echo it.
+    call = replace(call, request=replace(call.request, scrub=(auth.token,)))
     created = int(ctx.clock().timestamp())
     gateway = auth.runtime.gateway
     if call.request.stream:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import errors
 from core.accounts.secrets import redact
+from core.accounts.token_throttle import TokenThrottle
 from core.accounts.tokens import authenticate_token, hash_token
 from core.api import heap
 from core.api import openai_format as fmt
@@ -65,9 +66,13 @@ class ApiContext:
         default_factory=lambda: TtlCache(CALLER_TTL_S), init=False, repr=False
     )
     ids: RequestIds = field(default_factory=RequestIds, init=False, repr=False)
+    token_throttle: TokenThrottle = field(init=False, repr=False)
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
     _engine: Engine | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.token_throttle = TokenThrottle(self.settings.api_token_failures_per_minute)
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
@@ -153,23 +158,33 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(ctx: ApiContext, runtime: Runtime, token: str) -> Caller:
+async def authenticate(
+    ctx: ApiContext, runtime: Runtime, token: str, address: str | None = None
+) -> Caller:
     """The token's caller; a success is reused for a moment, so a busy client costs no query.
 
     Only successes are cached (a new token works at once), keyed by the token's hash;
-    a revoked token or deactivated user stops working within ``CALLER_TTL_S``.
+    a revoked token or deactivated user stops working within ``CALLER_TTL_S``. Wrong
+    tokens are throttled per client ``address`` (core/accounts/token_throttle.py).
     """
     key = hash_token(token)
     _, caller = ctx.callers.peek(key)
     if caller is not None:
         return caller
+    ctx.token_throttle.check(address, key, ctx.clock())
 
     def check() -> Caller:
         with runtime.sessions.begin() as session:
             return authenticate_token(session, token, ctx.clock())
 
-    # A failed check raises, so it is not cached; concurrent misses share one query.
-    return await asyncio.to_thread(ctx.callers.get_or_load, key, check)
+    try:
+        # A failed check raises, so it is not cached; concurrent misses share one query.
+        caller = await asyncio.to_thread(ctx.callers.get_or_load, key, check)
+    except errors.AuthenticationFailed:
+        await asyncio.to_thread(ctx.token_throttle.failed, runtime.sessions, address, ctx.clock())
+        raise
+    ctx.token_throttle.succeeded(key)
+    return caller
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -216,7 +231,8 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
         try:
             token = bearer_token(request)
             runtime = await ctx.runtime_async()
-            caller = await authenticate(ctx, runtime, token)
+            address = request.client.host if request.client else None
+            caller = await authenticate(ctx, runtime, token, address)
             return await handler(ctx, request, Authed(runtime, caller, token, request_id))
         except SwitchboardError as exc:
             return error_response(exc, request_id)

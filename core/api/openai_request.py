@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.api.surrogates import refuse_lone_surrogates
 from core.errors import InvalidInput
 from core.request import Caller, ChatRequest
 from core.settings.routes import MAX_CHAIN
@@ -71,6 +72,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise InvalidInput("The body is nested too deeply to parse.") from None
     except ValueError:  # e.g. an integer literal longer than Python converts (4300 digits)
         raise InvalidInput("The body contains a number too large to read.") from None
+    refuse_lone_surrogates(text, body)  # no database can store one: 400, not a lost row
     if not isinstance(body, dict):
         raise InvalidInput(
             f"The body must be a JSON object, not {_json_type(body)}. "

@@ -104,6 +104,7 @@ class Admission:
             snap = self.snapshot(db)
             targets: list[Target] = []
             asked: Target | None = None  # the model the request names, if it names one
+            unknown: list[str] = []
             for model in route.chain:
                 try:
                     targets.append(snap.resolver.resolve(model))
@@ -113,6 +114,12 @@ class Admission:
                     # A route's stale fallback is skipped; the model asked for is an error.
                     if model == request.model or len(route.chain) == 1:
                         raise
+                    unknown.append(model)
+            if not targets:  # every model named is unknown: as for one, a 404 naming them
+                raise NotFound(
+                    f"No models named {', '.join(map(repr, unknown))}. GET /v1/models lists "
+                    "the models you can use."
+                )
             if route.options.cost_optimised and len(targets) > 1:
                 route = self._reorder(db, route, targets, snap.book, at, request.task)
                 by_id = {t.model_id: t for t in targets}

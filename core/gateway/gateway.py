@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts import keys
+from core.accounts.scrubber import Scrubber, Scrubbers, scrub_summary
 from core.accounts.secrets import Cipher
 from core.clock import Clock, utc_now
 from core.errors import InvalidInput, ModelNotAllowed, NotFound, RateLimited, SwitchboardError
@@ -27,7 +28,7 @@ from core.gateway.admission import Admission
 from core.gateway.chain import ChainWalker, max_tokens_for
 from core.gateway.lazysession import LazySession, NeedsDatabase
 from core.gateway.retry import RetryPolicy
-from core.gateway.run import Run, spend_by_provider, summarise
+from core.gateway.run import Run, run_secrets, spend_by_provider, summarise
 from core.money import pricing, ratelimits, reservations
 from core.money.catalog import Catalog
 from core.request import (
@@ -124,6 +125,7 @@ class Gateway:
             rng=rng or random.Random(),
         )
         self._ids = RequestIds()
+        self._scrubbers = Scrubbers()
         self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
 
     # --- public -----------------------------------------------------------------
@@ -166,24 +168,34 @@ class Gateway:
         # (seconds) must not eat a short total timeout or be billed to its attempt.
         self._upstream.load()
         run = await self._admit(request, stream)
+        scrubber = self._scrubbers.get(run_secrets(run))
+        answer = scrubber.stream()
         announced: Serving | None = None
+        serving: Serving | None = None
         try:
             async with aclosing(self._walker.walk(run)) as texts:
                 async for text in texts:
                     # The walker sets run.serving before a new model's first text.
-                    serving = run.serving if run.serving is not announced else None
-                    announced = run.serving
+                    if run.serving is not announced:
+                        serving = announced = run.serving
+                    text = answer.feed(text)  # a secret's start waits for its end
+                    if not text:
+                        continue
                     try:
                         yield TextDelta(text, serving)
                     except BaseException:
                         # The caller left: mark it before the attempt below us closes.
                         run.stopped = True
                         raise
+                    serving = None
+            tail = answer.flush()
+            if tail:
+                yield TextDelta(tail, serving)
         except BaseException:
             run.stopped = True
-            self._finish(run)
+            self._finish(run, scrubber)
             raise
-        yield Done(self._finish(run))
+        yield Done(self._finish(run, scrubber))
 
     def estimate(self, request: ChatRequest) -> CostEstimate:
         """Cost range before sending: a short answer on the cheapest candidate up to the max."""
@@ -283,8 +295,8 @@ class Gateway:
 
     # --- recording --------------------------------------------------------------
 
-    def _finish(self, run: Run) -> Summary:
-        summary = summarise(run)
+    def _finish(self, run: Run, scrubber: Scrubber) -> Summary:
+        summary = scrub_summary(summarise(run), scrubber)
         correction = 0
         if run.rate_counted is not None:
             # Admission counted the prompt's estimate; the minute gets what was really used.

@@ -85,6 +85,12 @@ class Run:
     rate_counted: int | None = None  # tokens a per-minute limit counted at admission
 
 
+def run_secrets(run: Run) -> list[str]:
+    """Every secret this request may use: its candidates' keys and the caller's token."""
+    keys = [c.key.secret for c in run.candidates if c.key is not None]
+    return [*keys, *run.request.scrub]
+
+
 def cut_error(run: Run, why: str) -> AllModelsFailed:
     cause = run.cut.message if run.cut else "the stream broke"
     return AllModelsFailed(
@@ -120,10 +126,12 @@ def final_error(run: Run) -> SwitchboardError | None:
         )
     if run.budget_refusals and all(o in ("refused-budget", "no-key") for o in outcomes):
         return run.budget_refusals[0]
-    if run.context_needed and all(o in ("skipped-context", "error", "no-key") for o in outcomes):
+    # A prompt every window skipped before any call is the caller's to shorten too.
+    needed = max(run.context_needed, run.prompt_tokens if "skipped-context" in outcomes else 0)
+    if needed and all(o in ("skipped-context", "error", "no-key") for o in outcomes):
         largest = max((c.target.context_window or 0 for c in run.candidates), default=0)
         return ContextTooLong(
-            f"The prompt has about {run.context_needed} tokens, more than any model in the "
+            f"The prompt has about {needed} tokens, more than any model in the "
             f"chain accepts (largest: {largest}). Shorten it or add a larger model."
         )
     details = "; ".join(f"{a.model}: {a.error_message or a.outcome}" for a in run.attempts)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import filemodes
 from core.errors import ConfigError, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -63,9 +64,12 @@ def _prepare_sqlite_file(url: URL) -> None:
     database = url.database
     if not database or database == ":memory:" or url.host:
         return
-    folder = Path(database).expanduser().resolve().parent
+    path = Path(database).expanduser().resolve()
+    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        filemodes.private_folder(folder)
+        if os.access(folder, os.W_OK):
+            filemodes.private_file(path)
     except OSError:
         raise DatabaseUnavailable(
             f"Cannot create the data folder {folder}. Create it, or point SWITCHBOARD_DB_URL "
@@ -78,6 +82,7 @@ def _prepare_sqlite_file(url: URL) -> None:
             f"The data folder {folder} is read-only, so the database cannot be written. "
             "Make it writable, or set SWITCHBOARD_DB_URL to a writable location."
         )
+    filemodes.warn_if_open(path)
 
 
 def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:

@@ -15,6 +15,7 @@ whole ledger and never pays for OFFSET. Dates are UTC days.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -57,9 +58,22 @@ class ModelStats:
     avg_ttft_ms: float | None
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _clip(value: str | None, limit: int) -> str | None:
     # PostgreSQL refuses over-long VARCHARs; losing a billing row over a long label is worse.
-    return value if value is None or len(value) <= limit else value[:limit]
+    if value is None:
+        return None
+    return storable(value if len(value) <= limit else value[:limit])
+
+
+def storable(text: str) -> str:
+    """Text every database stores: a lone surrogate (from a CLI argument or a caller's
+    JSON) or a NUL (PostgreSQL refuses it) becomes U+FFFD instead of failing the batch."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _request_time(summary: Summary, now: datetime) -> datetime:

@@ -96,6 +96,8 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Sign-in sessions issued at or before this time are void (core/accounts/sessions.py).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     team: Mapped[Team | None] = relationship(back_populates="users")
 
@@ -104,11 +106,16 @@ class LoginFailure(Base):
     """One row per failed sign-in; lockout counts them in a window (works across replicas)."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The client address tried from (None: the CLI, or rows from before 0008).
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEntry(Base):
@@ -243,6 +250,16 @@ class RateWindow(Base):
     window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch minute
     requests: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TokenFailureWindow(Base):
+    """Wrong gateway tokens from one client address in one UTC minute, shared by replicas."""
+
+    __tablename__ = "token_failure_windows"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch minute
+    failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PriceOverride(Base):
