@@ -232,3 +232,20 @@ def test_the_leaderboard_page_shows_a_new_vote_on_the_next_view(sessions):
     votes = dict(zip(table["model"], table["votes"], strict=True))
     assert votes == {GPT: 2, MINI: 5, HAIKU: 3}
     assert table["model"].iloc[0] == HAIKU
+
+
+def test_preferences_ratings_are_refitted_after_a_vote_and_cached_until_then(sessions):
+    """The Model preferences page keeps team ratings per votes_stamp (ui.preferences_data)."""
+    from ui.preferences_data import team_ratings
+
+    dana = caller(sessions, add_user(sessions, "dana", "member").id)
+    voted_rounds(sessions, dana, [([GPT, MINI], "best", GPT)] * 2, task="summarise")
+    with sessions() as s:
+        stamp = leaderboard.votes_stamp(s)
+    before = team_ratings(None, stamp)
+    assert set(before.for_task("summarise")) == {GPT, MINI}
+    voted_rounds(sessions, dana, [([MINI, HAIKU], "best", HAIKU)] * 2, task="summarise")
+    assert team_ratings(None, stamp) == before  # same stamp: the cached fit
+    with sessions() as s:
+        after = team_ratings(None, leaderboard.votes_stamp(s))
+    assert set(after.for_task("summarise")) == {GPT, MINI, HAIKU}
