@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 TIMEOUT_MS = 120_000
 _OBSERVE = """() => {
@@ -25,6 +26,7 @@ _OBSERVE = """() => {
     if (app.getAttribute('data-test-script-state') === 'running') window.__sbRuns += 1;
   }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
+_STARTED_AFTER = "(runs) => window.__sbRuns > runs"
 _SETTLED_AFTER = """(runs) => {
   const app = document.querySelector('[data-testid="stApp"]');
   return window.__sbRuns > runs && app.getAttribute('data-test-script-state') === 'notRunning';
@@ -46,12 +48,19 @@ def timed_click(
     page: Page, act: Callable[[], None], shows: Locator, *, settle: bool = True
 ) -> float:
     """Seconds from ``act`` (the click or key press) until ``shows`` is visible and,
-    with ``settle``, no run is in progress."""
+    with ``settle``, no run is in progress. A click that starts no run in 15 s is made
+    again, and the wait counts: a person would wait and click again too."""
     settled(page)
     before = _runs(page)
     started = time.perf_counter()
     act()
     if settle:
+        for _ in range(2):  # a click that lands as a rerun ends can be dropped: click again
+            try:
+                page.wait_for_function(_STARTED_AFTER, arg=before, timeout=15_000, polling=10)
+                break
+            except PlaywrightTimeout:
+                act()
         page.wait_for_function(_SETTLED_AFTER, arg=before, timeout=TIMEOUT_MS, polling=10)
     expect(shows.first).to_be_visible(timeout=TIMEOUT_MS)
     return time.perf_counter() - started
