@@ -89,7 +89,10 @@ def preference_edits(page: Page, samples: Samples, run: int) -> None:
     name = option.inner_text().strip()
     option.click()
     add = page.get_by_role("button", name="Add", exact=True)
-    listed = page.get_by_text(re.compile(rf"^\d+\. {re.escape(name)}$"))
+    # The chain's "N. <label>" lines are markdown, drawn as list items (and a "$" in
+    # the price may render as maths): match the provider and model part of the label.
+    short = " · ".join(name.split(" · ")[:2])
+    listed = page.get_by_role("listitem").filter(has_text=short)
     _add(samples, "preferences: add a model", timed_click(page, add.click, listed))
     save = page.get_by_role("button", name="Save chain", exact=True)
     saved = page.get_by_text("Fallback chain saved.")
