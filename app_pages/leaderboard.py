@@ -21,11 +21,12 @@ user = current_user()
 svc = services()
 
 
-@st.cache_data(ttl=60, show_spinner="Fitting ratings…")
+@st.cache_data(max_entries=256, show_spinner="Fitting ratings…")
 def board(
-    task: str | None, team_id: int | None, since: datetime | None
+    task: str | None, team_id: int | None, since: datetime | None, votes: object
 ) -> list[leaderboard.LeaderRow]:
-    # Cached per filter set (shared by every user with the same filters), 60 s.
+    # Cached per filter set and votes_stamp (shared by every user with the same filters):
+    # fitted once after each vote, whoever looks first; every later view reads it.
     with svc.sessions() as s:
         return leaderboard.leaderboard(s, task=task, team_id=team_id, since=since)
 
@@ -39,6 +40,7 @@ st.caption(
 
 with svc.sessions() as s:
     me = caller_for(s, user.id)
+    stamp = leaderboard.votes_stamp(s)
     tasks = leaderboard.vote_tasks(s)
     all_teams = leaderboard.teams(s)
 
@@ -70,7 +72,7 @@ since = (
     else (utc_now() - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
 )  # hour granularity keeps the cache useful
 
-rows = board(task_pick, None if team_pick == ALL_TEAMS else team_pick, since)
+rows = board(task_pick, None if team_pick == ALL_TEAMS else team_pick, since, stamp)
 if not rows:
     st.info(
         "No votes match these filters yet. Compare models on the Compare page and vote; "

@@ -166,3 +166,86 @@ def test_leaderboard_page_shows_ratings_and_the_cost_scatter(sessions):
     assert at.selectbox[1].options == ["Overall (every task)", "summarise"]
     at.selectbox[1].select("summarise").run()
     assert len(at.dataframe[0].value) == 3
+
+
+def test_bootstrap_intervals_match_refitting_each_resample_one_by_one():
+    """The batched fit gives the intervals refitting every resample separately gives."""
+    rng = random.Random(5)
+    votes = []
+    for _ in range(120):
+        models = tuple(rng.sample([A, B, C], 2))
+        votes.append(best(models[0] if rng.random() < 0.7 else models[1], *models))
+    votes += [draw("tie", A, C)] * 10
+    batched = leaderboard.bootstrap_intervals(votes, random.Random(3), rounds=300)
+    # The reference: resample the votes themselves and refit each, as the definition says.
+    samples: dict[str, list[float]] = {}
+    ref = random.Random(3)
+    for _ in range(300):
+        for model, strength in fit_strengths(ref.choices(votes, k=len(votes))).items():
+            samples.setdefault(model, []).append(rating_of(strength))
+    for model, (low, high) in batched.items():
+        ordered = sorted(samples[model])
+        assert low == pytest.approx(ordered[int(0.025 * 299)], abs=15)
+        assert high == pytest.approx(ordered[int(0.975 * 299)], abs=15)
+    full = fit_strengths(votes)
+    assert all(low < rating_of(full[m]) < high for m, (low, high) in batched.items())
+
+
+def test_the_votes_stamp_changes_with_every_vote_change_and_deletion(sessions):
+    from core.compare import comparisons
+    from tests.support.compare import add_round, answer, new_session, vote
+
+    dana = caller(sessions, add_user(sessions, "dana", "member").id)
+    with sessions() as s:
+        empty = leaderboard.votes_stamp(s)
+    assert empty == (0, 0, None)
+    sid = new_session(sessions, dana, [GPT, MINI])
+    rid = add_round(sessions, dana, sid, [answer(GPT), answer(MINI)])
+    vote(sessions, dana, rid, "best", GPT, now=utc_now() - timedelta(minutes=5))
+    with sessions() as s:
+        first = leaderboard.votes_stamp(s)
+    vote(sessions, dana, rid, "best", MINI)  # a changed mind replaces the vote
+    with sessions() as s:
+        changed = leaderboard.votes_stamp(s)
+    with sessions.begin() as s:
+        comparisons.delete_session(s, dana, sid, now=utc_now())
+    with sessions() as s:
+        deleted = leaderboard.votes_stamp(s)
+    assert len({empty, first, changed}) == 3 and deleted[0] == 0 and deleted != first
+
+
+def test_the_leaderboard_page_shows_a_new_vote_on_the_next_view(sessions):
+    """Ratings are cached per votes_stamp: the view after a vote is refitted, at once."""
+    from tests.support.pages import signed_in
+
+    dana = add_user(sessions, "dana", "member")
+    me = caller(sessions, dana.id)
+    voted_rounds(sessions, me, [([GPT, MINI], "best", GPT)] * 2)
+    at = signed_in("dana", "app_pages/leaderboard.py")
+    votes = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["votes"], strict=True))
+    assert votes == {GPT: 2, MINI: 2}
+    at.run()  # a view without a vote in between reads the cache: the same table
+    assert list(at.dataframe[0].value["votes"]) == [2, 2]
+    voted_rounds(sessions, me, [([MINI, HAIKU], "best", HAIKU)] * 3)
+    at.run()
+    table = at.dataframe[0].value
+    votes = dict(zip(table["model"], table["votes"], strict=True))
+    assert votes == {GPT: 2, MINI: 5, HAIKU: 3}
+    assert table["model"].iloc[0] == HAIKU
+
+
+def test_preferences_ratings_are_refitted_after_a_vote_and_cached_until_then(sessions):
+    """The Model preferences page keeps team ratings per votes_stamp (ui.preferences_data)."""
+    from ui.preferences_data import team_ratings
+
+    dana = caller(sessions, add_user(sessions, "dana", "member").id)
+    voted_rounds(sessions, dana, [([GPT, MINI], "best", GPT)] * 2, task="summarise")
+    with sessions() as s:
+        stamp = leaderboard.votes_stamp(s)
+    before = team_ratings(None, stamp)
+    assert set(before.for_task("summarise")) == {GPT, MINI}
+    voted_rounds(sessions, dana, [([MINI, HAIKU], "best", HAIKU)] * 2, task="summarise")
+    assert team_ratings(None, stamp) == before  # same stamp: the cached fit
+    with sessions() as s:
+        after = team_ratings(None, leaderboard.votes_stamp(s))
+    assert set(after.for_task("summarise")) == {GPT, MINI, HAIKU}

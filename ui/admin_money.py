@@ -14,6 +14,7 @@ from core.money.display import usd
 from core.request import MICROS_PER_USD
 from ui import settings
 from ui.admin_data import AdminData, parse_usd
+from ui.resources import services
 
 
 def budgets_tab(page: AdminData) -> None:
@@ -76,13 +77,22 @@ def budgets_tab(page: AdminData) -> None:
                 )
 
 
+@st.cache_data(ttl=300, max_entries=2, show_spinner=False)
+def unpriced_in_use(since: datetime) -> list[spend.UnpricedModel]:
+    """A scan of a month of requests (seconds at 1M rows), so kept five minutes: every
+    Admin run draws this tab, and a save on any tab would otherwise pay it again."""
+    with services().sessions() as session:
+        return spend.unpriced_in_use(session, since)
+
+
 def prices_tab(page: AdminData) -> None:
     svc, admin, cat = page.svc, page.admin, page.svc.catalog
     resolver = svc.runtime.gateway.resolver()
     now = utc_now()
     with svc.sessions() as session:
         overrides = pricing.list_overrides(session)
-        unpriced = spend.unpriced_in_use(session, now - timedelta(days=30))
+    # Stepped to the hour so the cache key holds still between runs.
+    unpriced = unpriced_in_use(now.replace(minute=0, second=0, microsecond=0) - timedelta(days=30))
     if unpriced:
         st.warning("Unpriced models in use (last 30 days); their cost is unknown until priced:")
         st.dataframe(

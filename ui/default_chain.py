@@ -78,8 +78,14 @@ def default_model_section(page: PreferencesData) -> list[str] | None:
     return allowed
 
 
+@st.fragment
 def fallback_chain_section(page: PreferencesData, allowed: list[str] | None) -> None:
-    """Edit the chain as a draft (reorder, add, remove), preview it, then save or discard."""
+    """Edit the chain as a draft (reorder, add, remove), preview it, then save or discard.
+
+    A fragment: adding, moving or removing a model reruns this section only, not the
+    whole page (its other sections read the ledger and the votes). Saving reruns the
+    page, which shows the saved chain everywhere.
+    """
     svc, user, profile, resolver = page.svc, page.user, page.profile, page.resolver
     cat, label, gw = svc.catalog, page.label, svc.runtime.gateway
     # Nothing saved here yet: start from the route in force (team's, organisation's, ...).
@@ -101,13 +107,13 @@ def fallback_chain_section(page: PreferencesData, allowed: list[str] | None) -> 
         c1.markdown(f"{i + 1}. {label(model)}")
         if c2.button("↑", key=f"up_{i}", disabled=i == 0, help="Try earlier"):
             draft[i - 1], draft[i] = draft[i], draft[i - 1]
-            st.rerun()
+            settings.rerun_section()
         if c3.button("↓", key=f"down_{i}", disabled=i == len(draft) - 1, help="Try later"):
             draft[i + 1], draft[i] = draft[i], draft[i + 1]
-            st.rerun()
+            settings.rerun_section()
         if c4.button("✕", key=f"remove_{i}", help="Remove from the chain"):
             draft.pop(i)
-            st.rerun()
+            settings.rerun_section()
     addable = [
         m
         for m in preferences.picker_options(
@@ -129,7 +135,7 @@ def fallback_chain_section(page: PreferencesData, allowed: list[str] | None) -> 
             st.error("Choose a model to add first.")
         else:
             draft.append(to_add)
-            st.rerun()
+            settings.rerun_section()
 
     c1, c2 = st.columns(2)
     auto = c1.toggle(
@@ -204,7 +210,7 @@ def fallback_chain_section(page: PreferencesData, allowed: list[str] | None) -> 
             settings.flash("Fallback chain saved.")
     if c2.button("Discard changes", key="discard_chain"):
         drafts.pop(draft_key, None)
-        st.rerun()
+        settings.rerun_section()
 
 
 def provider_order_section(page: PreferencesData) -> None:

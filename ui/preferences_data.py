@@ -4,12 +4,14 @@ keys and the figures the recommendations and chain preview rest on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+
+import streamlit as st
 
 from core.accounts.auth import UserInfo
 from core.clock import utc_now
-from core.compare import recommend
+from core.compare import leaderboard, recommend
 from core.compare.recommend import TeamRatings
 from core.request import Caller
 from core.settings import endpoints, preferences, profiles, provider_status, routes
@@ -22,7 +24,7 @@ from core.settings.targets import TargetResolver
 from core.store import ledger
 from core.store.ledger import ModelStats
 from ui import settings
-from ui.resources import Services
+from ui.resources import Services, services
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,32 @@ class PreferencesData:
         return preferences.model_label(model_id, self.svc.catalog.get)
 
 
+STATS_WINDOW = timedelta(days=7)
+STATS_REFRESH = timedelta(minutes=10)
+
+
+@st.cache_data(ttl=STATS_REFRESH, max_entries=4, show_spinner=False)
+def recent_stats(since: datetime) -> dict[str, ModelStats]:
+    """The last week's per-model figures for the chain preview: a scan of the attempts
+    (a second at 1M requests), so computed once per ``since`` (stepped by STATS_REFRESH)
+    for every user, not on every click."""
+    with services().sessions() as session:
+        return ledger.recent_stats(session, since)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def team_ratings(team_id: int | None, votes: object) -> TeamRatings:
+    """Refitted once per vote: ``votes`` is leaderboard.votes_stamp and keys the cache."""
+    with services().sessions() as session:
+        return recommend.team_ratings(session, team_id)
+
+
+def _stats_since() -> datetime:
+    now = utc_now()
+    step = int(STATS_REFRESH.total_seconds())
+    return datetime.fromtimestamp(now.timestamp() // step * step, tz=now.tzinfo) - STATS_WINDOW
+
+
 def load_preferences(svc: Services, user: UserInfo) -> PreferencesData:
     me = settings.caller(svc, user.id)
     profile = settings.current_profile(svc, user.id)
@@ -87,8 +115,8 @@ def load_preferences(svc: Services, user: UserInfo) -> PreferencesData:
                 breakers=gw.breaker_states(),
                 sources=settings.key_order(profile),
             ),
-            stats=ledger.recent_stats(session, utc_now() - timedelta(days=7)),
-            ratings=recommend.team_ratings(session, me.team_id),
+            stats=recent_stats(_stats_since()),
+            ratings=team_ratings(me.team_id, leaderboard.votes_stamp(session)),
             resolver=gw.resolver(),
             in_force=routes.default_route(session, me, profile.name if profile else None),
         )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.accounts import auth
 from core.errors import SwitchboardError
@@ -91,6 +92,17 @@ def show_key_test(provider: str, key_source: str | None) -> None:
             if result.ok
             else f"Test failed after {result.latency_ms} ms. " + result.message
         )
+
+
+def rerun_section() -> None:
+    """Redraw the fragment whose button was clicked, not the whole page.
+
+    A click inside a fragment runs only that fragment; when the run is a full one
+    (the page's own rerun, or AppTest, which always runs the whole script) the whole
+    page is redrawn, as Streamlit refuses a fragment-scoped rerun there.
+    """
+    ctx = get_script_run_ctx()
+    st.rerun(scope="fragment" if ctx is not None and ctx.fragment_ids_this_run else "app")
 
 
 def flash(message: str) -> None:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.store.tables import CompareAnswer, CompareRound, CompareSession, CompareVote, Team
@@ -61,7 +63,20 @@ def pair_outcomes(vote: VoteRecord) -> list[tuple[str, str, float]]:
 def fit_strengths(
     votes: Iterable[VoteRecord], *, prior: float = 1.0, max_iter: int = 1000, tol: float = 1e-10
 ) -> dict[str, float]:
-    """Bradley–Terry strengths (geometric mean 1) by Hunter's MM updates."""
+    """Bradley–Terry strengths (geometric mean 1), the maximum of the votes' likelihood
+    with the prior: Newton's method when there is a prior, Hunter's MM updates without."""
+    votes = list(votes)
+    if prior > 0:
+        models, wins, games, freq = _distinct_tables(votes)
+        if not models:
+            return {}
+        theta = _newton(freq @ wins, np.tensordot(freq, games, axes=1), prior)
+        return {m: math.exp(float(t)) for m, t in zip(models, theta, strict=True)}
+    return _fit_mm(votes, max_iter=max_iter, tol=tol)
+
+
+def _fit_mm(votes: Iterable[VoteRecord], *, max_iter: int, tol: float) -> dict[str, float]:
+    """Hunter's MM updates without a prior (Newton's system is singular then)."""
     wins: dict[str, float] = defaultdict(float)
     games: dict[str, Counter[str]] = defaultdict(Counter)
     for vote in votes:
@@ -75,17 +90,47 @@ def fit_strengths(
         return {}
     p = dict.fromkeys(models, 1.0)
     for _ in range(max_iter):
-        new: dict[str, float] = {}
-        for i in models:
-            denom = sum(n / (p[i] + p[j]) for j, n in games[i].items())
-            denom += prior / (p[i] + 1.0)  # the virtual opponent of strength 1
-            new[i] = (wins[i] + prior / 2) / denom
-        change = max(abs(math.log(new[m] / p[m])) for m in models)
-        p = new
+        new = {i: wins[i] / sum(n / (p[i] + p[j]) for j, n in games[i].items()) for i in models}
+        change = max(abs(math.log(new[m] / p[m])) for m in models if new[m] > 0)
+        p = {m: max(v, 1e-300) for m, v in new.items()}
         if change < tol:
             break
     centre = math.exp(sum(math.log(v) for v in p.values()) / len(p))
     return {m: v / centre for m, v in p.items()}
+
+
+def _newton(
+    wins: npt.NDArray[np.float64],
+    games: npt.NDArray[np.float64],
+    prior: float,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> npt.NDArray[np.float64]:
+    """Log-strengths maximising the likelihood, centred on the models that played.
+
+    Batched: ``wins`` is (..., models) and ``games`` (..., models, models), so every
+    bootstrap resample is solved at once. The prior (one drawn game against a virtual
+    opponent of strength 1) keeps the Hessian negative definite, so Newton's steps
+    converge in a handful of iterations where MM needed a thousand.
+    """
+    theta = np.zeros_like(wins)
+    diag = np.arange(wins.shape[-1])
+    for _ in range(max_iter):
+        p = np.exp(theta)
+        beats = p[..., :, None] / (p[..., :, None] + p[..., None, :])  # P(i beats j)
+        virtual = p / (p + 1.0)
+        grad = wins + prior / 2 - (games * beats).sum(-1) - prior * virtual
+        hess = games * beats * np.swapaxes(beats, -1, -2)
+        hess[..., diag, diag] = -hess.sum(-1) - prior * virtual * (1 - virtual)
+        step = np.clip(np.linalg.solve(hess, grad[..., None])[..., 0], -2.0, 2.0)
+        theta = theta - step
+        if float(np.abs(step).max()) < tol:
+            break
+    played = games.sum(-1) > 0
+    centre = np.where(played, theta, 0.0).sum(-1) / np.maximum(played.sum(-1), 1)
+    result: npt.NDArray[np.float64] = theta - centre[..., None]
+    return result
 
 
 def rating_of(strength: float) -> float:
@@ -110,21 +155,59 @@ def bootstrap_intervals(
     *,
     rounds: int = BOOTSTRAP_ROUNDS,
     level: float = CI_LEVEL,
+    prior: float = 1.0,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of each model's rating over votes resampled with replacement."""
+    """Percentile intervals of each model's rating over votes resampled with replacement.
+
+    All resamples are fitted at once: a resample is how often each distinct vote was
+    drawn (multinomial, as drawing the votes with replacement), and every resample's
+    fit is solved at once with numpy. Refitting each resample vote by vote in Python
+    took 15 s for 600 votes; this takes milliseconds.
+    """
     if not votes:
         return {}
-    samples: dict[str, list[float]] = defaultdict(list)
-    for _ in range(rounds):
-        resample = rng.choices(votes, k=len(votes))
-        for model, strength in fit_strengths(resample).items():
-            samples[model].append(rating_of(strength))
+    models, wins, games, freq = _distinct_tables(votes)
+    if not models:
+        return {}
+    draws = (
+        np.random.default_rng(rng.getrandbits(64))
+        .multinomial(len(votes), freq / freq.sum(), size=rounds)
+        .astype(np.float64)
+    )  # (rounds, distinct votes)
+    played = np.tensordot(draws, games, axes=1)
+    theta = _newton(draws @ wins, played, prior)
+    present = played.sum(-1) > 0
+    ratings = BASE_RATING + SCALE * theta / math.log(10)
     tail = (1 - level) / 2
     out: dict[str, tuple[float, float]] = {}
-    for model, values in samples.items():
-        values.sort()
-        out[model] = (_percentile(values, tail), _percentile(values, 1 - tail))
+    for i, model in enumerate(models):
+        values = sorted(float(v) for v in ratings[present[:, i], i])
+        if values:
+            out[model] = (_percentile(values, tail), _percentile(values, 1 - tail))
     return out
+
+
+def _distinct_tables(
+    votes: Sequence[VoteRecord],
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(models, wins per distinct vote, games per distinct vote, how often each occurs)."""
+    counts = Counter((v.models, v.choice, v.winner) for v in votes)
+    distinct = [
+        (VoteRecord(0, models, choice, winner), n) for (models, choice, winner), n in counts.items()
+    ]
+    models = sorted({m for vote, _ in distinct for a, b, _ in pair_outcomes(vote) for m in (a, b)})
+    index = {m: i for i, m in enumerate(models)}
+    wins = np.zeros((len(distinct), len(models)))
+    games = np.zeros((len(distinct), len(models), len(models)))
+    for k, (vote, _) in enumerate(distinct):
+        for a, b, score in pair_outcomes(vote):
+            i, j = index[a], index[b]
+            wins[k, i] += score
+            wins[k, j] += 1.0 - score
+            games[k, i, j] += 1
+            games[k, j, i] += 1
+    freq = np.array([n for _, n in distinct], dtype=np.float64)
+    return models, wins, games, freq
 
 
 def win_counts(votes: Iterable[VoteRecord]) -> dict[str, tuple[int, int]]:
@@ -226,6 +309,16 @@ def quality_by_task(
 
     overall = scores([v for votes in by_task.values() for v in votes])
     return overall, {task: scores(votes) for task, votes in by_task.items()}
+
+
+def votes_stamp(session: Session) -> tuple[int, int, datetime | None]:
+    """(votes, last vote id, last vote time): changes whenever a vote is cast, changed
+    (a new vote replaces the old one's choice and time) or deleted with its comparison.
+    Caches of ratings are keyed by it, so they are refitted once per vote, not per view."""
+    count, last_id, last_at = session.execute(
+        select(func.count(), func.max(CompareVote.id), func.max(CompareVote.at))
+    ).one()
+    return int(count), int(last_id or 0), last_at
 
 
 def vote_tasks(session: Session) -> list[str]:
