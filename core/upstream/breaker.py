@@ -172,7 +172,9 @@ class Breakers:
         if entry.probe_failed + (probes - entry.probe_ok - entry.probe_failed) < (
             self.policy.failure_rate * probes
         ):
-            self._entries[deployment] = _Entry()  # closed, with a fresh window
+            fresh = _Entry()  # closed, with a fresh window that starts at this verdict
+            fresh.window.append((now, failed))
+            self._entries[deployment] = fresh
         elif entry.probe_ok + entry.probe_failed >= probes:
             self._open(entry, now, (entry.probe_ok + entry.probe_failed, entry.probe_failed))
 
