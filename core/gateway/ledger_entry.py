@@ -113,12 +113,19 @@ def orphan_from(request_id: str, trace: Mapping[str, Any]) -> orphans.Orphan:
     )
 
 
-def write_entries(session: Session, entries: Sequence[LedgerEntry], now: datetime) -> None:
-    """Write entries in the caller's transaction, each request once (see the module doc)."""
+def write_entries(
+    session: Session, entries: Sequence[LedgerEntry], now: datetime, *, check: bool = True
+) -> None:
+    """Write entries in the caller's transaction, each request once (see the module doc).
+
+    ``check=False`` is the live writer's fast path, which skips the look-up: its requests
+    are new, and should one already have a row the insert fails, the batch goes to the
+    journal, and the replay, which checks, reconciles it.
+    """
     unique: dict[str, LedgerEntry] = {}
     for entry in entries:
         unique.setdefault(entry.request_id, entry)
-    recorded = ledger.statuses(session, list(unique))
+    recorded = ledger.statuses(session, list(unique)) if check else {}
     fresh = [
         e
         for e in unique.values()

@@ -89,12 +89,12 @@ def _prepare_sqlite_file(url: URL) -> None:
         )
 
 
-def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
+def _install_sqlite_pragmas(engine: Engine, wal: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         # 64 MB page cache (the default is 2 MB): analytics rescans the rollups per view.
         cur.execute("PRAGMA cache_size=-65536")
         if wal:
@@ -126,7 +126,8 @@ def make_engine(
 
     PostgreSQL gets ``connect_timeout`` and ``statement_timeout`` (and waiting for a pooled
     connection is bounded the same way), so a database that hangs fails a request with
-    503 rather than holding it; SQLite waits at most its ``busy_timeout`` for a lock.
+    503 rather than holding it; SQLite waits for a lock at most its ``busy_timeout``
+    (5 s, or the statement timeout when that is shorter).
     """
     url = parse_db_url(raw_url)
     is_libsql = url.drivername == "sqlite+libsql"
@@ -164,7 +165,10 @@ def make_engine(
         _map_libsql_errors(engine)
     if url.drivername.startswith("sqlite"):
         file_backed = url.database not in (None, "", ":memory:")
-        _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql)
+        # A lock held elsewhere is SQLite's way to hang: wait for it no longer than a
+        # statement may take (and never more than the usual 5 s).
+        busy_ms = min(SQLITE_BUSY_TIMEOUT_MS, max(1, int(statement_timeout_s * 1000)))
+        _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql, busy_timeout_ms=busy_ms)
     return engine
 
 
