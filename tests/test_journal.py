@@ -19,14 +19,18 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def _die_after(directory: Path, body: str) -> None:
     """Run ``body`` in a child process with journal ``j`` open on ``directory``, then SIGKILL it."""
-    script = textwrap.dedent(
-        f"""
+    script = (
+        textwrap.dedent(
+            f"""
         import os, signal
         from pathlib import Path
         from core.store.journal import Journal
         j = Journal(Path({str(directory)!r}))
         """
-    ) + textwrap.dedent(body) + "\nos.kill(os.getpid(), signal.SIGKILL)\n"
+        )
+        + textwrap.dedent(body)
+        + "\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     done = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, check=False)
     assert done.returncode == -9, done
@@ -84,7 +88,9 @@ def test_a_dead_processes_segment_is_adopted_once_and_its_open_requests_become_o
     assert alive.adopt() == 2
     assert not dead.exists()
     assert alive.orphans() == [("inflight", {"user_id": 7, "estimate_micros": 900})]
-    assert alive.pending() == [("finished", {"request": {"id": "finished"}, "spend": {"openai": 12}})]
+    assert alive.pending() == [
+        ("finished", {"request": {"id": "finished"}, "spend": {"openai": 12}})
+    ]
     # What was adopted is durable in the adopter's own segment, should it die too.
     (alive_segment,) = _segments(tmp_path)
     kinds = {rid: kind for rid, (kind, _) in parse(alive_segment.read_bytes()).items()}
@@ -108,7 +114,7 @@ def test_a_torn_last_line_is_skipped_and_the_rest_adopted(tmp_path: Path) -> Non
     (tmp_path / f"999-dead{SUFFIX}").write_bytes(
         b'entry a {"request":{"id":"a"}}\n'
         b'open b {"user_id":1}\n'
-        b'done a {}\n'
+        b"done a {}\n"
         b'entry c {"request":{"id":"c"}}\n'
         b'entry d {"requ'
     )

@@ -362,3 +362,4 @@ class Gateway:
     def _park(self, records: list[_Record]) -> None:
         """The database did not take these: keep them in the journal for the upkeep."""
         self.journal.park([(r.summary.request_id, to_payload(self._entry(r))) for r in records])
+        self.upkeep.wake()

@@ -65,6 +65,7 @@ class LedgerUpkeep:
         self._clock = clock
         self.settings = settings or UpkeepSettings()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when the journal gets work, or to stop
         self._round_lock = threading.Lock()  # the thread and a direct call never overlap
         self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
         self._thread: threading.Thread | None = None
@@ -73,8 +74,13 @@ class LedgerUpkeep:
         self._thread = threading.Thread(target=self._run, name="switchboard-upkeep", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Rows were just parked in the journal: start replaying now, not after a long wait."""
+        self._wake.set()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -88,7 +94,8 @@ class LedgerUpkeep:
             else:
                 backoff = self.settings.replay_interval_s
             wait = backoff if self._journal.backlog().queued else self._until_sweep()
-            self._stop.wait(max(0.05, min(wait, self._until_sweep())))
+            self._wake.wait(max(0.05, min(wait, self._until_sweep())))
+            self._wake.clear()
 
     def _until_sweep(self) -> float:
         return self._next_sweep - time.monotonic()

@@ -28,9 +28,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("reservations", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "charged_micros", sa.BigInteger(), server_default="0", nullable=False
-            )
+            sa.Column("charged_micros", sa.BigInteger(), server_default="0", nullable=False)
         )
         batch_op.add_column(sa.Column("trace", sa.JSON(none_as_null=True), nullable=True))
 
