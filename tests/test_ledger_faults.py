@@ -289,3 +289,30 @@ async def test_v1_answers_503_database_unavailable_with_retry_after(
         client.close()
     ctx.close()
     assert fake_openai.count("gpt-4o") == 1  # nothing went upstream without a budget check
+
+
+@pytest.mark.postgres
+def test_pages_show_a_banner_not_a_traceback_while_the_database_is_away(
+    stoppable_postgres: tuple[LocalCluster, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.pages import signed_in, texts
+
+    cluster, url = stoppable_postgres
+    monkeypatch.setenv("SWITCHBOARD_DB_URL", url)
+    engine = db.make_engine(url)
+    db.upgrade_database(engine)
+    add_user(db.make_session_factory(engine), "alice", "admin")
+    engine.dispose()
+    at = signed_in("alice", timeout=120)  # through app.py's navigation, as a browser gets it
+    assert not at.exception
+    cluster.pause()
+    try:
+        at = signed_in("alice", timeout=120)  # the next visit, through app.py again
+        assert not at.exception
+        shown = " ".join(e.value for e in at.error)
+        assert "The database is not answering right now" in shown
+        assert "Traceback" not in texts(at)
+    finally:
+        cluster.resume()
+    at = signed_in("alice", timeout=120)
+    assert not at.exception and not at.error

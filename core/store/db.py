@@ -176,9 +176,18 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# The errors that mean the database is away (down, hung, locked, full), not a bad statement.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Is this the database being away (down, hung, locked, full), not a bad statement?"""
-    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
+    return isinstance(exc, UNAVAILABLE)
 
 
 def unavailable(exc: BaseException | None = None) -> DatabaseUnavailable:
