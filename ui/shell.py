@@ -56,7 +56,9 @@ def render() -> None:
         database_banner(exc)
     try:
         _navigate(svc, has_users)
-    except (DatabaseUnavailable, *db.UNAVAILABLE) as exc:
+    except Exception as exc:
+        if not isinstance(exc, DatabaseUnavailable) and not db.is_unavailable(exc):
+            raise
         database_banner(exc)
 
 
