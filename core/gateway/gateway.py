@@ -270,7 +270,7 @@ class Gateway:
         self.upkeep.stop()
         self._writer.close()
         if self.journal.backlog().queued:
-            self.upkeep.run_once()  # one last try
+            self.upkeep.run_once(wait_s=5.0)  # one last try; what fails stays in the file
         self.journal.close()
 
     async def aclose(self) -> None:

@@ -100,9 +100,15 @@ class LedgerUpkeep:
     def _until_sweep(self) -> float:
         return self._next_sweep - time.monotonic()
 
-    def run_once(self, *, sweep: bool = False) -> Round:
-        """One round; ``sweep`` forces adoption and the expiry sweep now."""
-        with self._round_lock:
+    def run_once(self, *, sweep: bool = False, wait_s: float = -1) -> Round:
+        """One round; ``sweep`` forces adoption and the expiry sweep now.
+
+        ``wait_s``: how long to wait for a round already running (the thread's, stuck on
+        a hung database perhaps); -1 waits as long as it takes.
+        """
+        if not self._round_lock.acquire(timeout=wait_s):
+            return Round(failed=True)
+        try:
             done = Round()
             if sweep or time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
@@ -111,6 +117,8 @@ class LedgerUpkeep:
             done.replayed = self._guard(done, self._replay)
             done.interrupted = self._guard(done, self._record_orphans)
             return done
+        finally:
+            self._round_lock.release()
 
     def _guard(self, done: Round, step: Callable[[datetime], int]) -> int:
         try:
