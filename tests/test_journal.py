@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from core.store.journal import SUFFIX, Journal, parse
 
@@ -145,3 +146,38 @@ def test_without_a_directory_records_live_in_memory(tmp_path: Path) -> None:
     journal.resolve(["a"])
     assert journal.backlog().queued == 0
     journal.close()
+
+
+def test_the_batch_writer_hands_off_what_the_database_refuses_and_never_drops_it(
+    sessions: Any,
+) -> None:
+    """One bad row is written apart from its batch; the rest commit; the bad one is handed
+    to ``on_failed`` (the journal, in the gateway), not logged and dropped."""
+    from sqlalchemy import text
+
+    from core.store.batch_writer import BatchWriter
+
+    with sessions.begin() as s:
+        s.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+
+    def write(session: Any, items: list[tuple[int, str | None]]) -> None:
+        for note_id, body in items:
+            session.execute(
+                text("INSERT INTO notes (id, body) VALUES (:i, :b)"), {"i": note_id, "b": body}
+            )
+
+    written: list[int] = []
+    failed: list[int] = []
+    writer: BatchWriter[tuple[int, str | None]] = BatchWriter(
+        sessions,
+        write,
+        on_written=lambda items: written.extend(i for i, _ in items),
+        on_failed=lambda items: failed.extend(i for i, _ in items),
+    )
+    for item in [(1, "a"), (2, None), (3, "c")]:  # 2 breaks NOT NULL
+        writer.submit(item)
+    assert writer.flush(30)
+    writer.close()
+    assert (sorted(written), failed) == ([1, 3], [2])
+    with sessions() as s:
+        assert [r[0] for r in s.execute(text("SELECT id FROM notes ORDER BY id"))] == [1, 3]
