@@ -166,6 +166,7 @@ async def test_the_database_away_mid_load_loses_no_row_and_counts_nothing_twice(
 
     try:
         await gateway.complete(ask())  # warm: later admissions need no query
+        assert await asyncio.to_thread(gateway.flush, 60)  # and its row is in before the outage
         fake_openai.configure("gpt-4o", default=Reply(token_delay=0.1))
         n = 8
         calls = [asyncio.create_task(gateway.complete(ask())) for _ in range(n)]
