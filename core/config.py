@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 4 * 1024 * 1024
     # Wrong gateway tokens per client address per minute before /v1 answers 429.
     api_token_failures_per_minute: int = 20
+    # A database that hangs must not hold a request: PostgreSQL connect and statement
+    # timeouts (SQLite waits its busy_timeout). Requests wait at most their sum for the
+    # database, and never past their own total timeout.
+    db_connect_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    db_statement_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     @classmethod
     def settings_customise_sources(
@@ -86,6 +91,22 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite:///{self.data_dir / 'switchboard.db'}"
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the ledger journal keeps rows the database has not taken yet."""
+        return self.data_dir / "journal"
+
+    @property
+    def db_wait_s(self) -> float:
+        """The longest a request waits on the database before it gets 503."""
+        return self.db_connect_timeout_s + self.db_statement_timeout_s
+
+    def engine_options(self) -> dict[str, float]:
+        return {
+            "connect_timeout_s": self.db_connect_timeout_s,
+            "statement_timeout_s": self.db_statement_timeout_s,
+        }
 
     @property
     def development(self) -> bool:

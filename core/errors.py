@@ -97,6 +97,10 @@ class DatabaseUnavailable(SwitchboardError):
     http_status = 503
     code = "database_unavailable"
 
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class NoKey(SwitchboardError):
     http_status = 400

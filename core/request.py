@@ -43,6 +43,9 @@ STATUS_STOPPED = "stopped"  # the caller stopped the generation
 STATUS_BUDGET = "refused-budget"
 STATUS_RATE = "refused-rate-limit"
 STATUS_NO_KEY = "no-key"
+# The outcome is unknown (its process died, or its row was lost): the cost is the held
+# worst case, an estimate, until the journal brings the real row.
+STATUS_INTERRUPTED = "interrupted"
 
 MICROS_PER_USD = Decimal(1_000_000)
 

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.money.budgets import estimate_remaining, get_budget, list_budgets, set_budget, usd
+from core.money.orphans import CHARGED_GRACE, expire_reservations
 from core.money.reservations import (
-    TOMBSTONE_GRACE,
-    expire_reservations,
     release,
     reserve,
     settle,
@@ -28,7 +27,7 @@ from core.money.reservations import (
 )
 from core.request import Caller
 from core.store import audit
-from core.store.tables import Alert, Budget, Reservation, User
+from core.store.tables import Alert, Budget, RequestRow, Reservation, User
 from tests.conftest import add_user
 from tests.support.cli import run_cli
 
@@ -267,7 +266,9 @@ def test_a_request_that_reserved_per_candidate_settles_its_whole_spend_once(sess
     }
 
 
-def test_a_crashed_requests_hold_expires_and_a_late_settle_still_counts(sessions, alice):
+def test_a_crashed_requests_hold_is_charged_never_freed_and_a_late_settle_reconciles(
+    sessions, alice
+):
     budget(sessions, "user", str(alice.user_id), 10_000)
     crashed = reserve(
         sessions,
@@ -276,6 +277,7 @@ def test_a_crashed_requests_hold_expires_and_a_late_settle_still_counts(sessions
         amounts={"openai": 8_000},
         now=NOW,
         ttl=timedelta(minutes=10),
+        trace={"username": "alice", "user_id": alice.user_id, "source": "api"},
     )
     with pytest.raises(BudgetExceeded):  # still held
         reserve(
@@ -286,21 +288,34 @@ def test_a_crashed_requests_hold_expires_and_a_late_settle_still_counts(sessions
             now=NOW + timedelta(minutes=9),
         )
     later = NOW + timedelta(minutes=11)
-    # reserve() expires due holds itself, so the budget is free again.
-    fresh = reserve(sessions, request_id="b", caller=alice, amounts={"openai": 8_000}, now=later)
-    assert row(sessions, "user", str(alice.user_id)).reserved_micros == 8_000
+    with sessions.begin() as s:
+        assert expire_reservations(s, later) == 1
+        assert expire_reservations(s, later) == 0
+    # Expired with its outcome unknown: the worst case is spent, not given back.
+    b = row(sessions, "user", str(alice.user_id))
+    assert (b.spent_micros, b.reserved_micros) == (8_000, 0)
+    with pytest.raises(BudgetExceeded):
+        reserve(sessions, request_id="b", caller=alice, amounts={"openai": 8_000}, now=later)
+    with sessions() as s:
+        interrupted = s.get(RequestRow, "crash")
+        assert interrupted is not None
+        assert (interrupted.status, interrupted.cost_micros, interrupted.estimated) == (
+            "interrupted",
+            8_000,
+            True,
+        )
     settle(sessions, crashed, {"openai": 1_000}, later)  # it finished after all
     b = row(sessions, "user", str(alice.user_id))
-    assert (b.spent_micros, b.reserved_micros) == (1_000, 8_000)  # spend kept, no double release
-    release(sessions, fresh, later)
-    # A hold whose request never returns: released by expiry, its row removed after the grace.
+    assert (b.spent_micros, b.reserved_micros) == (1_000, 0)  # the estimate refunded once
+    settle(sessions, crashed, {"openai": 1_000}, later)  # and settling again does nothing
+    assert row(sessions, "user", str(alice.user_id)).spent_micros == 1_000
+    # A charged hold whose request never returns stays until its month is long over.
     reserve(sessions, request_id="c", caller=alice, amounts={"openai": 3_000}, now=later)
     with sessions.begin() as s:
         assert expire_reservations(s, later + timedelta(minutes=11)) == 1
-        assert expire_reservations(s, later + timedelta(minutes=11)) == 0
-    assert row(sessions, "user", str(alice.user_id)).reserved_micros == 0
+    assert row(sessions, "user", str(alice.user_id)).spent_micros == 4_000
     with sessions.begin() as s:
-        expire_reservations(s, later + timedelta(minutes=11) + TOMBSTONE_GRACE)
+        expire_reservations(s, later + timedelta(minutes=11) + CHARGED_GRACE)
         assert s.scalar(select(func.count(Reservation.id))) == 0
 
 

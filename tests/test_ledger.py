@@ -176,6 +176,7 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "error_message": None,
         "attempt_count": 3,
         "request_metadata": {"ticket": "T-1", "run": 3, "ok": True},
+        "estimated": False,
     }
     assert [(a["seq"], a["model"], a["outcome"]) for a in attempts] == [
         (1, "openai/gpt-4o", "error"),

@@ -111,4 +111,9 @@ def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
             f"{cur.unpriced_requests:,} requests used unpriced models; their cost "
             "is unknown and not in the total."
         )
+    if cur.estimated_micros:
+        notes.append(
+            f"{usd(cur.estimated_micros)} of the total is estimated: the worst case held by "
+            "interrupted requests, until the ledger journal brings their real figures."
+        )
     st.caption(" ".join(notes))

@@ -91,10 +91,14 @@ def performance_table(perf: pd.DataFrame) -> None:
 
 
 def requests_table(rows: pd.DataFrame) -> None:
-    """One page of recent requests; an unpriced cost says so, never $0."""
+    """One page of recent requests; an unpriced cost says so, never $0, and an interrupted
+    request's cost says it is an estimate."""
     shown = rows.assign(
-        cost=[usd(int(c)) if pd.notna(c) else "unpriced" for c in rows["cost_micros"]]
-    ).drop(columns=["cost_micros"])
+        cost=[
+            "unpriced" if pd.isna(c) else f"~{usd(int(c))} (estimated)" if e else usd(int(c))
+            for c, e in zip(rows["cost_micros"], rows["estimated"], strict=True)
+        ]
+    ).drop(columns=["cost_micros", "estimated"])
     config: dict[str, Any] = {c: _label(c) for c in shown.columns}
     config["at"] = st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss")
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)

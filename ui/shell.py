@@ -10,12 +10,15 @@ st.navigation, and the first visitor gets raw file names and the wrong page.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import streamlit as st
 
 from core.accounts import auth
 from core.accounts.auth import UserInfo
-from core.errors import SwitchboardError
+from core.errors import DatabaseUnavailable, SwitchboardError
 from core.settings import profiles
+from core.store import db
 from ui import navigation, resources, signin, state
 
 
@@ -24,6 +27,19 @@ def _signed_out(svc: resources.Services) -> None:
     if signin.sign_in(svc) is not None:
         st.rerun()  # signed in (form or cookie): open the page the URL names
     st.caption("Switchboard · a self-hosted LLM gateway for teams")
+
+
+def database_banner(exc: Exception) -> NoReturn:
+    """A page's database went away: say so plainly, never a traceback, and stop the run."""
+    st.error(
+        "**The database is not answering right now**, so this page cannot load or save. "
+        "Answers already given are still counted: their usage rows wait in the local "
+        "ledger journal and are written once it is back. Try again in a few seconds; if "
+        "this lasts, ask an admin to check the database (its state is at `/health`).",
+        icon=":material/database_off:",
+    )
+    st.caption(f"Reason: {type(exc).__name__}")
+    st.stop()
 
 
 def render() -> None:
@@ -36,6 +52,17 @@ def render() -> None:
         st.title("Switchboard cannot start")
         st.error(exc.message)
         st.stop()
+    except db.UNAVAILABLE as exc:
+        database_banner(exc)
+    try:
+        _navigate(svc, has_users)
+    except Exception as exc:
+        if not isinstance(exc, DatabaseUnavailable) and not db.is_unavailable(exc):
+            raise
+        database_banner(exc)
+
+
+def _navigate(svc: resources.Services, has_users: bool) -> None:
     if not has_users:
         st.navigation(navigation.all_pages(), position="hidden")
         signin.first_admin_form(svc)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.analytics.filters import Filters, rollup_terms
 from core.analytics.scope import Scope
-from core.request import STATUS_FAILED, STATUS_NO_KEY, STATUS_PARTIAL
+from core.request import STATUS_FAILED, STATUS_INTERRUPTED, STATUS_NO_KEY, STATUS_PARTIAL
 from core.store import histogram
 from core.store.rollups import SUCCESS_STATUSES
 from core.store.tables import usage_daily
@@ -39,6 +39,9 @@ class KeyFigures:
     latency_p95_ms: float | None
     ttft_p50_ms: float | None
     ttft_p95_ms: float | None
+    # Of cost_micros, what interrupted requests hold as an estimate (their worst case)
+    # until a journal replay brings their real figures.
+    estimated_micros: int = 0
 
     def _rate(self, part: int) -> float | None:
         return part / self.requests if self.requests else None
@@ -84,11 +87,12 @@ def key_figures(session: Session, filters: Filters, scope: Scope) -> KeyFigures:
         status_sum(ERROR_STATUSES),
         *histogram_sums(histogram.LATENCY_COLUMNS),
         *histogram_sums(histogram.TTFT_COLUMNS),
+        func.coalesce(func.sum(case((c.status == STATUS_INTERRUPTED, c.cost_micros), else_=0)), 0),
     ).where(*rollup_terms(filters, scope))
     row = [int(v) for v in session.execute(query).one()]
     requests, cost, unpriced, prompt, completion, fallbacks, ok, errors = row[:8]
     latency = row[8 : 8 + histogram.BUCKETS]
-    ttft = row[8 + histogram.BUCKETS :]
+    ttft = row[8 + histogram.BUCKETS : 8 + 2 * histogram.BUCKETS]
     return KeyFigures(
         requests=requests,
         cost_micros=cost,
@@ -102,6 +106,7 @@ def key_figures(session: Session, filters: Filters, scope: Scope) -> KeyFigures:
         latency_p95_ms=histogram.percentile(latency, 0.95),
         ttft_p50_ms=histogram.percentile(ttft, 0.5),
         ttft_p95_ms=histogram.percentile(ttft, 0.95),
+        estimated_micros=row[8 + 2 * histogram.BUCKETS],
     )
 
 

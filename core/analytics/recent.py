@@ -28,6 +28,7 @@ COLUMNS = (
     "cost_micros",
     "latency_ms",
     "status",
+    "estimated",  # the cost is an interrupted request's held worst case
 )
 
 

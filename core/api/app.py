@@ -31,17 +31,36 @@ from core.store import db
 
 
 async def health(ctx: ApiContext, request: Request) -> JSONResponse:
+    """``ok``; ``degraded`` (200) while the ledger journal holds rows for the database, or
+    (503) while the schema is behind; ``error`` (503) when the database cannot be reached."""
+    backlog = ctx.backlog()
+    journal = (
+        {"queued": backlog.entries, "orphans": backlog.orphans, "in_flight": backlog.in_flight}
+        if backlog is not None
+        else None
+    )
     try:
         engine = ctx.engine()
         await asyncio.to_thread(db.check_connection, engine)
         revision = await asyncio.to_thread(db.current_revision, engine)
     except SwitchboardError as exc:
-        return JSONResponse({"status": "error", "database": exc.message}, status_code=503)
-    ok = revision == db.head_revision()
-    body = {"status": "ok" if ok else "degraded", "database": "ok", "schema": revision}
-    if not ok:
+        body: dict[str, object] = {"status": "error", "database": exc.message}
+        if journal is not None:
+            body["journal"] = journal
+        return JSONResponse(body, status_code=503)
+    current = revision == db.head_revision()
+    queued = backlog is not None and backlog.queued > 0
+    body = {"status": "ok" if current and not queued else "degraded", "database": "ok"}
+    body["schema"] = revision
+    if journal is not None:
+        body["journal"] = journal
+    if not current:
         body["hint"] = "The schema is behind; run `switchboard init`."
-    return JSONResponse(body, status_code=200 if ok else 503)
+    elif queued:
+        body["hint"] = (
+            "Ledger rows wait in the local journal and are being written to the database."
+        )
+    return JSONResponse(body, status_code=200 if current else 503)
 
 
 def api_routes(ctx: ApiContext | None = None) -> list[BaseRoute]:

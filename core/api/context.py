@@ -30,9 +30,11 @@ from core.api import openai_format as fmt
 from core.clock import Clock, utc_now
 from core.config import Settings
 from core.errors import SwitchboardError
+from core.gateway.lazysession import in_thread
 from core.gateway.runtime import Runtime, build_runtime
 from core.request import Caller, RequestIds, Summary
 from core.store import db
+from core.store.journal import Backlog
 from core.ttlcache import TtlCache
 
 log = logging.getLogger("switchboard.api")
@@ -88,13 +90,24 @@ class ApiContext:
             return self._runtime
         # Building runs migrations and loads the catalog: keep it off the event loop,
         # which the dashboard shares when served by streamlit.
-        return await asyncio.to_thread(self.runtime)
+        try:
+            return await asyncio.to_thread(self.runtime)
+        except errors.DatabaseUnavailable as exc:
+            # The full reason (which host, what it said) is for the log, not the client.
+            log.error("the API cannot open its database: %s", exc.message)
+            raise db.unavailable() from None
+
+    def backlog(self) -> Backlog | None:
+        """The journal's backlog, once the runtime (and so the journal) exists."""
+        return self._runtime.gateway.backlog() if self._runtime is not None else None
 
     def engine(self) -> Engine:
         if self._runtime is not None:
             return self._runtime.engine
         if self._engine is None:  # /health must not run migrations or build a gateway
-            self._engine = db.make_engine(self.settings.database_url)
+            self._engine = db.make_engine(
+                self.settings.database_url, **self.settings.engine_options()
+            )
         return self._engine
 
     def close(self) -> None:
@@ -127,7 +140,7 @@ def error_response(
 ) -> JSONResponse:
     headers = fmt.summary_headers(summary) if summary else {}
     headers["x-switchboard-request-id"] = request_id
-    if isinstance(exc, errors.RateLimited | errors.LoginLocked):
+    if isinstance(exc, errors.RateLimited | errors.LoginLocked | errors.DatabaseUnavailable):
         headers["retry-after"] = str(max(1, exc.retry_after_s))
     return JSONResponse(fmt.error_from(exc), status_code=exc.http_status, headers=headers)
 
@@ -179,7 +192,10 @@ async def authenticate(
 
     try:
         # A failed check raises, so it is not cached; concurrent misses share one query.
-        caller = await asyncio.to_thread(ctx.callers.get_or_load, key, check)
+        # A database that is away gives 503 database_unavailable, bounded in time.
+        caller = await in_thread(
+            ctx.callers.get_or_load, key, check, timeout_s=ctx.settings.db_wait_s
+        )
     except errors.AuthenticationFailed:
         await asyncio.to_thread(ctx.token_throttle.failed, runtime.sessions, address, ctx.clock())
         raise
@@ -239,6 +255,8 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening; just end the exchange
         except Exception as exc:
+            if db.is_unavailable(exc):  # any step that reached the database: 503, not 500
+                return error_response(db.unavailable(exc), request_id)
             body = unexpected(exc, request_id, request.url.path, token)
             headers = {"x-switchboard-request-id": request_id}
             return JSONResponse(body, status_code=500, headers=headers)

@@ -29,7 +29,8 @@ class CliContext:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = db.make_engine(load_settings().database_url)
+            settings = load_settings()
+            self._engine = db.make_engine(settings.database_url, **settings.engine_options())
             db.upgrade_database(self._engine)
         return self._engine
 

@@ -9,6 +9,7 @@ limits, which budgets apply) for ``policy_ttl_s``; facts every caller shares
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,14 +25,35 @@ from core.errors import NotFound
 from core.gateway.chain import max_tokens_for
 from core.gateway.lazysession import LazySession
 from core.gateway.run import Candidate, Run, not_allowed
-from core.money import pricing, ratelimits, reservations
+from core.money import orphans, pricing, ratelimits, reservations
 from core.money.catalog import Catalog
 from core.request import ChatRequest
 from core.settings import endpoints, routes
 from core.settings.routes import ResolvedRoute
 from core.settings.targets import Target, TargetResolver
-from core.store import ledger
+from core.store import db, ledger
 from core.ttlcache import TtlCache
+
+
+def trace_of(run: Run, provider: str | None, model: str | None) -> dict[str, Any]:
+    """Who and what a request is, for an ``interrupted`` row should its outcome be lost."""
+    request, caller = run.request, run.request.caller
+    return {
+        "at": run.at.isoformat(),
+        "user_id": caller.user_id,
+        "username": caller.username,
+        "team_id": caller.team_id,
+        "token_name": caller.token_name,
+        "source": request.source,
+        "task": request.task,
+        "profile": request.profile,
+        "conversation_id": request.conversation_id,
+        "requested_model": request.model,
+        "route_source": run.route.source,
+        "chain": list(run.route.chain),
+        "provider": provider,
+        "model": model,
+    }
 
 
 @dataclass(frozen=True)
@@ -53,8 +75,10 @@ class Admission:
         refresh_s: float,
         default_rpm: int | None,
         default_tpm: int | None,
+        db_wait_s: float = 15.0,
     ) -> None:
         self._sessions = sessions
+        self._db_wait_s = db_wait_s
         self._catalog = catalog
         self._cipher = cipher
         self._clock = clock
@@ -241,7 +265,31 @@ class Admission:
         known, applies = self._policy.peek(key)
         if known and not applies:
             return reservations.ReservationHandle(run.request_id, ())  # no thread hop, no query
-        return await asyncio.to_thread(self._reserve_sync, run, cand, key)
+        # Fail closed: no hold, no call. A database that is away refuses the request with
+        # 503, bounded by the request's own total timeout as well as the database wait.
+        remaining = run.started + run.route.options.total_timeout_s - time.monotonic()
+        step = asyncio.ensure_future(asyncio.to_thread(self._reserve_sync, run, cand, key))
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(step), max(0.1, min(self._db_wait_s, remaining))
+            )
+        except TimeoutError:
+            step.add_done_callback(self._release_late)
+            raise db.unavailable() from None
+        except Exception as exc:
+            if db.is_unavailable(exc):
+                raise db.unavailable(exc) from None
+            raise
+
+    def _release_late(self, step: asyncio.Future[reservations.ReservationHandle]) -> None:
+        """A hold that arrived after its request gave up: give it back at once."""
+        if step.cancelled() or step.exception() is not None:
+            return
+        handle = step.result()
+        if handle.holds:
+            asyncio.get_running_loop().run_in_executor(
+                None, reservations.release, self._sessions, handle, self._clock()
+            )
 
     def _reserve_sync(
         self, run: Run, cand: Candidate, key: tuple[object, ...]
@@ -261,11 +309,14 @@ class Admission:
             run.request.messages, extra_text=run.sent, context_window=target.context_window
         )
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
+        now = self._clock()
+        orphans.expire_due(self._sessions, now)  # besides the sweep's own schedule
         return reservations.reserve(
             self._sessions,
             request_id=run.request_id,
             caller=caller,
             amounts={target.provider: worst},
-            now=self._clock(),
+            now=now,
             unpriced_models=(target.model_id,) if worst is None else (),
+            trace=trace_of(run, target.provider, target.model_id),
         )

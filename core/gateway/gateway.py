@@ -4,6 +4,11 @@ The walk: admit (core.gateway.admission: route, targets, keys, rate limit) -> wa
 (core.gateway.chain: reserve each candidate's worst case, call it, retry, fail over, continue a
 broken stream) -> summarise (core.gateway.run) -> hand the ledger rows and budget settlement to
 a batched background writer, so no request waits on those writes.
+
+Nothing that happened is lost from the ledger: an admitted request is noted in the local
+journal before its first upstream call (core/store/journal.py), rows the database does
+not take wait there, and a background upkeep (core/gateway/upkeep.py) replays them, turns
+requests of a process that died into ``interrupted`` rows, and charges expired holds.
 """
 
 from __future__ import annotations
@@ -19,17 +24,18 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.accounts import keys
 from core.accounts.scrubber import Scrubber, Scrubbers, scrub_summary
 from core.accounts.secrets import Cipher
 from core.clock import Clock, utc_now
 from core.errors import InvalidInput, ModelNotAllowed, NotFound, RateLimited, SwitchboardError
-from core.gateway.admission import Admission
+from core.gateway.admission import Admission, trace_of
 from core.gateway.chain import ChainWalker, max_tokens_for
-from core.gateway.lazysession import LazySession, NeedsDatabase
+from core.gateway.lazysession import LazySession, NeedsDatabase, in_thread
+from core.gateway.ledger_entry import LedgerEntry, entry_for, to_payload, write_entries
 from core.gateway.retry import RetryPolicy
 from core.gateway.run import Run, run_secrets, spend_by_provider, summarise
-from core.money import pricing, ratelimits, reservations
+from core.gateway.upkeep import LedgerUpkeep, UpkeepSettings
+from core.money import pricing, reservations
 from core.money.catalog import Catalog
 from core.request import (
     STATUS_FAILED,
@@ -47,8 +53,8 @@ from core.request import (
 )
 from core.settings import routes
 from core.settings.targets import TargetResolver
-from core.store import ledger
 from core.store.batch_writer import BatchWriter
+from core.store.journal import Backlog, Journal
 from core.upstream.breaker import BreakerPolicy, Breakers, BreakerState
 from core.upstream.calls import Upstream
 from core.upstream.litellm_calls import CompletionFn
@@ -64,6 +70,9 @@ class GatewaySettings:
     policy_ttl_s: float = 2.0
     default_rpm: int | None = None
     default_tpm: int | None = None
+    # The longest a request waits on the database (connect plus statement timeouts).
+    db_wait_s: float = 15.0
+    upkeep: UpkeepSettings = field(default_factory=UpkeepSettings)
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,10 @@ class Gateway:
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
         settings: GatewaySettings | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        """``journal``: where rows wait while the database is away; None keeps them in
+        memory only (they survive an outage, not the process)."""
         self.settings = settings or GatewaySettings()
         self._sessions = sessions
         self._clock = clock
@@ -113,6 +125,7 @@ class Gateway:
             refresh_s=self.settings.refresh_s,
             default_rpm=self.settings.default_rpm,
             default_tpm=self.settings.default_tpm,
+            db_wait_s=self.settings.db_wait_s,
         )
         self._upstream = Upstream(completion)
         self._walker = ChainWalker(
@@ -126,7 +139,14 @@ class Gateway:
         )
         self._ids = RequestIds()
         self._scrubbers = Scrubbers()
-        self._writer: BatchWriter[_Record] = BatchWriter(sessions, self._write_records)
+        self.journal = journal or Journal(None)
+        self._writer: BatchWriter[_Record] = BatchWriter(
+            sessions, self._write_records, on_written=self._written, on_failed=self._park
+        )
+        self.upkeep = LedgerUpkeep(
+            sessions=sessions, journal=self.journal, clock=clock, settings=self.settings.upkeep
+        )
+        self.upkeep.start()
 
     # --- public -----------------------------------------------------------------
 
@@ -170,6 +190,9 @@ class Gateway:
         run = await self._admit(request, stream)
         scrubber = self._scrubbers.get(run_secrets(run))
         answer = scrubber.stream()
+        # Before the first upstream call: should this process die, the request's cost
+        # still reaches the ledger (an `interrupted` row, core/money/orphans.py).
+        self.journal.open(run.request_id, self._trace(run))
         announced: Serving | None = None
         serving: Serving | None = None
         try:
@@ -244,11 +267,23 @@ class Gateway:
         self._admission.clear()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every row submitted so far is written or kept in the journal."""
         return self._writer.flush(timeout_s)
 
+    def backlog(self) -> Backlog:
+        """What the journal holds for the database (see /health)."""
+        return self.journal.backlog()
+
     def close(self) -> None:
-        """Write everything still queued; call on shutdown so no ledger row is lost."""
+        """Write everything still queued; call on shutdown so no ledger row is lost.
+
+        Rows the database does not take stay in the journal file for the next start.
+        """
+        self.upkeep.stop()
         self._writer.close()
+        if self.journal.backlog().queued:
+            self.upkeep.run_once(wait_s=5.0)  # one last try; what fails stays in the file
+        self.journal.close()
 
     async def aclose(self) -> None:
         """Close the upstream HTTP clients of the running loop; call before that loop ends."""
@@ -269,7 +304,7 @@ class Gateway:
                     LazySession(None), request, stream, request_id, at, started
                 )
             except NeedsDatabase:
-                return await asyncio.to_thread(
+                return await in_thread(
                     self._admission.admit,
                     LazySession(self._sessions),
                     request,
@@ -277,6 +312,7 @@ class Gateway:
                     request_id,
                     at,
                     started,
+                    timeout_s=self.settings.db_wait_s,
                 )
         except SwitchboardError as exc:
             # Refused before any upstream call: still one ledger row, so nothing goes missing.
@@ -308,20 +344,34 @@ class Gateway:
         )
         return summary
 
+    def _trace(self, run: Run) -> dict[str, object]:
+        """The journal's note of an admitted request: who, what, and its worst case."""
+        trace = trace_of(run, run.candidates[0].target.provider if run.candidates else None, None)
+        worst: list[int] = []
+        for cand in run.candidates:
+            max_out = max_tokens_for(run.request, run.route, cand.target)
+            cost = run.book.worst_case_micros(
+                cand.target.model_id, run.prompt_tokens, max_out, run.at
+            )
+            if cost is not None:
+                worst.append(cost)
+        trace["estimate_micros"] = max(worst, default=None)
+        return trace
+
+    @staticmethod
+    def _entry(r: _Record) -> LedgerEntry:
+        spend = spend_by_provider(r.summary)
+        return entry_for(
+            r.request, r.summary, spend, r.holds, r.key_events, r.at, r.rate_correction
+        )
+
     def _write_records(self, session: Session, records: list[_Record]) -> None:
-        now = self._clock()
-        ledger.record_many(session, [(r.request, r.summary) for r in records], now)
-        for r in records:
-            spend = spend_by_provider(r.summary)
-            for handle in r.holds:
-                if handle.holds:
-                    reservations.settle_in(session, handle, spend, now)
-            if r.rate_correction:
-                ratelimits.correct_tokens(
-                    session, r.request.caller.user_id, r.at, r.rate_correction
-                )
-            for key_id, event in r.key_events:
-                if event == "used":
-                    keys.mark_key_used(session, key_id, r.at)
-                else:
-                    keys.mark_key_auth_failed(session, key_id, r.at)
+        write_entries(session, [self._entry(r) for r in records], self._clock(), check=False)
+
+    def _written(self, records: list[_Record]) -> None:
+        self.journal.resolve(r.summary.request_id for r in records)
+
+    def _park(self, records: list[_Record]) -> None:
+        """The database did not take these: keep them in the journal for the upkeep."""
+        self.journal.park([(r.summary.request_id, to_payload(self._entry(r))) for r in records])
+        self.upkeep.wake()

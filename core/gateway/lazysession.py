@@ -8,7 +8,15 @@ redoes the whole step on a worker thread with a real factory.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from sqlalchemy.orm import Session, sessionmaker
+
+from core.store import db
+
+T = TypeVar("T")
 
 
 class NeedsDatabase(Exception):
@@ -45,3 +53,21 @@ class LazySession:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, timeout_s: float) -> T:
+    """Run a database step on a worker thread, or raise DatabaseUnavailable.
+
+    A database that is down, locked or full fails fast; one that hangs (stopped, lost
+    on the network) is given up on after ``timeout_s``, so a request is never held longer
+    than that (the thread itself runs on; a step with a side effect worth undoing, such
+    as a budget hold, is shielded and undone by its caller).
+    """
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout_s)
+    except TimeoutError:
+        raise db.unavailable() from None
+    except Exception as exc:
+        if db.is_unavailable(exc):
+            raise db.unavailable(exc) from None
+        raise

@@ -17,6 +17,7 @@ from core.config import Settings, load_settings
 from core.gateway.gateway import Gateway, GatewaySettings
 from core.money.catalog import Catalog, load_catalog
 from core.store import db
+from core.store.journal import Journal
 from core.upstream.breaker import BreakerPolicy
 from core.upstream.litellm_calls import CompletionFn
 
@@ -43,7 +44,10 @@ def gateway_settings_from(settings: Settings) -> GatewaySettings:
         cooldown_s=settings.breaker_cooldown_s,
     )
     return GatewaySettings(
-        default_rpm=settings.rate_rpm, default_tpm=settings.rate_tpm, breaker=breaker
+        default_rpm=settings.rate_rpm,
+        default_tpm=settings.rate_tpm,
+        breaker=breaker,
+        db_wait_s=settings.db_wait_s,
     )
 
 
@@ -57,7 +61,7 @@ def build_runtime(
 ) -> Runtime:
     """``environ``: where provider keys are looked up last (default: the process's)."""
     settings = settings or load_settings()
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, **settings.engine_options())
     if upgrade:
         db.upgrade_database(engine)
     else:
@@ -73,5 +77,6 @@ def build_runtime(
         completion=completion,
         environ=environ,
         settings=gateway_settings or gateway_settings_from(settings),
+        journal=Journal(settings.journal_dir),
     )
     return Runtime(settings, engine, sessions, catalog, cipher, gateway)

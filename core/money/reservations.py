@@ -13,9 +13,12 @@ requests still in flight hold real money until they settle or their hold expires
 Rollover only moves a period forward (``period < :current``), so replicas whose clocks
 disagree around midnight can never reset a month twice.
 
-A crashed request's hold expires after ``ttl``: expiry zeroes the row's amount (the hold
-is released) but keeps the row for :data:`TOMBSTONE_GRACE`, so a slow request that settles
-late still records its spend. Settling deletes the rows, which makes it idempotent.
+A hold whose request's outcome is unknown (its process died, its row was lost) never
+expires to $0 spent: after ``ttl`` the hold is *charged* as spend and the request gets an
+``interrupted`` ledger row with the held worst case as an estimated cost
+(core/money/orphans.py). The charge is kept on the row (``charged_micros``), so a late
+settle, such as a journal replay with the real figures, refunds it and adds the real
+cost instead. Settling deletes the rows, which makes it idempotent.
 
 This is separate from :mod:`core.money.budgets` (setting, listing and reporting budgets) because
 every gateway request runs it: it imports that module for the shared vocabulary, never
@@ -24,15 +27,13 @@ the reverse.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import case, delete, or_, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement, Executable
 
@@ -50,9 +51,6 @@ from core.request import Caller
 from core.store.tables import Budget, Reservation
 
 DEFAULT_TTL: Final = timedelta(minutes=10)
-TOMBSTONE_GRACE: Final = timedelta(days=1)
-_EXPIRE_BATCH: Final = 500
-log = logging.getLogger("switchboard.budgets")  # the name operators already filter on
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +142,17 @@ def reserve(
     now: datetime,
     ttl: timedelta = DEFAULT_TTL,
     unpriced_models: Sequence[str] = (),
+    trace: Mapping[str, Any] | None = None,
 ) -> ReservationHandle:
     """Hold worst-case amounts (provider -> micro-dollars; None = unpriced), or refuse.
 
     Raises BudgetExceeded, holding nothing, if any hard budget cannot take its hold.
-    ``unpriced_models`` only names the culprits in that message.
+    ``unpriced_models`` only names the culprits in that message. ``trace`` (who, which
+    source and model) is kept on the hold so that, should the request's outcome be lost,
+    the hold can become an ``interrupted`` ledger row (core/money/orphans.py).
     """
     if any(a is not None and a < 0 for a in amounts.values()):
         raise ValueError("reservation amounts must be non-negative")
-    _expire_if_due(session_factory, now)
     period = period_of(now)
     scopes = _scopes(caller, list(amounts))
     with session_factory.begin() as session:
@@ -198,6 +198,7 @@ def reserve(
                     amount_micros=hold,
                     created_at=now,
                     expires_at=now + ttl,
+                    trace=dict(trace) if trace else None,
                 )
             )
         session.add_all(holds)
@@ -236,40 +237,65 @@ def settle_in(
     """
     if not handle.holds:
         return
-    # RETURNING says what each row still held: 0 once expiry released it, and then its
-    # spend still counts.
+    scopes = {h.budget_id: (h.scope, h.scope_key) for h in handle.holds}
+    settle_request(session, handle.request_id, actual_by_provider, now, scopes)
+
+
+def settle_request(
+    session: Session,
+    request_id: str,
+    actual_by_provider: Mapping[str, int],
+    now: datetime,
+    scopes: Mapping[int, tuple[str, str]] | None = None,
+) -> None:
+    """Settle every hold of ``request_id`` (``scopes``: budget id -> scope, when known).
+
+    A hold already charged as an interrupted request's estimate is refunded here, in the
+    month it was charged, so the real cost replaces the estimate rather than adding to it.
+    """
+    # RETURNING says what each row still held (0 once charged) and what it was charged.
     found = (
         session.connection()
         .execute(
             delete(Reservation)
-            .where(Reservation.request_id == handle.request_id)
-            .returning(Reservation.budget_id, Reservation.amount_micros)
+            .where(Reservation.request_id == request_id)
+            .returning(
+                Reservation.budget_id,
+                Reservation.amount_micros,
+                Reservation.charged_micros,
+                Reservation.period,
+            )
         )
         .all()
     )
+    period = period_of(now)
     held: dict[int, int] = defaultdict(int)
-    for budget_id, amount in found:
+    refund: dict[int, int] = defaultdict(int)
+    for budget_id, amount, charged, hold_period in found:
         held[budget_id] += amount
-    scopes = {h.budget_id: (h.scope, h.scope_key) for h in handle.holds}
-    if held.keys() - scopes.keys():  # holds made through another handle of this request
-        scopes.update(
+        if hold_period == period:  # a charge in a closed month stays in that month
+            refund[budget_id] += charged
+    known = dict(scopes or {})
+    if held.keys() - known.keys():  # holds made through another handle of this request
+        known.update(
             (i, (s, k))
             for i, s, k in session.execute(
                 select(Budget.id, Budget.scope, Budget.scope_key).where(Budget.id.in_(list(held)))
             )
         )
-    period, total = period_of(now), sum(actual_by_provider.values())
+    total = sum(actual_by_provider.values())
     for budget_id in sorted(held):  # id order, like reserve: no lock-order deadlocks
-        scope, key = scopes[budget_id]
+        scope, key = known[budget_id]
         spent = actual_by_provider.get(key, 0) if scope == "provider" else total
-        if held[budget_id] or spent:
-            _account(session, budget_id, held[budget_id], spent, period, now)
+        if held[budget_id] or spent or refund[budget_id]:
+            account(session, budget_id, held[budget_id], spent - refund[budget_id], period, now)
 
 
-def _account(
+def account(
     session: Session, budget_id: int, held: int, spent: int, period: str, now: datetime
 ) -> None:
-    """Release ``held`` and add ``spent`` in one UPDATE, rolling the month over if due."""
+    """Release ``held`` and add ``spent`` (negative: a refund) in one UPDATE, rolling the
+    month over if due."""
     rolled = Budget.period < period  # SET expressions all see the row as it was
     row = (
         session.connection()
@@ -297,7 +323,7 @@ def _account(
     for percent in ALERT_THRESHOLDS:
         # Only the settle that crosses a threshold alerts (the unique key backs this up).
         threshold = row.limit_micros * percent
-        if spent and after * 100 >= threshold and (before == 0 or before * 100 < threshold):
+        if spent > 0 and after * 100 >= threshold and (before == 0 or before * 100 < threshold):
             info = BudgetInfo(
                 budget_id,
                 row.scope,
@@ -318,51 +344,3 @@ def release(
 ) -> None:
     """Give the holds back without spending (the request never reached a provider)."""
     settle(session_factory, handle, {}, now)
-
-
-def _expire_if_due(session_factory: sessionmaker[Session], now: datetime) -> None:
-    # One probe of the expires_at index; the writing pass runs only when something is due.
-    with session_factory() as session:
-        due = session.scalar(
-            select(Reservation.id)
-            .where(Reservation.expires_at < now, Reservation.amount_micros > 0)
-            .limit(1)
-        )
-    if due is None:
-        return
-    try:
-        with session_factory.begin() as session:
-            expire_reservations(session, now)
-    except DBAPIError as exc:  # housekeeping (e.g. a deadlock with a settle) must not fail
-        log.warning("expiring reservations failed; the next request retries: %s", exc)
-
-
-def expire_reservations(session: Session, now: datetime) -> int:
-    """Release holds past their expiry (crashed requests); returns how many were released."""
-    due = session.execute(
-        select(Reservation.id, Reservation.budget_id, Reservation.amount_micros)
-        .where(Reservation.expires_at < now, Reservation.amount_micros > 0)
-        .order_by(Reservation.id)
-        .limit(_EXPIRE_BATCH)
-    ).all()
-    released: dict[int, int] = defaultdict(int)
-    count = 0
-    for reservation_id, budget_id, amount in due:
-        # Conditional: a settle that got there first has already released this hold.
-        if _write(
-            session,
-            update(Reservation)
-            .where(Reservation.id == reservation_id, Reservation.amount_micros == amount)
-            .values(amount_micros=0),
-        ):
-            released[budget_id] += amount
-            count += 1
-    for budget_id in sorted(released):
-        _account(session, budget_id, released[budget_id], 0, period_of(now), now)
-    _write(
-        session,
-        delete(Reservation).where(
-            Reservation.expires_at < now - TOMBSTONE_GRACE, Reservation.amount_micros == 0
-        ),
-    )
-    return count

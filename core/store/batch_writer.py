@@ -2,8 +2,13 @@
 
 Requests hand their rows to ``submit`` (non-blocking); one thread writes them in
 batches, each batch in one transaction. ``flush`` waits until everything
-submitted so far is written; ``close`` flushes and stops, so a graceful shutdown
+submitted so far is handled; ``close`` flushes and stops, so a graceful shutdown
 loses nothing.
+
+Nothing is dropped: a batch the database does not take (it is down, hung, full or
+locked) goes to ``on_failed``, which keeps it in the durable journal for replay
+(core/store/journal.py); ``on_written`` hears of every batch that committed. One bad
+row is written apart from its batch, so it cannot hold the rest back.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
+
+from core.store.db import is_unavailable
 
 log = logging.getLogger("switchboard.recorder")
 
@@ -32,9 +39,13 @@ class BatchWriter(Generic[T]):
         max_batch: int = 256,
         max_delay_s: float = 0.1,
         name: str = "switchboard-ledger",
+        on_written: Callable[[list[T]], None] | None = None,
+        on_failed: Callable[[list[T]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._write = write
+        self._on_written = on_written or (lambda items: None)
+        self._on_failed = on_failed or _log_lost
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
         self._queue: queue.Queue[object] = queue.Queue()
@@ -95,19 +106,43 @@ class BatchWriter(Generic[T]):
                 self._done.notify_all()
 
     def _write_with_retries(self, batch: list[T]) -> None:
+        failure: Exception | None = None
         for attempt in range(3):
-            try:
-                with self._sessions.begin() as session:
-                    self._write(session, batch)
+            failure = self._try_write(batch)
+            if failure is None:
+                self._on_written(batch)
                 return
-            except Exception as exc:
-                name = type(exc).__name__
-                log.warning("ledger batch write failed (%s), try %d", name, attempt + 1)
-                time.sleep(0.05 * (attempt + 1))
+            log.warning(
+                "ledger batch write failed (%s), try %d", type(failure).__name__, attempt + 1
+            )
+            time.sleep(0.05 * (attempt + 1))
+        if failure is not None and is_unavailable(failure):
+            self._hand_off(batch)  # the database is away: row by row would only wait longer
+            return
         # One bad row must not take the rest of its batch with it.
+        written: list[T] = []
+        failed: list[T] = []
         for item in batch:
-            try:
-                with self._sessions.begin() as session:
-                    self._write(session, [item])
-            except Exception as exc:
-                log.error("ledger row could not be written: %s", type(exc).__name__)
+            (written if self._try_write([item]) is None else failed).append(item)
+        if written:
+            self._on_written(written)
+        if failed:
+            self._hand_off(failed)
+
+    def _try_write(self, items: list[T]) -> Exception | None:
+        try:
+            with self._sessions.begin() as session:
+                self._write(session, items)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _hand_off(self, items: list[T]) -> None:
+        try:
+            self._on_failed(items)
+        except Exception as exc:  # the writer thread must live on
+            log.error("%d ledger rows could not be kept: %s", len(items), type(exc).__name__)
+
+
+def _log_lost(items: Sequence[object]) -> None:
+    log.error("%d ledger rows could not be written and have no journal", len(items))

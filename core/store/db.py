@@ -14,11 +14,14 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DisconnectionError,
     IntegrityError,
+    InterfaceError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import filemodes
@@ -30,6 +33,12 @@ URL_EXAMPLES = (
     "or sqlite+libsql://your-db.turso.io?secure=true"
 )
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# PostgreSQL: how long to wait for a connection, and for one statement, before the
+# request gets 503 database_unavailable. Both are settings (SWITCHBOARD_DB_CONNECT_TIMEOUT_S,
+# SWITCHBOARD_DB_STATEMENT_TIMEOUT_S); these are their defaults.
+CONNECT_TIMEOUT_S = 5.0
+STATEMENT_TIMEOUT_S = 10.0
+RETRY_AFTER_S = 5
 
 
 def parse_db_url(raw: str) -> URL:
@@ -85,12 +94,12 @@ def _prepare_sqlite_file(url: URL) -> None:
     filemodes.warn_if_open(path)
 
 
-def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
+def _install_sqlite_pragmas(engine: Engine, wal: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         # 64 MB page cache (the default is 2 MB): analytics rescans the rollups per view.
         cur.execute("PRAGMA cache_size=-65536")
         if wal:
@@ -111,8 +120,20 @@ def _map_libsql_errors(engine: Engine) -> None:
         return cls(ctx.statement, ctx.parameters, err)
 
 
-def make_engine(raw_url: str, **kwargs: Any) -> Engine:
-    """Build the process's engine with the pragmas and pool each backend needs."""
+def make_engine(
+    raw_url: str,
+    *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    **kwargs: Any,
+) -> Engine:
+    """Build the process's engine with the pragmas, pool and timeouts each backend needs.
+
+    PostgreSQL gets ``connect_timeout`` and ``statement_timeout`` (and waiting for a pooled
+    connection is bounded the same way), so a database that hangs fails a request with
+    503 rather than holding it; SQLite waits for a lock at most its ``busy_timeout``
+    (5 s, or the statement timeout when that is shorter).
+    """
     url = parse_db_url(raw_url)
     is_libsql = url.drivername == "sqlite+libsql"
     if is_libsql:
@@ -127,6 +148,13 @@ def make_engine(raw_url: str, **kwargs: Any) -> Engine:
         _prepare_sqlite_file(url)
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_timeout", connect_timeout_s)
+        if url.drivername.startswith("postgresql"):
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
+            statement_ms = max(1, int(statement_timeout_s * 1000))
+            connect_args.setdefault("options", f"-c statement_timeout={statement_ms}")
+            kwargs["connect_args"] = connect_args
     try:
         engine = create_engine(url, **kwargs)
     except NoSuchModuleError:
@@ -142,12 +170,39 @@ def make_engine(raw_url: str, **kwargs: Any) -> Engine:
         _map_libsql_errors(engine)
     if url.drivername.startswith("sqlite"):
         file_backed = url.database not in (None, "", ":memory:")
-        _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql)
+        # A lock held elsewhere is SQLite's way to hang: wait for it no longer than a
+        # statement may take (and never more than the usual 5 s).
+        busy_ms = min(SQLITE_BUSY_TIMEOUT_MS, max(1, int(statement_timeout_s * 1000)))
+        _install_sqlite_pragmas(engine, wal=file_backed and not is_libsql, busy_timeout_ms=busy_ms)
     return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# The errors that mean the database is away (down, hung, locked, full), not a bad statement.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Is this the database being away (down, hung, locked, full), not a bad statement?"""
+    return isinstance(exc, UNAVAILABLE)
+
+
+def unavailable(exc: BaseException | None = None) -> DatabaseUnavailable:
+    """The error a caller gets while the database is away; names no host or credential."""
+    why = f" ({type(exc).__name__})" if exc is not None else ""
+    return DatabaseUnavailable(
+        f"Switchboard's database is not answering right now{why}, so this cannot be "
+        f"checked. Retry in {RETRY_AFTER_S} seconds; an admin can see the state at /health.",
+        retry_after_s=RETRY_AFTER_S,
+    )
 
 
 def check_connection(engine: Engine) -> None:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, not_, or_, select
+from sqlalchemy import and_, case, delete, func, not_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.request import Attempt, ChatRequest, Summary
+from core.request import STATUS_INTERRUPTED, Attempt, ChatRequest, Summary
 from core.store import bulkinsert, rollups
 from core.store.tables import AttemptRow, RequestRow
 
@@ -131,6 +131,7 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         "attempt_count": len(summary.attempts),
         # NULL, not {}, when nothing was sent: "no metadata" is one value in queries.
         "request_metadata": dict(request.metadata) or None,
+        "estimated": False,
     }
 
 
@@ -158,6 +159,16 @@ def _attempt_values(request_id: str, seq: int, attempt: Attempt) -> dict[str, An
         # Like cost: an unpriced attempt names no price, whatever the caller left set.
         "price_version": _clip(attempt.price_version, 64) if priced else None,
     }
+
+
+def row_values(
+    request: ChatRequest, summary: Summary, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``requests`` row and ``attempts`` rows of one request, as ``insert_rows`` takes them."""
+    return _request_values(request, summary, now), [
+        _attempt_values(summary.request_id, seq, attempt)
+        for seq, attempt in enumerate(summary.attempts, start=1)
+    ]
 
 
 def record(session: Session, request: ChatRequest, summary: Summary, now: datetime) -> None:
@@ -194,6 +205,35 @@ def insert_rows(
     bulkinsert.insert_rows(conn, _REQUESTS, requests)
     bulkinsert.insert_rows(conn, _ATTEMPTS, attempts)
     rollups.apply(session, requests)
+
+
+def statuses(session: Session, request_ids: Sequence[str]) -> dict[str, str]:
+    """The ledger status of each of these requests that has a row (the replay's check)."""
+    if not request_ids:
+        return {}
+    query = select(RequestRow.id, RequestRow.status).where(RequestRow.id.in_(list(request_ids)))
+    return {rid: status for rid, status in session.execute(query)}
+
+
+def remove_interrupted(session: Session, request_ids: Sequence[str]) -> int:
+    """Delete these requests' ``interrupted`` rows and take them out of the rollups.
+
+    Called just before the real rows of the same requests are inserted, in the same
+    transaction, so the estimate is replaced, never added to. Returns how many went.
+    """
+    if not request_ids:
+        return 0
+    columns = [RequestRow.__table__.c[name] for name in rollups.SOURCE_COLUMNS]
+    gone = [
+        dict(zip(rollups.SOURCE_COLUMNS, row, strict=True))
+        for row in session.execute(
+            delete(RequestRow)
+            .where(RequestRow.id.in_(list(request_ids)), RequestRow.status == STATUS_INTERRUPTED)
+            .returning(*columns)
+        )
+    ]
+    rollups.retract(session, gone)
+    return len(gone)
 
 
 def _day_start(day: date) -> datetime:

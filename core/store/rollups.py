@@ -32,7 +32,7 @@ SUCCESS_STATUSES: Final = (STATUS_SUCCESS, STATUS_FALLBACK)
 _ADDITIVE: Final = (*USAGE_DAILY_MEASURES, *histogram.LATENCY_COLUMNS, *histogram.TTFT_COLUMNS)
 _REQ = RequestRow.__table__
 # The ledger columns a rollup needs (rebuild reads only these).
-_SOURCE_COLUMNS: Final = (
+SOURCE_COLUMNS: Final = (
     "at",
     "user_id",
     "username",
@@ -158,16 +158,32 @@ def apply(target: Session | Connection, request_rows: Iterable[Mapping[str, Any]
     write(target, accumulate(request_rows))
 
 
+def retract(target: Session | Connection, request_rows: Iterable[Mapping[str, Any]]) -> None:
+    """Take deleted ``requests`` rows back out of the rollups (caller's transaction).
+
+    Only replaced ``interrupted`` rows are ever deleted; they carry no tokens, so the
+    largest prompt stays right. A key left with no requests is removed.
+    """
+    sums = accumulate(request_rows)
+    if not sums:
+        return
+    for values in sums.values():
+        for name in _ADDITIVE:
+            values[name] = -values[name]
+    write(target, sums)
+    target.execute(delete(usage_daily).where(usage_daily.c.requests <= 0))
+
+
 def rebuild(conn: Connection | Session, batch: int = 50_000) -> int:
     """Recompute every rollup from the raw ledger; returns the number of requests read."""
     conn.execute(delete(usage_daily))
-    columns = [_REQ.c[name] for name in _SOURCE_COLUMNS]
+    columns = [_REQ.c[name] for name in SOURCE_COLUMNS]
     query = select(*columns).order_by(_REQ.c.at, _REQ.c.id)
     sums: dict[Key, dict[str, Any]] = {}
     read = 0
     result = conn.execute(query)
     while chunk := result.fetchmany(batch):
-        rows = [dict(zip(_SOURCE_COLUMNS, r, strict=True)) for r in chunk]
+        rows = [dict(zip(SOURCE_COLUMNS, r, strict=True)) for r in chunk]
         read += len(rows)
         for key, values in accumulate(rows).items():
             acc = sums.get(key)

@@ -227,6 +227,12 @@ class Reservation(Base):
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Added in 0008. What an expired hold was charged as spend while its request's outcome
+    # was unknown (an `interrupted` ledger row); a late settle refunds it for the real cost.
+    charged_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # Who and what the hold is for (user, team, source, model), so an orphaned hold can
+    # become a ledger row; NULL on holds made before 0008.
+    trace: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class RateLimit(Base):
@@ -339,6 +345,9 @@ class RequestRow(Base):
     # The /v1 caller's `metadata` object (validated small and flat); NULL when none was
     # sent. Named so because `metadata` is reserved on declarative models.
     request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Added in 0008: the cost is an estimate (an `interrupted` request's held worst case),
+    # not a provider's figures; a journal replay replaces the row with the real one.
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class AttemptRow(Base):

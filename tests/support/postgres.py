@@ -259,6 +259,18 @@ class LocalCluster:
         except OSError:
             return "(no log)"
 
+    def pause(self) -> None:
+        """Stop the server but keep its data: a database outage. ``resume`` ends it."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # fast shutdown: every client is disconnected
+            proc.wait(STOP_TIMEOUT_S)
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port."""
+        if not self._launch():
+            raise RuntimeError(f"PostgreSQL did not restart; log:\n{self._log_tail()}")
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
@@ -289,6 +301,21 @@ def postgres_server() -> Iterator[PostgresServer]:
     cluster = LocalCluster(bin_dir)
     try:
         yield PostgresServer(cluster.start())
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[tuple[LocalCluster, str]]:
+    """A server of this test's own, which it may stop and start: (cluster, URL)."""
+    if _EXTERNAL_URL:
+        pytest.skip(f"{PG_URL_ENV} names a server this test must not stop")
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        _unavailable("PostgreSQL server binaries not found; install the postgresql package")
+    cluster = LocalCluster(bin_dir)
+    try:
+        yield cluster, cluster.start().render_as_string(hide_password=False)
     finally:
         cluster.stop()
 

@@ -23,6 +23,9 @@ def _engine() -> Engine:
 
 def run_migrations_online() -> None:
     with _engine().connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Requests get a statement timeout; a schema upgrade may take longer than that.
+            connection.exec_driver_sql("SET statement_timeout = 0")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
