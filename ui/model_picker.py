@@ -82,27 +82,39 @@ def model_picker(
     key: str,
     default: str | None = None,
     models: Sequence[str] | None = None,
+    unavailable: Sequence[str] = (),
+    show_unavailable: bool = False,
 ) -> str:
     """Pick one model id; ``models`` limits the choice (default: the whole catalog).
 
+    ``unavailable`` models (no key for this person) come after the others, labelled
+    "no key", and only when ``show_unavailable``; the default and the current choice
+    stay listed either way, so a reopened conversation's model is never swapped silently.
     ``default`` is preselected the first time (and whenever the current choice is no
     longer offered); afterwards the widget keeps the user's choice under ``key``.
     """
+    no_key = set(unavailable)
+    current = st.session_state.get(key)
     options = _ordered(catalog, models)
-    if default and default not in options:
-        options.insert(0, default)
+    extra = _ordered(catalog, unavailable) if show_unavailable else []
+    options += [m for m in extra if m not in options]
+    for keep in (current, default):
+        if keep and keep not in options and (keep in no_key or keep == default):
+            options.insert(0, keep)
     if not options:
         st.warning("No models are available. Ask an admin to add a provider key.")
         st.stop()
-    current = st.session_state.get(key)
-    if current is not None and current not in options:
-        del st.session_state[key]
     index = options.index(default) if default in options else 0
-    labels = {m: option_label(m, catalog.get(m)) for m in options}
+    if current not in options:
+        # Set, never deleted or left to ``index``: the browser's widget keeps showing
+        # its old choice otherwise, and sends it back with the next message.
+        st.session_state[key] = options[index]
+    labels = {
+        m: option_label(m, catalog.get(m)) + (" · no key" if m in no_key else "") for m in options
+    }
     chosen = st.selectbox(
         label,
         options,
-        index=index,
         key=key,
         format_func=labels.__getitem__,
         help="Type to search by provider or name. Prices are USD per 1M tokens (in/out).",
@@ -111,4 +123,11 @@ def model_picker(
     info = catalog.get(picked)
     if info is not None:
         st.markdown(badges_markdown(info))
+    if picked in no_key:
+        st.warning(
+            "You have no key for this model's provider: a message skips it, going to your "
+            "route's next model if there is one. Add a key on the Providers & keys page, "
+            "or ask an admin for a team or organisation key.",
+            icon=":material/key_off:",
+        )
     return picked
