@@ -144,7 +144,7 @@ def test_three_stops_leave_the_key_working_and_the_pickers_model_answers(
         conversation_id = turn.conversation_id
 
     # The key is not paused for anyone: the Providers & keys page says OpenAI is working.
-    at = signed_in("mia", "pages/providers.py")
+    at = signed_in("mia", "app_pages/providers.py")
     [openai_row] = [
         r for r in at.dataframe[0].value.to_dict("records") if r["Provider"] == "OpenAI"
     ]
