@@ -53,7 +53,7 @@ except SwitchboardError as exc:
 if conv is not None and ss.get(state.CHAT_LOADED) != conv.id:
     # Reopening a conversation restores its task, model and settings.
     ss[state.CHAT_TASK] = conv.task if conv.task in tasks else tasks[0]
-    ss[state.CHAT_MODEL] = conv.model
+    ss[state.CHAT_FORCE_MODEL] = conv.model  # the picker writes it so the browser shows it
     ss[state.CHAT_TEMPERATURE] = conv.settings.get("temperature")
     ss[state.CHAT_MAX_TOKENS] = conv.settings.get("max_tokens")
     ss[state.CHAT_SYSTEM_PROMPT] = conv.settings.get("system_prompt") or ""

@@ -28,6 +28,7 @@ from ui import state
 from ui.resources import services
 
 ENDPOINT_MODEL = "lab/llama3"
+FIRST_RUN_S = 90  # a process's first run imports litellm; slow on a loaded machine
 
 
 def picker(at: AppTest):  # type: ignore[no-untyped-def]
@@ -40,7 +41,7 @@ def test_changing_task_switches_the_picker_to_that_tasks_route(
     add_user(sessions, "mia", "member")
     org_route(sessions, [MINI])
     org_route(sessions, [HAIKU, MINI], task="code")
-    at = signed_in("mia", PAGE)
+    at = signed_in("mia", PAGE, timeout=FIRST_RUN_S)
     picker(at).set_value(GPT).run()  # a model picked by hand for the chat task
     at.selectbox(key=state.CHAT_TASK).set_value("code").run()
     assert picker(at).value == HAIKU  # not the hand-picked model: the code route's first
@@ -73,7 +74,7 @@ def test_endpoint_models_are_offered_and_usable_models_come_first(
         )
     services().runtime.gateway.refresh()
     app_fakes.openai.configure("llama3", tokens=["From ", "the ", "lab."])
-    at = signed_in("mia", PAGE)
+    at = signed_in("mia", PAGE, timeout=FIRST_RUN_S)
     options = picker(at).options
     assert any("lab/llama3 · admin endpoint" in o for o in options)
     assert not any("anthropic ·" in o for o in options)  # no key: hidden
@@ -101,7 +102,7 @@ def test_no_prompt_tokens_so_far_before_anything_is_typed(
     sessions: sessionmaker[Session], app_fakes: AppFakes
 ) -> None:
     add_user(sessions, "mia", "member")
-    at = signed_in("mia", PAGE)
+    at = signed_in("mia", PAGE, timeout=FIRST_RUN_S)
     [estimate] = [c.value for c in at.caption if c.value.startswith("Next message:")]
     assert estimate.startswith("Next message: about $") and "tokens so far" not in estimate
     send(at, "First question")
@@ -144,7 +145,7 @@ def test_three_stops_leave_the_key_working_and_the_pickers_model_answers(
         conversation_id = turn.conversation_id
 
     # The key is not paused for anyone: the Providers & keys page says OpenAI is working.
-    at = signed_in("mia", "app_pages/providers.py")
+    at = signed_in("mia", "app_pages/providers.py", timeout=FIRST_RUN_S)
     [openai_row] = [
         r for r in at.dataframe[0].value.to_dict("records") if r["Provider"] == "OpenAI"
     ]

@@ -59,9 +59,9 @@ def task_and_model(svc: Services, caller: Caller, tasks: list[str], profile: str
     with svc.sessions() as s:
         models = model_choice(s, caller, gateway.resolver(), gateway.environ, profile)
         default = turns.default_model(s, caller, task, svc.catalog, profile, models.usable)
+    force = ss.pop(state.CHAT_FORCE_MODEL, None)  # a reopened conversation's model
     if ss.pop(state.CHAT_FOLLOW_ROUTE, False):
-        # Set before the picker is drawn, so the browser's widget shows the task's model.
-        ss[state.CHAT_MODEL] = default.model
+        force = default.model  # the task changed: its route picks the model
     with right:
         picked = model_picker(
             "Model",
@@ -71,6 +71,7 @@ def task_and_model(svc: Services, caller: Caller, tasks: list[str], profile: str
             models=models.usable,
             unavailable=models.without_key,
             show_unavailable=bool(ss.get(state.CHAT_SHOW_NO_KEY)),
+            force=force,
         )
         st.checkbox("Show models without a key", key=state.CHAT_SHOW_NO_KEY)
         if models.without_key and not ss.get(state.CHAT_SHOW_NO_KEY):

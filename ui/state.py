@@ -69,6 +69,7 @@ CHAT_CONFIRM_DELETE = "sb_chat_confirm_delete"  # conversation id awaiting "Yes,
 CHAT_SESSION_TOTALS = "sb_chat_session_totals"  # conversations.Totals for this browser session
 CHAT_INFLIGHT = "sb_chat_inflight"  # the ChatTurn still streaming; a Stop's rerun settles it
 CHAT_FOLLOW_ROUTE = "sb_chat_follow_route"  # the task changed: set the picker to its route
+CHAT_FORCE_MODEL = "sb_chat_force_model"  # a model the picker shows on its next draw
 CHAT_NOTICE = "sb_chat_notice"  # a one-off success message shown on the next run
 # Chat widgets.
 CHAT_TASK = "sb_chat_task"
