@@ -13,8 +13,8 @@ from core.errors import NotFound, SwitchboardError
 from core.money import budgets
 from ui import chat_actions as actions
 from ui import chat_controls, chat_panels, state
-from ui.chat_send import send
-from ui.model_picker import model_picker
+from ui.chat_picker import task_and_model
+from ui.chat_send import send, settle_interrupted
 from ui.resources import services
 from ui.session import active_profile, current_user
 
@@ -24,10 +24,8 @@ user = current_user()
 svc = services()
 
 # A Stop click (any click) starts this run while the interrupted one is still unwinding
-# on its own thread; wait until it has saved the partial answer, then read.
-inflight = ss.pop(state.CHAT_INFLIGHT, None)
-if inflight is not None:
-    inflight.wait(timeout=10)
+# on its own thread; wait until it has saved the partial answer and count it, then read.
+settle_interrupted()
 
 conv: ConversationInfo | None = None
 items: list[MessageInfo] = []
@@ -55,7 +53,7 @@ except SwitchboardError as exc:
 if conv is not None and ss.get(state.CHAT_LOADED) != conv.id:
     # Reopening a conversation restores its task, model and settings.
     ss[state.CHAT_TASK] = conv.task if conv.task in tasks else tasks[0]
-    ss[state.CHAT_MODEL] = conv.model
+    ss[state.CHAT_FORCE_MODEL] = conv.model  # the picker writes it so the browser shows it
     ss[state.CHAT_TEMPERATURE] = conv.settings.get("temperature")
     ss[state.CHAT_MAX_TOKENS] = conv.settings.get("max_tokens")
     ss[state.CHAT_SYSTEM_PROMPT] = conv.settings.get("system_prompt") or ""
@@ -88,40 +86,19 @@ if notice:
     else:
         st.success(notice)
 
-left, right = st.columns([1, 3])
-task = left.selectbox(
-    "Task",
-    tasks,
-    key=state.CHAT_TASK,
-    on_change=actions.task_changed,
-    help="Each task can have its own route (chain of models).",
-)
-with svc.sessions() as s:
-    default = turns.default_model(s, caller, task, svc.catalog, active_profile())
-with right:
-    picked = model_picker("Model", svc.catalog, key=state.CHAT_MODEL, default=default.model)
-if default.note:
-    st.caption(default.note)
-elif picked == default.model and len(default.chain) > 1:
-    st.caption(
-        "Your route for this task falls back to "
-        + ", ".join(view.short_model(m) for m in default.chain[1:])
-        + "."
-    )
-
+choice = task_and_model(svc, caller, tasks, active_profile())
 settings = chat_controls.settings_expander(svc.sessions, user.id, threshold)
 
 
 def plan_for(prompt: str) -> TurnPlan:
     # Keeping the route's own first choice sends "auto", so the route applies as configured.
-    model = "auto" if picked == default.model and default.note is None else picked
     return TurnPlan(
         caller=caller,
         prompt=prompt,
         history=tuple(items),
-        model=model,
-        picked_model=picked,
-        task=task,
+        model=choice.model,
+        picked_model=choice.picked,
+        task=choice.task,
         settings=settings,
         profile=active_profile(),
         conversation_id=conv.id if conv else None,
@@ -144,13 +121,14 @@ chat_controls.pending_notice(threshold)
 
 try:
     next_cost = svc.runtime.gateway.estimate(plan_for("…").request("estimate", None))
-    st.caption(view.estimate_caption(next_cost, remaining))
+    so_far = turns.tokens_so_far(items, settings["system_prompt"])
+    st.caption(view.estimate_caption(next_cost, remaining, so_far))
 except SwitchboardError as exc:
     st.caption(f"No estimate: {exc.message}")
 
 typed = st.chat_input("Message the model", key=state.CHAT_INPUT)
 resend = ss.pop(state.CHAT_RESEND, None)
 if typed:
-    send(svc, plan_for(typed), False, threshold, session_totals)
+    send(svc, plan_for(typed), False, threshold)
 elif resend:
-    send(svc, plan_for(resend["prompt"]), resend["confirmed"], threshold, session_totals)
+    send(svc, plan_for(resend["prompt"]), resend["confirmed"], threshold)

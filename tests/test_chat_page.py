@@ -212,6 +212,12 @@ def test_no_key_tells_the_user_to_add_one(
     add_user(sessions, "alice")
     monkeypatch.delenv("OPENAI_API_KEY")
     at = signed_in("alice", PAGE)
+    # Without an OpenAI key the picker starts at a model you can use, and hides OpenAI's.
+    assert at.selectbox(key=state.CHAT_MODEL).value == HAIKU
+    assert MINI not in at.selectbox(key=state.CHAT_MODEL).options
+    at.checkbox(key=state.CHAT_SHOW_NO_KEY).check().run()
+    at.selectbox(key=state.CHAT_MODEL).set_value(MINI).run()
+    assert "You have no key for this model's provider" in at.warning[0].value
     send(at, "hello")
     assert at.error[0].value.startswith("No API key. No API key for openai.")
     assert "Providers & keys" in at.error[0].value

@@ -90,6 +90,39 @@ def test_stopping_keeps_the_partial_answer_as_stopped(rig: Rig, sync: SyncGatewa
     row = ledger(rig, answer.request_id or "")
     assert row.status == "stopped"
     assert row.completion_tokens >= 0 and row.conversation_id == turn.conversation_id
+    # The stopped answer keeps its badge, priced as the ledger prices it.
+    assert (answer.model, row.served_model) == (MINI, MINI)
+    d = answer.details
+    assert (d["model"], d["status"], d["picked_model"]) == (MINI, "stopped", MINI)
+    assert d["prompt_tokens"] == row.prompt_tokens > 0
+    assert d["completion_tokens"] == row.completion_tokens > 0
+    assert d["cost_micros"] == row.cost_micros and row.priced and row.cost_micros
+    with rig.sessions() as s:
+        totals = conversations.totals(conversations.messages(s, rig.user.id, turn.conversation_id))
+    assert totals.cost_micros == row.cost_micros  # the conversation total stays priced
+    final = turn.final_summary
+    assert final is not None and final.status == "stopped" and final.model == MINI
+
+
+def test_three_stops_keep_the_key_working_and_the_pickers_model(
+    rig: Rig, sync: SyncGateway
+) -> None:
+    rig.set_route([GPT, HAIKU])
+    rig.openai.configure("gpt-4o", tokens=[f"t{i} " for i in range(40)])
+    rig.openai.script("gpt-4o", *[Reply(token_delay=0.05)] * 3)
+    for _ in range(3):
+        turn = ChatTurn(rig.sessions, sync, plan(rig, model="auto", picked_model=GPT))
+        assert turn.start() is None
+        texts = turn.texts()
+        next(texts), next(texts)
+        texts.close()  # Stop
+    assert all(b.state == "closed" for b in rig.gateway.breaker_states())
+    turn = ChatTurn(rig.sessions, sync, plan(rig, "Go on", model="auto", picked_model=GPT))
+    assert turn.start() is None
+    turn.run_to_end()
+    answer = messages(rig)[-1]
+    assert (answer.status, answer.model) == ("complete", GPT)
+    assert not answer.details["fallback_used"] and rig.anthropic.count() == 0
 
 
 def test_answer_is_saved_while_it_streams(rig: Rig, sync: SyncGateway) -> None:

@@ -86,15 +86,45 @@ def test_error_advice_is_one_actionable_message_per_kind() -> None:
 
 
 def test_estimate_caption_and_confirmation() -> None:
-    est = CostEstimate(prompt_tokens=1234, low_micros=150, high_micros=98_000)
-    assert view.estimate_caption(est, 4_990_000) == (
+    est = CostEstimate(prompt_tokens=1240, low_micros=150, high_micros=98_000)
+    assert view.estimate_caption(est, 4_990_000, tokens_so_far=1234) == (
         "Next message: about $0.00015–$0.10 (1,234 prompt tokens so far) · "
         "$4.99 left in your budget"
     )
     unknown = CostEstimate(10, None, None, ("custom/llama",))
-    assert view.estimate_caption(unknown, None) == (
-        "Next message: cost unknown (10 prompt tokens so far) · unpriced: llama · no hard budget"
+    assert view.estimate_caption(unknown, None, tokens_so_far=4) == (
+        "Next message: cost unknown (4 prompt tokens so far) · unpriced: llama · no hard budget"
+    )
+    # Nothing typed and nothing sent yet: no "tokens so far" at all.
+    assert view.estimate_caption(est, None) == (
+        "Next message: about $0.00015–$0.10 · no hard budget"
     )
     assert view.needs_confirmation(est, 50_000)
     assert not view.needs_confirmation(est, 98_000)
     assert not view.needs_confirmation(unknown, 0)
+
+
+def test_picked_notice_says_when_another_model_answered() -> None:
+    same = {"model": "openai/gpt-4o", "picked_model": "openai/gpt-4o", "attempts": []}
+    assert view.picked_notice(same) is None
+    ranked = {
+        "model": "anthropic/claude-3-haiku-20240307",
+        "picked_model": "openai/gpt-4o",
+        "reordered": True,
+        "fallback_used": False,
+        "attempts": [],
+    }
+    assert view.picked_notice(ranked) == (
+        "Answered by claude-3-haiku-20240307, not gpt-4o as picked: your route for this "
+        "task is cost-optimised and ranked it first."
+    )
+    # A fallback already has its own notice, which says why.
+    failed_over = ranked | {
+        "reordered": False,
+        "fallback_used": True,
+        "attempts": [{"model": "openai/gpt-4o", "outcome": "error", "status_code": 429}],
+    }
+    assert view.picked_notice(failed_over) is None
+    assert view.fallback_notice(failed_over) == (
+        "gpt-4o failed: rate limited; answered by claude-3-haiku-20240307."
+    )

@@ -391,3 +391,37 @@ async def test_a_slow_model_never_blocks_requests_to_other_models(rig, slow_requ
         await asyncio.gather(*slow, return_exceptions=True)
     statuses = sorted(r.status for r in rig.rows())
     assert statuses == sorted(["success"] * len(wanted) + ["stopped"] * slow_requests)
+
+
+async def test_a_cancelled_stream_is_a_caller_stop_not_a_provider_failure(rig):
+    """Stop in Chat cancels the request's task; three of them must not open the breaker."""
+    rig.set_route([GPT, HAIKU])
+    rig.openai.configure("gpt-4o", tokens=WORDS, default=Reply(token_delay=0.2))
+    summaries = []
+
+    async def read_until_cancelled(two_words: asyncio.Event) -> None:
+        got = 0
+        async for event in rig.gateway.stream(rig.request("auto", stream=True), summaries.append):
+            got += isinstance(event, TextDelta)
+            if got == 2:
+                two_words.set()
+
+    for _ in range(3):
+        two_words = asyncio.Event()
+        task = asyncio.create_task(read_until_cancelled(two_words))
+        await asyncio.wait_for(two_words.wait(), 30)
+        task.cancel()  # what the sync bridge does when the page leaves the stream
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [s.status for s in summaries] == ["stopped"] * 3
+    # The model whose text the caller was reading served it, and its cost is known.
+    assert all(s.model == GPT and s.cost_micros for s in summaries)  # reported to the caller
+    assert all(b.state == "closed" for b in rig.gateway.breaker_states())
+    rows = rig.rows()
+    assert [r.status for r in rows] == ["stopped"] * 3
+    assert all(r.served_model == GPT and r.priced and r.cost_micros for r in rows)
+    assert {a["outcome"] for r in rows for a in rig.attempts(r.id)} == {"stopped"}
+    # The next request goes to the route's first model, not around an open breaker.
+    rig.openai.configure("gpt-4o", default=Reply(token_delay=0))
+    _, s = await collect(rig.gateway, rig.request("auto", stream=True))
+    assert (s.model, s.status) == (GPT, STATUS_SUCCESS) and rig.anthropic.count() == 0

@@ -381,6 +381,7 @@ def test_recent_stats_aggregates_calls_per_model(sessions):
         Attempt(a, "openai", "ok", recent, latency_ms=200),
         Attempt(a, "openai", "timeout", recent, latency_ms=60_000),
         Attempt(a, "openai", "skipped-breaker", recent),  # never called: not counted
+        Attempt(a, "openai", "stopped", recent, latency_ms=700),  # the caller's Stop: neither
         Attempt(b, "anthropic", "error", recent, latency_ms=5),
         Attempt(b, "anthropic", "no-key", recent),
         Attempt("old/model", "old", "ok", T0 - timedelta(days=2), latency_ms=1),

@@ -38,7 +38,9 @@ def new_chat() -> None:
 
 
 def task_changed() -> None:
-    st.session_state.pop(state.CHAT_MODEL, None)  # the new task's route picks the model
+    # The new task's route picks the model. Popping the picker's key is not enough: the
+    # browser keeps showing (and sends back) the old choice, so the page sets it anew.
+    st.session_state[state.CHAT_FOLLOW_ROUTE] = True
 
 
 def save_threshold(sessions: sessionmaker[Session], user_id: int) -> None:

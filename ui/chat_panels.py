@@ -75,7 +75,7 @@ def answer_meta(details: Mapping[str, Any], status: str) -> None:
         st.warning(f"Incomplete: {reason}", icon=":material/warning:")
     if details.get("model"):
         st.caption(view.badge(details))
-    notice = view.fallback_notice(details)
+    notice = view.fallback_notice(details) or view.picked_notice(details)
     if notice:
         st.info(notice, icon=":material/alt_route:")
     attempts = details.get("attempts") or []

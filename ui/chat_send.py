@@ -24,9 +24,26 @@ def fail(prompt: str, error: SwitchboardError, lines: list[str] | None = None) -
     st.rerun()
 
 
-def send(
-    svc: Services, plan: TurnPlan, confirmed: bool, threshold_micros: int, totals: Totals
-) -> None:
+def count(turn: ChatTurn) -> None:
+    """Add a finished or stopped answer to this browser session's totals."""
+    summary = turn.final_summary
+    if summary is None:
+        return
+    totals = st.session_state.get(state.CHAT_SESSION_TOTALS) or Totals()
+    st.session_state[state.CHAT_SESSION_TOTALS] = totals.plus(
+        summary.usage.prompt_tokens, summary.usage.completion_tokens, summary.cost_micros
+    )
+
+
+def settle_interrupted() -> None:
+    """After a Stop: wait until the interrupted turn has saved its answer, then count it."""
+    turn = st.session_state.pop(state.CHAT_INFLIGHT, None)
+    if isinstance(turn, ChatTurn):
+        turn.saved.wait(timeout=10)
+        count(turn)
+
+
+def send(svc: Services, plan: TurnPlan, confirmed: bool, threshold_micros: int) -> None:
     """Send ``plan`` unless it needs cost confirmation first, streaming the answer in place."""
     ss = st.session_state
     prompt = plan.prompt
@@ -64,7 +81,7 @@ def send(
         # finally then saves what arrived as "stopped" and the ledger records it so.
         # Session state is set first: an interrupted run must not write it afterwards.
         ss[state.CHAT_CONVERSATION] = ss[state.CHAT_LOADED] = turn.conversation_id
-        ss[state.CHAT_INFLIGHT] = turn.saved
+        ss[state.CHAT_INFLIGHT] = turn  # the next run counts it if this one is interrupted
         st.button("Stop", icon=":material/stop:", key="sb_chat_stop")
         texts = turn.texts()
         try:
@@ -73,10 +90,5 @@ def send(
             texts.close()
             turn.close()
     ss.pop(state.CHAT_INFLIGHT, None)
-    if turn.summary is not None:
-        ss[state.CHAT_SESSION_TOTALS] = totals.plus(
-            turn.summary.usage.prompt_tokens,
-            turn.summary.usage.completion_tokens,
-            turn.summary.cost_micros,
-        )
+    count(turn)
     st.rerun()  # draw the stored answer with its badge, and the new totals

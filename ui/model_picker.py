@@ -82,23 +82,44 @@ def model_picker(
     key: str,
     default: str | None = None,
     models: Sequence[str] | None = None,
+    unavailable: Sequence[str] = (),
+    show_unavailable: bool = False,
+    force: str | None = None,
 ) -> str:
     """Pick one model id; ``models`` limits the choice (default: the whole catalog).
 
+    ``unavailable`` models (no key for this person) come after the others, labelled
+    "no key", and only when ``show_unavailable``; the default and the current choice
+    stay listed either way, so a reopened conversation's model is never swapped silently.
     ``default`` is preselected the first time (and whenever the current choice is no
     longer offered); afterwards the widget keeps the user's choice under ``key``.
+    ``force`` sets the choice on this draw (a new task's route, a reopened conversation).
     """
+    no_key = set(unavailable)
+    stored = st.session_state.get(key)
+    wanted = force if force is not None else stored
     options = _ordered(catalog, models)
-    if default and default not in options:
-        options.insert(0, default)
+    extra = _ordered(catalog, unavailable) if show_unavailable else []
+    options += [m for m in extra if m not in options]
+    for keep in (wanted, default):
+        if keep and keep not in options and (keep in no_key or keep == default):
+            options.insert(0, keep)
     if not options:
         st.warning("No models are available. Ask an admin to add a provider key.")
         st.stop()
-    current = st.session_state.get(key)
-    if current is not None and current not in options:
-        del st.session_state[key]
-    index = options.index(default) if default in options else 0
-    labels = {m: option_label(m, catalog.get(m)) for m in options}
+    fallback = default if default in options else options[0]
+    selected = wanted if wanted in options else fallback
+    if force is not None or selected != stored:
+        # Written, never deleted: the browser's widget is told, or it keeps showing (and
+        # sends back) its old choice. The written value wins over ``index``.
+        st.session_state[key] = selected
+        index = 0
+    else:
+        # What a browser meeting this widget anew (after an interrupted run) shows.
+        index = options.index(selected)
+    labels = {
+        m: option_label(m, catalog.get(m)) + (" · no key" if m in no_key else "") for m in options
+    }
     chosen = st.selectbox(
         label,
         options,
@@ -107,8 +128,15 @@ def model_picker(
         format_func=labels.__getitem__,
         help="Type to search by provider or name. Prices are USD per 1M tokens (in/out).",
     )
-    picked = str(chosen if chosen is not None else options[index])
+    picked = str(chosen if chosen is not None else selected)
     info = catalog.get(picked)
     if info is not None:
         st.markdown(badges_markdown(info))
+    if picked in no_key:
+        st.warning(
+            "You have no key for this model's provider: a message skips it, going to your "
+            "route's next model if there is one. Add a key on the Providers & keys page, "
+            "or ask an admin for a team or organisation key.",
+            icon=":material/key_off:",
+        )
     return picked

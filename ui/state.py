@@ -67,11 +67,14 @@ CHAT_PENDING = "sb_chat_pending"  # a prompt waiting for cost confirmation
 CHAT_RESEND = "sb_chat_resend"  # a prompt to send on this run (Send again / Send anyway)
 CHAT_CONFIRM_DELETE = "sb_chat_confirm_delete"  # conversation id awaiting "Yes, delete"
 CHAT_SESSION_TOTALS = "sb_chat_session_totals"  # conversations.Totals for this browser session
-CHAT_INFLIGHT = "sb_chat_inflight"  # threading.Event of a turn still saving after a rerun
+CHAT_INFLIGHT = "sb_chat_inflight"  # the ChatTurn still streaming; a Stop's rerun settles it
+CHAT_FOLLOW_ROUTE = "sb_chat_follow_route"  # the task changed: set the picker to its route
+CHAT_FORCE_MODEL = "sb_chat_force_model"  # a model the picker shows on its next draw
 CHAT_NOTICE = "sb_chat_notice"  # a one-off success message shown on the next run
 # Chat widgets.
 CHAT_TASK = "sb_chat_task"
 CHAT_MODEL = "sb_chat_model"
+CHAT_SHOW_NO_KEY = "sb_chat_show_no_key"  # also list models without a usable key
 CHAT_TEMPERATURE = "sb_chat_temperature"
 CHAT_MAX_TOKENS = "sb_chat_max_tokens"
 CHAT_SYSTEM_PROMPT = "sb_chat_system_prompt"

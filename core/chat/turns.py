@@ -28,6 +28,7 @@ from core.clock import utc_now
 from core.errors import InvalidInput, SwitchboardError
 from core.gateway.sync_bridge import SyncGateway
 from core.money.catalog import Catalog
+from core.money.pricing import estimate_prompt_tokens
 from core.request import Caller, ChatRequest, Done, Message, StreamEvent, Summary, TextDelta
 from core.settings import routes
 from core.store.tables import RouteRow
@@ -54,22 +55,35 @@ class DefaultModel:
     model: str
     chain: tuple[str, ...]
     note: str | None  # says why, when there is no route and a catalog default was chosen
+    cost_optimised: bool = False  # the route reorders its chain per request
 
 
 def default_model(
-    session: Session, caller: Caller, task: str, catalog: Catalog, profile: str | None = None
+    session: Session,
+    caller: Caller,
+    task: str,
+    catalog: Catalog,
+    profile: str | None = None,
+    usable: Sequence[str] | None = None,
 ) -> DefaultModel:
-    """The first model of the caller's route for ``task`` (in ``profile``), or a catalog model."""
+    """The first model of the caller's route for ``task`` (in ``profile``), or a catalog model.
+
+    Without a route the pick is a common default the caller can use (``usable``, when
+    given), so a fresh picker never starts at a model that has no key.
+    """
     try:
         route = routes.resolve(
             session, caller, model="auto", fallbacks=None, task=task, profile=profile
         )
-        return DefaultModel(route.chain[0], route.chain, None)
+        return DefaultModel(route.chain[0], route.chain, None, route.options.cost_optimised)
     except InvalidInput:
         pass
-    pick = next((m for m in FALLBACK_DEFAULTS if catalog.get(m) is not None), None)
+    known = [m for m in FALLBACK_DEFAULTS if catalog.get(m) is not None]
+    allowed = set(usable or ())
+    pick = next((m for m in known if m in allowed), None)
     if pick is None:
-        pick = catalog.models()[0].id
+        # Something usable; with nothing usable, the common default (it then says "no key").
+        pick = usable[0] if usable else (known[0] if known else catalog.models()[0].id)
     return DefaultModel(
         pick,
         (pick,),
@@ -89,6 +103,12 @@ def history_messages(items: Sequence[MessageInfo], system_prompt: str = "") -> l
         if m.role in ("user", "assistant") and m.content
     ]
     return out
+
+
+def tokens_so_far(items: Sequence[MessageInfo], system_prompt: str = "") -> int:
+    """Prompt tokens the conversation already brings to the next message; 0 when empty."""
+    messages = history_messages(items, system_prompt)
+    return estimate_prompt_tokens(messages) if messages else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +174,9 @@ class ChatTurn:
         self._events: Iterator[StreamEvent] | None = None
         self._first: StreamEvent | None = None
         self.text = ""
-        self.summary: Summary | None = None
+        self.summary: Summary | None = None  # from the Done event: the answer ran to its end
+        # Every admitted request's summary, from the gateway, a stopped one's included.
+        self._reported: Summary | None = None
         self.message_id: int | None = None
         self.status: str | None = None  # the answer's message status once finished
         # Set once the answer's final state is committed. Streamlit's fast reruns start the
@@ -171,7 +193,7 @@ class ChatTurn:
         message stays with the page, to be sent again.
         """
         request = self.plan.request(self.request_id, self.conversation_id)
-        self._events = iter(self._gateway.stream(request))
+        self._events = iter(self._gateway.stream(request, self._report))
         first = next(self._events)  # SwitchboardError propagates: refused before any work
         if isinstance(first, Done):
             self.summary = first.summary
@@ -201,6 +223,11 @@ class ChatTurn:
                         self.summary = event.summary
         finally:
             self._finish()
+
+    @property
+    def final_summary(self) -> Summary | None:
+        """How the request ended: its Done summary, or the gateway's report of a stop."""
+        return self.summary or self._reported
 
     def run_to_end(self) -> str:
         """Consume the whole answer without a page (the CLI, tests, benchmarks)."""
@@ -265,20 +292,23 @@ class ChatTurn:
                 status=STATUS_INCOMPLETE,
             )
 
+    def _report(self, summary: Summary) -> None:
+        self._reported = summary  # on the gateway's loop; read after the stream is closed
+
+    def _close_events(self) -> None:
+        # Leaving the gateway's stream records an unfinished request as stopped; the close
+        # returns once the gateway has reported that request's summary.
+        close = getattr(self._events, "close", None)
+        if callable(close):
+            close()
+
     def _finish(self) -> None:
-        summary = self.summary
-        if summary is None:
-            self.status = STATUS_STOPPED
-            details: dict[str, Any] = {"status": "stopped"}
-        else:
-            self.status = STATUS_INCOMPLETE if summary.error is not None else STATUS_COMPLETE
-            details = details_of(summary)
         try:
+            details = self._final_details()
             if self.message_id is None:
-                if self.text or summary is not None:
-                    self._save_start()  # stopped or ended before the first save
-                else:
-                    return
+                if not self.text and self.summary is None:
+                    return  # stopped before the first token: nothing to keep
+                self._save_start()  # stopped or ended before the first save
             assert self.message_id is not None
             with self._sessions.begin() as s:
                 conversations.update_message(
@@ -286,16 +316,30 @@ class ChatTurn:
                     self.plan.caller.user_id,
                     self.message_id,
                     content=self.text,
-                    status=self.status,
+                    status=self.status or STATUS_STOPPED,
                     model=details.get("model"),
                     details=details,
                 )
         finally:
             self.saved.set()
-            # Leaving the gateway's stream records an unfinished request as stopped.
-            close = getattr(self._events, "close", None)
-            if callable(close):
-                close()
+            self._close_events()
+
+    def _final_details(self) -> dict[str, Any]:
+        """The answer's status and badge details; a stopped one keeps model, tokens and cost."""
+        summary = self.summary
+        if summary is None:
+            # Stopped: end the request first, so the gateway reports what it used.
+            self._close_events()
+            self.status = STATUS_STOPPED
+            details: dict[str, Any] = {"status": "stopped"}
+            if self._reported is not None:
+                details = details_of(self._reported) | {"status": "stopped"}
+        else:
+            self.status = STATUS_INCOMPLETE if summary.error is not None else STATUS_COMPLETE
+            details = details_of(summary)
+        # The model the picker showed, so the page can say when another one answered.
+        details["picked_model"] = self.plan.picked_model
+        return details
 
     def close(self) -> None:
         """Finish a turn whose texts() never ran (interrupted before streaming began)."""
@@ -304,9 +348,7 @@ class ChatTurn:
             return
         if self._first is None:  # no answer began: nothing to keep
             self.saved.set()
-            close = getattr(self._events, "close", None)
-            if callable(close):
-                close()
+            self._close_events()
             return
         if isinstance(self._first, TextDelta) and not self.text:
             self.text = self._first.text

@@ -73,6 +73,7 @@ def details_of(summary: Summary) -> dict[str, Any]:
         "latency_ms": summary.latency_ms,
         "ttft_ms": summary.ttft_ms,
         "fallback_used": summary.fallback_used,
+        "reordered": summary.order_reason is not None,  # a cost-optimised route's order
         "error": summary.error.message if summary.error is not None else None,
         "attempts": [
             {
@@ -138,6 +139,19 @@ def fallback_notice(details: Mapping[str, Any]) -> str | None:
     return f"{reasons}; answered by {short_model(answered)}."
 
 
+def picked_notice(details: Mapping[str, Any]) -> str | None:
+    """Says so when a model other than the picker's answered and no fallback notice did."""
+    picked, answered = details.get("picked_model"), details.get("model")
+    if not picked or not answered or picked == answered or fallback_notice(details):
+        return None
+    why = (
+        "your route for this task is cost-optimised and ranked it first"
+        if details.get("reordered")
+        else "your route for this task starts with it"
+    )
+    return f"Answered by {short_model(answered)}, not {short_model(picked)} as picked: {why}."
+
+
 def attempt_lines(attempts: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per attempt, for the attempts expander."""
     lines = []
@@ -176,13 +190,20 @@ def error_advice(exc: SwitchboardError) -> str:
     return exc.message
 
 
-def estimate_caption(estimate: CostEstimate, remaining_micros: int | None) -> str:
-    """Before sending: the next message's cost range and what is left of the budget."""
+def estimate_caption(
+    estimate: CostEstimate, remaining_micros: int | None, tokens_so_far: int = 0
+) -> str:
+    """Before sending: the next message's cost range and what is left of the budget.
+
+    ``tokens_so_far`` is what the conversation (and system prompt) already brings; it is
+    named only once there is something, never for an empty chat.
+    """
     if estimate.low_micros is not None and estimate.high_micros is not None:
         cost = f"Next message: about {usd(estimate.low_micros)}–{usd(estimate.high_micros)}"
     else:
         cost = "Next message: cost unknown"
-    cost += f" ({estimate.prompt_tokens:,} prompt tokens so far)"
+    if tokens_so_far:
+        cost += f" ({tokens_so_far:,} prompt tokens so far)"
     if estimate.unpriced_models:
         names = ", ".join(short_model(m) for m in estimate.unpriced_models)
         cost += f" · unpriced: {names}"

@@ -59,6 +59,8 @@ from core.upstream.breaker import BreakerPolicy, Breakers, BreakerState
 from core.upstream.calls import Upstream
 from core.upstream.litellm_calls import CompletionFn
 
+SummarySink = Callable[[Summary], None]
+
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -155,7 +157,9 @@ class Gateway:
         """Where provider keys are looked up last (the process environment by default)."""
         return self._admission.environ
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(
+        self, request: ChatRequest, on_summary: SummarySink | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
         """TextDelta events, then one Done whose summary says how it ended.
 
         The first delta from each model that answers carries ``serving``: the model, and
@@ -164,8 +168,11 @@ class Gateway:
         Refusals before any work (bad input, unknown model, rate limit) raise
         SwitchboardError; everything after that ends in Done, with summary.error set
         when no model answered or a cut answer could not be completed.
+
+        ``on_summary`` gets the summary of every admitted request, also one the caller
+        stopped (which never sees Done): a chat page keeps a stopped answer's badge so.
         """
-        return self._events(request, stream=request.stream)
+        return self._events(request, stream=request.stream, on_summary=on_summary)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """The whole answer at once; raises SwitchboardError when no model answered fully."""
@@ -182,7 +189,7 @@ class Gateway:
         return Completion("".join(parts), summary)
 
     async def _events(
-        self, request: ChatRequest, *, stream: bool
+        self, request: ChatRequest, *, stream: bool, on_summary: SummarySink | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         # Before admission starts the request's clock: a first call's import of litellm
         # (seconds) must not eat a short total timeout or be billed to its attempt.
@@ -216,9 +223,14 @@ class Gateway:
                 yield TextDelta(tail, serving)
         except BaseException:
             run.stopped = True
-            self._finish(run, scrubber)
+            stopped = self._finish(run, scrubber)
+            if on_summary is not None:
+                on_summary(stopped)
             raise
-        yield Done(self._finish(run, scrubber))
+        summary = self._finish(run, scrubber)
+        if on_summary is not None:
+            on_summary(summary)
+        yield Done(summary)
 
     def estimate(self, request: ChatRequest) -> CostEstimate:
         """Cost range before sending: a short answer on the cheapest candidate up to the max."""

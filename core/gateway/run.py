@@ -174,8 +174,11 @@ def summarise(run: Run) -> Summary:
     billed = [a for a in run.attempts if a.usage.total_tokens]
     priced = all(a.priced for a in billed)
     cost = sum(a.cost_micros or 0 for a in billed) if priced else None
-    served = run.served
-    price = run.book.price_at(served.model_id, run.at) if served else None
+    model, provider = (run.served.model_id, run.served.provider) if run.served else (None, None)
+    if model is None and status == STATUS_STOPPED and run.serving is not None:
+        # Stopped mid-answer: the model whose text the caller was reading served it.
+        model, provider = run.serving.model, run.serving.provider
+    price = run.book.price_at(model, run.at) if model else None
     return Summary(
         request_id=run.request_id,
         requested_model=run.request.model,
@@ -183,8 +186,8 @@ def summarise(run: Run) -> Summary:
         route_source=run.route.source,
         status=status,
         attempts=tuple(run.attempts),
-        model=served.model_id if served else None,
-        provider=served.provider if served else None,
+        model=model,
+        provider=provider,
         usage=run.usage,
         cost_micros=cost,
         priced=priced,

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from typing import Final
 
 from core.errors import SwitchboardError
-from core.gateway.gateway import Gateway
+from core.gateway.gateway import Gateway, SummarySink
 from core.request import ChatRequest, Completion, Done, StreamEvent, TextDelta
 
 log = logging.getLogger("switchboard.gateway")
@@ -58,26 +58,37 @@ class SyncGateway:
             log.exception("gateway call failed")
             raise GatewayCrashed("The gateway hit an internal error; see the server log.") from exc
 
-    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        """Events of one request; a refusal before any work raises SwitchboardError."""
-        for _, item in self.stream_many([request]):
+    def stream(
+        self, request: ChatRequest, on_summary: SummarySink | None = None
+    ) -> Iterator[StreamEvent]:
+        """Events of one request; a refusal before any work raises SwitchboardError.
+
+        ``on_summary`` (see ``Gateway.stream``) is called on the gateway's loop, also for a
+        request stopped by closing this iterator, before that close returns.
+        """
+        sinks = None if on_summary is None else [on_summary]
+        for _, item in self.stream_many([request], sinks):
             if isinstance(item, SwitchboardError):
                 raise item
             yield item
 
     def stream_many(
-        self, requests: Sequence[ChatRequest]
+        self,
+        requests: Sequence[ChatRequest],
+        on_summary: Sequence[SummarySink] | None = None,
     ) -> Iterator[tuple[int, StreamEvent | SwitchboardError]]:
         """Events of several requests run at once, tagged with the request's index.
 
         A request refused before any work yields its SwitchboardError instead of
         events; the others carry on. Each request ends with its own Done event.
+        ``on_summary``, one per request, as for ``stream``.
         """
         events: queue.Queue[tuple[int, object]] = queue.Queue()
 
         async def pump(index: int, request: ChatRequest) -> None:
             try:
-                async with aclosing(self.gateway.stream(request)) as stream:
+                sink = on_summary[index] if on_summary is not None else None
+                async with aclosing(self.gateway.stream(request, sink)) as stream:
                     async for event in stream:
                         events.put((index, event))
             except SwitchboardError as exc:

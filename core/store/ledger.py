@@ -314,7 +314,8 @@ def recent_stats(session: Session, since: datetime) -> dict[str, ModelStats]:
             func.avg(case((ok, AttemptRow.latency_ms))),
             func.avg(case((ok, AttemptRow.ttft_ms))),
         )
-        .where(AttemptRow.at >= since, _was_called())
+        # A caller's Stop says nothing about the model: it counts neither way.
+        .where(AttemptRow.at >= since, _was_called(), AttemptRow.outcome != "stopped")
         .group_by(AttemptRow.model)
     ).all()
     by_model = AttemptRow.model

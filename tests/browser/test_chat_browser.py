@@ -54,6 +54,10 @@ def test_member_chats_and_sees_the_streamed_answer_and_badge(
             )
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-browser-key-0003")
         base = start_app()
+        page.goto(base + "/")  # a first run imports litellm: slow on a busy machine
+        form = page.get_by_test_id("stForm")
+        heading = form.get_by_role("heading", name="Sign in to Switchboard")
+        expect(heading).to_be_visible(timeout=120_000)
 
         sign_in(page, base, "carol", PASSWORD)
         open_chat(page)
