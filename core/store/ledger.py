@@ -131,6 +131,7 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         "attempt_count": len(summary.attempts),
         # NULL, not {}, when nothing was sent: "no metadata" is one value in queries.
         "request_metadata": dict(request.metadata) or None,
+        "dropped_params": list(summary.dropped_params) or None,
     }
 
 

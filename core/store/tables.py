@@ -339,6 +339,9 @@ class RequestRow(Base):
     # The /v1 caller's `metadata` object (validated small and flat); NULL when none was
     # sent. Named so because `metadata` is reserved on declarative models.
     request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Fields left out for a model that does not take them, when the caller or the route
+    # asked (`drop_params`); NULL when none were (0008).
+    dropped_params: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AttemptRow(Base):
