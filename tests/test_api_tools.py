@@ -314,3 +314,31 @@ async def test_tool_definitions_count_in_the_budget_hold(api: Api) -> None:
     base = prompt_token_bound(plain.messages, extra_text=definitions_text(plain))
     held = prompt_token_bound(tooled.messages, extra_text=definitions_text(tooled))
     assert held - base == len(json.dumps({"tools": [WEATHER]}, separators=(",", ":")))
+
+
+async def test_tool_call_pieces_count_as_the_first_token(api: Api, fake_openai: FakeOpenAI) -> None:
+    """A turn that is only a tool call is not a hung provider: its argument pieces stop
+    the first-token timer, as text would."""
+    from core.clock import utc_now
+    from core.settings import routes
+    from core.settings.routes import RouteOptions
+
+    with api.runtime.sessions.begin() as s:
+        routes.set_route(
+            s,
+            scope="user",
+            scope_id=api.user_id,
+            models=[MINI],
+            known_model=lambda m: True,
+            actor="test",
+            now=utc_now(),
+            options=RouteOptions(first_token_timeout_s=1.0, max_retries=0),
+        )
+    slow = ToolCall("get_weather", '{"city": "Paris"}', id="call_slow", fragments=3)
+    # Three pieces 0.6 s apart: the last arrives after 1.2 s, past the first-token timeout.
+    fake_openai.script("gpt-4o-mini", Reply(tokens=[], tool_calls=[slow], token_delay=0.6))
+    status, answer = await ask(api, {"messages": HI, "tools": [WEATHER]}, True)
+    assert status == 200, answer
+    calls, finish = calls_of(answer, True)
+    assert [c["id"] for c in calls] == ["call_slow"] and finish == "tool_calls"
+    assert fake_openai.count() == 1

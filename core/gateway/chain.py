@@ -329,9 +329,11 @@ class ChainWalker:
     def _record_call(self, run: Run, cand: Candidate, call: _Call) -> None:
         target, error = cand.target, call.error
         usage = call.usage
-        if usage is None and (call.text or error is None):
-            # No usage from a cut or stopped stream: bill an estimate rather than nothing.
-            usage = Usage(estimate_prompt_tokens(call.messages), max(1, len(call.text) // 4))
+        produced = len(call.text) + len(call.reasoning) + call.tools.chars
+        if usage is None and (produced or error is None):
+            # No usage from a cut or stopped stream: bill an estimate rather than nothing
+            # (reasoning and a cut call's arguments were generated, and are billed, too).
+            usage = Usage(estimate_prompt_tokens(call.messages), max(1, produced // 4))
         usage = usage or Usage()
         cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
         if error is None and not call.stopped and not run.stopped:

@@ -48,6 +48,11 @@ class ToolCallAssembler:
             if delta.arguments:
                 building.arguments.append(delta.arguments)
 
+    @property
+    def chars(self) -> int:
+        """How much the model generated for the calls so far (for a usage estimate)."""
+        return sum(len(b.name) + sum(map(len, b.arguments)) for b in self._calls.values())
+
     def calls(self) -> tuple[ToolCall, ...]:
         """The calls in the order the model made them, numbered from 0 for the caller."""
         ordered = [self._calls[i] for i in sorted(self._calls)]
