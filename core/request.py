@@ -209,6 +209,9 @@ class TextDelta:
     serving: Serving | None = None
     reasoning: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    # Anthropic's signed thinking blocks, whole, with the tool calls: a client hands
+    # them back in its next turn, as Claude requires when it thought before calling.
+    thinking_blocks: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

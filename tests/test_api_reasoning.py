@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeAnthropic, FakeOpenAI, Reply
+from tests.fakes.content import ToolCall
 from tests.test_api import (
     ANTHROPIC_KEY,
     HAIKU,
@@ -81,3 +82,43 @@ async def test_claude_thinking_comes_back_as_reasoning_content(
     sent = fake_anthropic.requests(HAIKU)[-1].body
     assert sent["thinking"]["type"] == "enabled"
     assert sent["max_tokens"] > sent["thinking"]["budget_tokens"]
+
+
+@STREAM
+async def test_claude_thinking_blocks_come_back_whole_and_replay_with_the_tool_result(
+    api: Api, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    """Claude requires its signed thinking block back in a tool-calling turn when
+    thinking is on: the gateway returns it whole, and a replay of it is accepted."""
+    api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
+    call = ToolCall("get_weather", '{"city": "Paris"}', id="call_paris")
+    fake_anthropic.script(HAIKU, Reply(tokens=[], reasoning=THOUGHTS, tool_calls=[call]))
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    model = f"anthropic/{HAIKU}"
+    first = {"model": model, "messages": HI, "tools": tools, "reasoning_effort": "low"}
+    r = await api.chat({**first, "stream": stream, "fallbacks": []})
+    assert r.status_code == 200, r.text
+    if stream:
+        deltas = [
+            e["choices"][0]["delta"]
+            for e in sse_events(r.text)
+            if isinstance(e, dict) and e.get("choices")
+        ]
+        blocks = next(d["thinking_blocks"] for d in deltas if d.get("thinking_blocks"))
+    else:
+        blocks = r.json()["choices"][0]["message"]["thinking_blocks"]
+    assert len(blocks) == 1
+    assert blocks[0]["thinking"] == "".join(THOUGHTS) and blocks[0]["signature"]
+    turn = {
+        "role": "assistant",
+        "content": None,
+        "thinking_blocks": blocks,
+        "tool_calls": [
+            {"id": "call_paris", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        ],
+    }  # fmt: skip
+    history = [*HI, turn, {"role": "tool", "tool_call_id": "call_paris", "content": "sunny"}]
+    r = await api.chat({**first, "messages": history, "fallbacks": []})
+    assert r.status_code == 200, r.text
+    assert fake_anthropic.requests(HAIKU)[-1].outcome == "ok"  # the fake checks the block

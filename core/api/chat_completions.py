@@ -35,12 +35,14 @@ async def complete(gateway: Gateway, call: openai_request.ChatCall, created: int
     parts: list[str] = []
     reasoning: list[str] = []
     tool_calls: list[ToolCall] = []
+    thinking: list[dict[str, Any]] = []
     summary: Summary | None = None
     async for event in gateway.stream(call.request):
         if isinstance(event, TextDelta):
             parts.append(event.text)
             reasoning.append(event.reasoning)
             tool_calls.extend(event.tool_calls)
+            thinking.extend(dict(b) for b in event.thinking_blocks)
         else:
             summary = event.summary
     if summary is None:
@@ -54,6 +56,7 @@ async def complete(gateway: Gateway, call: openai_request.ChatCall, created: int
         reasoning="".join(reasoning),
         tool_calls=tool_calls,
         legacy=call.legacy_functions,
+        thinking_blocks=thinking,
     )
     return JSONResponse(body, headers=fmt.summary_headers(summary))
 
@@ -89,6 +92,8 @@ def _deltas(event: TextDelta, legacy: bool) -> list[dict[str, Any]]:
         deltas.append({"reasoning_content": event.reasoning})
     if event.text:
         deltas.append({"content": event.text})
+    if event.thinking_blocks:
+        deltas.append({"thinking_blocks": [dict(b) for b in event.thinking_blocks]})
     deltas += [fmt.tool_call_delta(c, legacy=legacy) for c in event.tool_calls]
     return deltas
 

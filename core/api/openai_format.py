@@ -158,7 +158,12 @@ def tool_calls_json(calls: Sequence[ToolCall], *, delta: bool = False) -> list[d
 
 
 def message_json(
-    text: str, reasoning: str, calls: Sequence[ToolCall], *, legacy: bool = False
+    text: str,
+    reasoning: str,
+    calls: Sequence[ToolCall],
+    *,
+    legacy: bool = False,
+    thinking_blocks: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The answer's message; ``legacy``: the caller used `functions`, so `function_call`."""
     message: dict[str, Any] = {
@@ -168,6 +173,8 @@ def message_json(
     }
     if reasoning:
         message["reasoning_content"] = reasoning
+    if thinking_blocks:  # Claude's signed thinking: send it back with the next turn
+        message["thinking_blocks"] = [dict(b) for b in thinking_blocks]
     if calls and legacy:
         message["function_call"] = {"name": calls[0].name, "arguments": calls[0].arguments}
     elif calls:
@@ -188,7 +195,11 @@ def completion_body(
     reasoning: str = "",
     tool_calls: Sequence[ToolCall] = (),
     legacy: bool = False,
+    thinking_blocks: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
+    message = message_json(
+        text, reasoning, tool_calls, legacy=legacy, thinking_blocks=thinking_blocks
+    )
     return {
         "id": completion_id(summary.request_id),
         "object": "chat.completion",
@@ -197,7 +208,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": message_json(text, reasoning, tool_calls, legacy=legacy),
+                "message": message,
                 "finish_reason": finish_reason(summary, legacy=legacy),
                 "logprobs": None,
             }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +34,7 @@ from core.gateway.run import (
     serving_now,
     tokens_in,
 )
-from core.gateway.toolcalls import ToolCallAssembler
+from core.gateway.toolcalls import ToolCallAssembler, joined_thinking
 from core.money.pricing import estimate_prompt_tokens
 from core.money.reservations import ReservationHandle
 from core.request import Attempt, ChatRequest, Message, TextDelta, Usage
@@ -84,6 +84,7 @@ class _Call:
     text: str = ""
     reasoning: str = ""
     tools: ToolCallAssembler = field(default_factory=ToolCallAssembler)
+    thinking: list[Mapping[str, Any]] = field(default_factory=list)  # block pieces
     usage: Usage | None = None
     finish: str | None = None
     model: str | None = None  # the name the provider reported
@@ -97,6 +98,7 @@ class _Call:
         self.model = piece.model or self.model
         self.reasoning += piece.reasoning
         self.tools.feed(piece.tool_calls)
+        self.thinking += piece.thinking_blocks
 
 
 class ChainWalker:
@@ -283,10 +285,11 @@ class ChainWalker:
                 out = self._out(run, cand, call, whole, None)
                 if out is not None:
                     yield out
-            if call.tools:  # the upstream finished: the turn's calls go out whole
+            if call.tools or call.thinking:  # finished: the turn's calls go out whole
                 self._mark_first_text(run, cand, call)
                 run.emitted = True
-                yield TextDelta("", tool_calls=call.tools.calls())
+                blocks = joined_thinking(call.thinking)
+                yield TextDelta("", tool_calls=call.tools.calls(), thinking_blocks=blocks)
         except UpstreamError as exc:
             call.error = exc
             raise

@@ -1,4 +1,5 @@
-"""Tool calls assembled from streamed fragments, and held until the model has finished.
+"""Tool calls assembled from streamed fragments, and held until the model has finished
+(with the signed thinking blocks a caller must hand back beside them).
 
 Providers stream a call as its id and name, then its arguments in pieces. The gateway
 does not pass those pieces on as they come: it keeps them here and hands the caller
@@ -16,7 +17,9 @@ argument by argument.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.request import ToolCall
 from core.upstream.calls import ToolCallDelta
@@ -60,3 +63,22 @@ class ToolCallAssembler:
             ToolCall(n, b.id or f"call_{n}", b.name, "".join(b.arguments))
             for n, b in enumerate(ordered)
         )
+
+
+def joined_thinking(pieces: list[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Streamed thinking-block pieces as whole blocks: text joined, the signature kept.
+
+    litellm streams Anthropic's thinking as blocks holding a piece of the text each,
+    then one holding only the signature that closes the block.
+    """
+    blocks: list[dict[str, Any]] = []
+    for piece in pieces:
+        last = blocks[-1] if blocks else None
+        open_block = last is not None and last.get("type") == "thinking"
+        if piece.get("type") == "thinking" and open_block and last and not last.get("signature"):
+            last["thinking"] = str(last.get("thinking") or "") + str(piece.get("thinking") or "")
+            if piece.get("signature"):
+                last["signature"] = piece["signature"]  # the block is whole now
+        else:
+            blocks.append(dict(piece))
+    return tuple(blocks)

@@ -104,6 +104,9 @@ class Piece:
     reasoning: str = ""
     tool_calls: tuple[ToolCallDelta, ...] = ()
     model: str | None = None  # the model name the provider reported
+    # Anthropic's signed thinking blocks (litellm's thinking_blocks), in pieces when
+    # streamed: a caller must hand them back with a tool-calling turn.
+    thinking_blocks: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def output(self) -> bool:
@@ -375,6 +378,7 @@ class Upstream:
             reasoning=getattr(message, "reasoning_content", None) or "",
             tool_calls=calls,
             model=getattr(response, "model", None),
+            thinking_blocks=_blocks(message),
         )
 
     async def stream(
@@ -515,15 +519,22 @@ def _piece(chunk: Any, reported: _ReportedModel | None = None) -> Piece:
     text = reasoning = ""
     finish = None
     calls: tuple[ToolCallDelta, ...] = ()
+    blocks: tuple[Mapping[str, Any], ...] = ()
     if choices:
         delta = getattr(choices[0], "delta", None)
         if delta is not None:
             text = getattr(delta, "content", None) or ""
             reasoning = getattr(delta, "reasoning_content", None) or ""
             calls = _tool_deltas(delta)
+            blocks = _blocks(delta)
         finish = getattr(choices[0], "finish_reason", None)
     model = (reported.name if reported else None) or getattr(chunk, "model", None)
-    return Piece(text, finish, _usage(chunk), reasoning, calls, model)
+    return Piece(text, finish, _usage(chunk), reasoning, calls, model, blocks)
+
+
+def _blocks(holder: Any) -> tuple[Mapping[str, Any], ...]:
+    raw = getattr(holder, "thinking_blocks", None)
+    return tuple(dict(b) for b in raw if isinstance(b, Mapping)) if raw else ()
 
 
 def _truncated(response: Any, upstream_finish: str | None) -> bool:

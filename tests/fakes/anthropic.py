@@ -101,6 +101,30 @@ class FakeAnthropic(FakeProvider):
                         "block in the previous message."
                     )
             previous = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"}
+        return self._thinking_error(body)
+
+    def _thinking_error(self, body: Mapping[str, Any]) -> ApiError | None:
+        """With thinking on, the last assistant turn that called a tool starts with its
+        signed thinking block, handed back as it came."""
+        thinking = body.get("thinking")
+        if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+            return None
+        turns = [
+            (i, _blocks(m.get("content")))
+            for i, m in enumerate(self.messages(body))
+            if m.get("role") == "assistant"
+        ]
+        calling = [(i, b) for i, b in turns if any(x.get("type") == "tool_use" for x in b)]
+        if not calling:
+            return None
+        i, blocks = calling[-1]
+        first = blocks[0] if blocks else {}
+        if first.get("type") != "thinking" or first.get("signature") != _SIGNATURE:
+            return self.bad_request(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{first.get('type')}`. When `thinking` is enabled, a final "
+                "`assistant` message must start with a thinking block."
+            )
         return None
 
     def messages(self, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
