@@ -193,7 +193,8 @@ class Admission:
             params["temperature"] = request.temperature
         endpoint = target.info is None and target.api_base is not None
         plan = self._params.plan(target.litellm_model, params, endpoint=endpoint, drop=drop)
-        if "temperature" in plan.params:  # sent by the chain, with the route's default
+        if request.temperature is not None and "temperature" in plan.params:
+            # The chain sends the caller's temperature, or the route's default.
             kept = {k: v for k, v in plan.params.items() if k != "temperature"}
             plan = replace(plan, params=kept)
         return plan

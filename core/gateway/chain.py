@@ -149,14 +149,9 @@ class ChainWalker:
                         continue
                     if failure.kind == INVALID:
                         # The request itself is wrong: no other model or retry would help.
-                        dropping = (
-                            ' (or send `"drop_params": true` to leave them out)'
-                            if failure.error_class == "UnsupportedParamsError"
-                            else ""
-                        )
                         run.error = InvalidInput(
                             f"{cand.target.model_id} cannot take this request: "
-                            f"{failure.message}{dropping}. Nothing was sent to any model."
+                            f"{failure.message}. Nothing was sent to any model."
                         )
                         return
                     if run.emitted:

@@ -51,7 +51,9 @@ PROVIDER_FAILURES = frozenset({TRANSIENT, TIMEOUT, AUTH, CUT, UNTRUSTED})
 # or the connection to it failed.
 _NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "ssl", "h11", "anyio")
 _SDK_MODULES = ("openai", "anthropic")
-_LITELLM_ADVICE = re.compile(r"\s*(To drop these|Received Messages=|Traceback \(most).*", re.S)
+_LITELLM_ADVICE = re.compile(
+    r"\s*(To drop (?:these|unsupported)|Received Messages=|Traceback \(most).*", re.S
+)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*|\w+Exception\s*-\s*)+")
 
 
