@@ -340,7 +340,7 @@ class RequestRow(Base):
     # sent. Named so because `metadata` is reserved on declarative models.
     request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # Fields left out for a model that does not take them, when the caller or the route
-    # asked (`drop_params`); NULL when none were (0008).
+    # asked (`drop_params`); NULL when none were (0009).
     dropped_params: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 

@@ -1,7 +1,7 @@
 """Request fields dropped for a model that does not take them (``drop_params``)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 Added in place to a table that may hold rows: requests before this revision read NULL,
 as does every request that dropped nothing.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
