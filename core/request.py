@@ -91,6 +91,9 @@ class ChatRequest:
     # Secrets the caller's request itself carries (its gateway token): never echoed back
     # or stored (core/accounts/scrubber.py). Not shown, not compared.
     scrub: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # Drop the fields in ``params`` a model does not take instead of refusing the request
+    # (the /v1 `drop_params` field; a route can ask for the same).
+    drop_params: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,11 @@ class Summary:
     ttft_ms: int | None = None
     order_reason: str | None = None
     error: SwitchboardError | None = None
+    # The model name the answering provider reported (e.g. ``gpt-4o-mini-2024-07-18``).
+    reported_model: str | None = None
+    # Request fields left out for a model that does not take them, because the caller
+    # or the route asked for that (``drop_params``); sorted.
+    dropped_params: tuple[str, ...] = ()
 
     @property
     def cost_usd(self) -> Decimal | None:
@@ -175,16 +183,38 @@ class Serving:
     fallback: bool  # not the chain's first model, or continuing a cut answer
     attempts: tuple[Attempt, ...]  # the attempts finished before this one
     latency_ms: int  # this attempt's time to its first text
+    reported_model: str | None = None  # the name the provider gave its model, if it did
+    dropped_params: tuple[str, ...] = ()  # request fields left out for this model
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One whole function call of the answer (arguments are the model's JSON text)."""
+
+    index: int  # 0, 1, ... in the order the model made them
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of the answer, in order; never repeats text already sent."""
+    """A piece of the answer, in order; never repeats what was already sent.
+
+    Most carry ``text``. A reasoning model's thinking arrives as ``reasoning`` before
+    the text. Tool calls arrive whole, once the model has finished making them (see
+    core/gateway/toolcalls.py): a call cut mid-arguments never reaches a caller.
+    """
 
     text: str
     # Set on the first delta from each model that answers, None on the rest: the
     # common delta costs no more than before, yet a client can tell who is talking.
     serving: Serving | None = None
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    # Anthropic's signed thinking blocks, whole, with the tool calls: a client hands
+    # them back in its next turn, as Claude requires when it thought before calling.
+    thinking_blocks: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -228,11 +228,14 @@ async def test_bad_token_is_401(api: Api, kind: str) -> None:
 async def test_completion_with_headers_exact_cost_and_ledger_row(
     api: Api, fake_openai: FakeOpenAI
 ) -> None:
+    fake_openai.configure("gpt-4o-mini", reported="gpt-4o-mini-2024-07-18")
     r = await api.chat({"model": MINI, "messages": HI, "temperature": 0.2, "user": "u1"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion"
-    assert body["model"] == MINI
+    # The provider's own name, as OpenAI answers; the catalog id is in the header.
+    assert body["model"] == "gpt-4o-mini-2024-07-18"
+    assert r.headers["x-switchboard-model"] == MINI
     choice = body["choices"][0]
     assert choice["message"] == {
         "role": "assistant",
@@ -377,7 +380,7 @@ async def test_fallback_names_the_model_that_answered(
         {"model": "openai/gpt-4o", "messages": HI, "fallbacks": [f"anthropic/{HAIKU}"]}
     )
     assert r.status_code == 200, r.text
-    assert r.json()["model"] == f"anthropic/{HAIKU}"
+    assert r.json()["model"] == HAIKU  # as Anthropic names it
     assert r.json()["choices"][0]["message"]["content"] == fake_anthropic.reply_text(HAIKU)
     assert r.headers["x-switchboard-model"] == f"anthropic/{HAIKU}"
     assert r.headers["x-switchboard-fallback"] == "true"
@@ -394,6 +397,7 @@ async def test_fallback_names_the_model_that_answered(
 
 
 async def test_stream_with_usage_chunk_and_done(api: Api, fake_openai: FakeOpenAI) -> None:
+    fake_openai.configure("gpt-4o-mini", reported="gpt-4o-mini-2024-07-18")
     body = {
         "model": MINI,
         "messages": HI,
@@ -413,7 +417,7 @@ async def test_stream_with_usage_chunk_and_done(api: Api, fake_openai: FakeOpenA
     assert text == fake_openai.reply_text("gpt-4o-mini")
     finish, usage = chunks[-2], chunks[-1]
     assert finish["choices"][0]["finish_reason"] == "stop"
-    assert finish["model"] == MINI
+    assert finish["model"] == "gpt-4o-mini-2024-07-18"  # the provider's name for it
     assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0
     info = usage["x_switchboard"]
     assert (info["model"], info["fallback"], info["status"]) == (MINI, False, "success")
@@ -488,7 +492,7 @@ async def test_stream_headers_name_the_model_after_a_failover_before_text(
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
     chunks = events[:-1]
-    assert {c["model"] for c in chunks} == {haiku}  # role, text, finish and usage chunks
+    assert {c["model"] for c in chunks} == {HAIKU}  # role, text, finish and usage chunks
     text = "".join(c["choices"][0]["delta"]["content"] for c in content_chunks(chunks))
     assert text == fake_anthropic.reply_text(HAIKU)
     info = chunks[-1]["x_switchboard"]
@@ -529,10 +533,10 @@ async def test_stream_chunks_name_the_model_writing_them_across_a_continuation(
     events = sse_events(r.text)
     texts = content_chunks(events)
     assert "".join(c["choices"][0]["delta"]["content"] for c in texts) == "".join(words)
-    assert [c["model"] for c in texts] == [MINI] * 3 + ["openai/gpt-4o"] * 5
-    assert events[0]["model"] == MINI  # the role chunk
+    assert [c["model"] for c in texts] == ["gpt-4o-mini"] * 3 + ["gpt-4o"] * 5
+    assert events[0]["model"] == "gpt-4o-mini"  # the role chunk
     finish = events[-2]
-    assert finish["model"] == "openai/gpt-4o"
+    assert finish["model"] == "gpt-4o"
     info = finish["x_switchboard"]
     assert (info["model"], info["fallback"]) == ("openai/gpt-4o", True)
     assert [a["outcome"] for a in info["attempts"]] == ["cut", "ok"]

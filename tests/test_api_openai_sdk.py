@@ -77,13 +77,14 @@ def served(
 
 
 def test_sdk_non_streaming_with_headers(served: Served, fake_openai: FakeOpenAI) -> None:
+    fake_openai.configure("gpt-4o-mini", reported="gpt-4o-mini-2024-07-18")
     raw = served.client().chat.completions.with_raw_response.create(
         model=MINI, messages=HI, max_tokens=50, temperature=0
     )
     completion = raw.parse()
     assert completion.choices[0].message.content == fake_openai.reply_text("gpt-4o-mini")
     assert completion.choices[0].finish_reason == "stop"
-    assert completion.model == MINI
+    assert completion.model == "gpt-4o-mini-2024-07-18"  # as OpenAI names it
     assert completion.usage is not None and completion.usage.total_tokens > 0
     assert raw.headers["x-switchboard-model"] == MINI
     assert raw.headers["x-switchboard-cost-usd"] != "unpriced"
@@ -116,7 +117,7 @@ def test_sdk_stream_headers_and_chunks_name_the_model_after_a_failover(
     items = [i.rsplit(":", 2)[:2] for i in raw.headers["x-switchboard-attempts"].split(",")]
     assert items == [["openai/gpt-4o", "error"]] * 3 + [[MINI, "streaming"]]
     chunks = list(raw.parse())
-    assert {c.model for c in chunks} == {MINI}
+    assert {c.model for c in chunks} == {"gpt-4o-mini"}
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == fake_openai.reply_text("gpt-4o-mini")
     info = (chunks[-1].model_extra or {})["x_switchboard"]

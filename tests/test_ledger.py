@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -138,7 +139,8 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         metadata={"ticket": "T-1", "run": 3, "ok": True},
     )
     with sessions.begin() as s:
-        ledger.record(s, request, fallback_summary(), T0 + timedelta(seconds=5))
+        summary = replace(fallback_summary(), dropped_params=("seed", "verbosity"))
+        ledger.record(s, request, summary, T0 + timedelta(seconds=5))
     with sessions() as s:
         rows = list(ledger.iter_requests(s, None, None))
         attempts = ledger.attempts_for(s, "req-fallback")
@@ -177,6 +179,7 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "attempt_count": 3,
         "request_metadata": {"ticket": "T-1", "run": 3, "ok": True},
         "estimated": False,
+        "dropped_params": ["seed", "verbosity"],
     }
     assert [(a["seq"], a["model"], a["outcome"]) for a in attempts] == [
         (1, "openai/gpt-4o", "error"),

@@ -54,6 +54,13 @@ def limit_fields(opts: RouteOptions, prefix: str = "") -> dict[str, Any]:
             key=prefix + "content_failover",
             help="Off: the provider's refusal is returned as the answer.",
         )
+        edited["drop_params"] = r2.toggle(
+            "Drop fields a model does not take",
+            value=opts.drop_params,
+            key=prefix + "drop_params",
+            help="Off: a request with such a field (e.g. logprobs for Claude) gets a 400. "
+            "On: the field is left out and listed in x-switchboard-dropped-params.",
+        )
     return edited
 
 

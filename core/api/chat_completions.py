@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -19,7 +20,7 @@ from core.api import openai_request
 from core.api.context import ApiContext, Authed, error_response, read_body, unexpected
 from core.errors import SwitchboardError
 from core.gateway.gateway import Gateway
-from core.request import Done, StreamEvent, Summary, TextDelta
+from core.request import Done, StreamEvent, Summary, TextDelta, ToolCall
 
 SSE_HEADERS = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -32,17 +33,31 @@ async def _aclose(events: AsyncGenerator[StreamEvent, None]) -> None:
 
 async def complete(gateway: Gateway, call: openai_request.ChatCall, created: int) -> Response:
     parts: list[str] = []
+    reasoning: list[str] = []
+    tool_calls: list[ToolCall] = []
+    thinking: list[dict[str, Any]] = []
     summary: Summary | None = None
     async for event in gateway.stream(call.request):
         if isinstance(event, TextDelta):
             parts.append(event.text)
+            reasoning.append(event.reasoning)
+            tool_calls.extend(event.tool_calls)
+            thinking.extend(dict(b) for b in event.thinking_blocks)
         else:
             summary = event.summary
     if summary is None:
         raise RuntimeError("the gateway ended a request without a summary")
     if summary.error is not None:
         return error_response(summary.error, summary.request_id, summary)
-    body = fmt.completion_body("".join(parts), summary, created)
+    body = fmt.completion_body(
+        "".join(parts),
+        summary,
+        created,
+        reasoning="".join(reasoning),
+        tool_calls=tool_calls,
+        legacy=call.legacy_functions,
+        thinking_blocks=thinking,
+    )
     return JSONResponse(body, headers=fmt.summary_headers(summary))
 
 
@@ -63,10 +78,24 @@ class EventStream(StreamingResponse):
 
 
 def _answering(first: StreamEvent, requested: str) -> str:
-    """The model a stream starts with: the first text's, or the one that answered nothing."""
+    """The model a stream's chunks name: the provider's name for the first answerer."""
     if isinstance(first, TextDelta):
-        return first.serving.model if first.serving else requested
-    return first.summary.model or requested
+        serving = first.serving
+        return (serving.reported_model or serving.model) if serving else requested
+    return fmt.answer_model(first.summary) or requested
+
+
+def _deltas(event: TextDelta, legacy: bool) -> list[dict[str, Any]]:
+    """One event as chunk deltas: its reasoning, its text, then each whole tool call."""
+    deltas: list[dict[str, Any]] = []
+    if event.reasoning:
+        deltas.append({"reasoning_content": event.reasoning})
+    if event.text:
+        deltas.append({"content": event.text})
+    if event.thinking_blocks:
+        deltas.append({"thinking_blocks": [dict(b) for b in event.thinking_blocks]})
+    deltas += [fmt.tool_call_delta(c, legacy=legacy) for c in event.tool_calls]
+    return deltas
 
 
 def _stream_headers(first: StreamEvent, stream_id: str) -> dict[str, str]:
@@ -92,10 +121,12 @@ async def _sse_body(
             fmt.chunk(chunk_id, created, model, {"role": "assistant", "content": ""}, None)
         )
         event = first
+        legacy = call.legacy_functions
         while isinstance(event, TextDelta):
             if event.serving is not None:  # a continuation: the next model writes on
-                model = event.serving.model
-            yield fmt.sse(fmt.chunk(chunk_id, created, model, {"content": event.text}, None))
+                model = event.serving.reported_model or event.serving.model
+            for delta in _deltas(event, legacy):
+                yield fmt.sse(fmt.chunk(chunk_id, created, model, delta, None))
             event = await anext(events)
         summary = event.summary
         info = fmt.switchboard_info(summary)
@@ -104,8 +135,8 @@ async def _sse_body(
             # cannot mistake the partial text for a whole answer (the SDK raises APIError).
             yield fmt.sse({**fmt.error_from(summary.error), "x_switchboard": info})
             return
-        finish = summary.finish_reason or "stop"
-        last = fmt.chunk(chunk_id, created, summary.model or model, {}, finish)
+        finish = fmt.finish_reason(summary, legacy=legacy)
+        last = fmt.chunk(chunk_id, created, fmt.answer_model(summary) or model, {}, finish)
         if call.include_usage:
             yield fmt.sse(last)
             last = fmt.usage_chunk(chunk_id, created, summary)

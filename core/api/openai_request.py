@@ -17,8 +17,10 @@ from core.api.surrogates import refuse_lone_surrogates
 from core.errors import InvalidInput
 from core.request import Caller, ChatRequest
 from core.settings.routes import MAX_CHAIN
+from core.upstream.params import not_forwarded_reason
 
-ROLES = ("system", "developer", "user", "assistant", "tool")
+# "function" is the legacy result of a `function_call`; it becomes a "tool" message.
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Content-part types a user message may carry; other roles take text parts only.
 USER_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
 MAX_TOKENS_LIMIT = 2**31 - 1  # keeps worst-case reservations inside a 64-bit column
@@ -30,10 +32,23 @@ MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 _INT64 = 2**63
 AUTO = "auto"
-_TOOLS_UNSUPPORTED = (
-    "Tool and function calling is not supported through Switchboard yet; the gateway "
-    "relays text answers only. Remove `{name}` from the request."
-)
+# Fields read here (Switchboard's own, or translated); every other field is a model
+# parameter or a provider extra, checked per model by core/upstream/params.py.
+OWN_FIELDS = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "fallbacks", "task", "profile",
+        "metadata", "drop_params", "max_tokens", "max_completion_tokens", "temperature",
+        "functions", "function_call", "extra_body",
+    }
+)  # fmt: skip
+# Fields whose answer part the gateway does not relay: refused, never silently lost.
+_NOT_RELAYED = {
+    "logprobs": "token log-probabilities are not relayed by Switchboard",
+    "top_logprobs": "token log-probabilities are not relayed by Switchboard",
+    "audio": "audio answers are not relayed by Switchboard",
+    "modalities": "only text answers are relayed by Switchboard",
+}
+TOOL_CHOICES = ("none", "auto", "required")
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,8 @@ class ChatCall:
 
     request: ChatRequest
     include_usage: bool = False
+    # The caller used the legacy `functions`: answer with `function_call`, as OpenAI does.
+    legacy_functions: bool = False
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -156,8 +173,26 @@ def _text_parts(field: str, parts: list[Any], allowed: frozenset[str]) -> list[d
             raise InvalidInput(f"`{where}.type` must be one of: {kinds}; got {kind!r}.")
         if kind == "text" and not isinstance(part.get("text"), str):
             raise _wrong(f"{where}.text", "a string", part.get("text"))
+        if kind != "text":  # the part's own object, named as its type: image_url, file, ...
+            body = part.get(kind)
+            if not isinstance(body, dict) or (kind == "image_url" and not _has_url(body)):
+                raise InvalidInput(
+                    f"`{where}.{kind}` is missing or malformed; send e.g. {_PART_EXAMPLES[kind]}."
+                )
         out.append(dict(part))
     return out
+
+
+_PART_EXAMPLES = {
+    "image_url": '{"type": "image_url", "image_url": {"url": "https://..."}}',
+    "input_audio": '{"type": "input_audio", "input_audio": {"data": "...", "format": "wav"}}',
+    "file": '{"type": "file", "file": {"file_id": "..."}}',
+}
+
+
+def _has_url(body: Mapping[str, Any]) -> bool:
+    url = body.get("url")
+    return isinstance(url, str) and bool(url)
 
 
 def _content(field: str, role: str, value: Any) -> str | list[dict[str, Any]]:
@@ -183,19 +218,87 @@ def _message(i: int, raw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"role": "system" if role == "developer" else role}
     calls, content = raw.get("tool_calls"), raw.get("content")
     if role == "assistant" and calls is not None:  # replayed history of a tool-calling turn
-        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
-            raise _wrong(f"{where}.tool_calls", "a list of objects", calls)
-        out["tool_calls"] = calls
-    if content is not None or "tool_calls" not in out:  # only such a turn may lack content
+        out["tool_calls"] = _history_calls(f"{where}.tool_calls", calls)
+    if role == "assistant" and raw.get("function_call") is not None:
+        out["function_call"] = _function_call(f"{where}.function_call", raw["function_call"])
+    if role == "assistant":
+        _replayed_reasoning(where, raw, out)
+    if content is not None or not {"tool_calls", "function_call"} & out.keys():
+        # Only a calling turn may lack content; a tool result may be empty text.
         out["content"] = _content(f"{where}.content", role, content)
     name = _opt_str(raw, "name")
     if name is not None:
         out["name"] = name
+    if role == "function" and not name:
+        raise InvalidInput(f"`{where}.name` is missing; a function message names its function.")
     if role == "tool":
         call_id = raw.get("tool_call_id")
         if not isinstance(call_id, str) or not call_id:
             raise InvalidInput(f"`{where}.tool_call_id` is missing; a tool message needs one.")
         out["tool_call_id"] = call_id
+    return out
+
+
+def _history_calls(field: str, calls: Any) -> list[dict[str, Any]]:
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise _wrong(field, "a list of objects", calls)
+    for j, call in enumerate(calls):
+        if not isinstance(call.get("id"), str) or not call["id"]:
+            raise InvalidInput(f"`{field}[{j}].id` is missing; each tool call needs its id.")
+        _function_call(f"{field}[{j}].function", call.get("function"))
+    return [dict(c) for c in calls]
+
+
+def _function_call(field: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise _wrong(field, 'an object such as {"name": "f", "arguments": "{}"}', value)
+    arguments = value.get("arguments", "")
+    if not isinstance(arguments, str):
+        raise _wrong(f"{field}.arguments", "a string of JSON", arguments)
+    return {"name": value["name"], "arguments": arguments}
+
+
+def _replayed_reasoning(where: str, raw: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """Reasoning a client hands back: Anthropic needs its signed thinking blocks again."""
+    reasoning = raw.get("reasoning_content")
+    if reasoning is not None:
+        if not isinstance(reasoning, str):
+            raise _wrong(f"{where}.reasoning_content", "a string", reasoning)
+        out["reasoning_content"] = reasoning
+    blocks = raw.get("thinking_blocks")
+    if blocks is not None:
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+            raise _wrong(f"{where}.thinking_blocks", "a list of objects", blocks)
+        out["thinking_blocks"] = [dict(b) for b in blocks]
+
+
+def _legacy_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Legacy `function_call` turns and `function` results as tool calls and results.
+
+    Anthropic refuses `functions`, and a provider that takes tools needs each result
+    tied to its call: a legacy call gets an id, and its result the id of the latest
+    call of that function.
+    """
+    out: list[dict[str, Any]] = []
+    latest: dict[str, str] = {}
+    for i, message in enumerate(messages):
+        message = dict(message)
+        call = message.pop("function_call", None)
+        if call is not None:
+            call_id = f"call_fn_{i}"
+            latest[call["name"]] = call_id
+            message.setdefault("tool_calls", []).append(
+                {"id": call_id, "type": "function", "function": call}
+            )
+        if message["role"] == "function":
+            answered = latest.get(message["name"])
+            if answered is None:
+                raise InvalidInput(
+                    f"`messages[{i}]` is the result of function {message['name']!r}, but no "
+                    "earlier assistant message calls it; send the call before its result."
+                )
+            message = {"role": "tool", "tool_call_id": answered, "content": message["content"]}
+        out.append(message)
     return out
 
 
@@ -207,7 +310,7 @@ def _messages(body: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         raise _wrong("messages", "a list of messages", raw)
     if not raw:
         raise InvalidInput("`messages` is empty; send at least one message.")
-    return tuple(_message(i, m) for i, m in enumerate(raw))
+    return tuple(_legacy_history([_message(i, m) for i, m in enumerate(raw)]))
 
 
 def _fallbacks(body: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -263,19 +366,90 @@ def _metadata(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return raw
 
 
-def _unsupported(body: Mapping[str, Any]) -> None:
-    for name in ("tools", "functions"):
-        if body.get(name):  # an empty list is harmless and some clients always send one
-            raise InvalidInput(_TOOLS_UNSUPPORTED.format(name=name))
+def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """`tools`, or the legacy `functions` as tools (never both)."""
+    tools, functions = body.get("tools"), body.get("functions")
+    if tools and functions:
+        raise InvalidInput("Send `tools` or the legacy `functions`, not both.")
+    field = "tools" if tools else "functions"
+    raw = tools or functions
+    if not raw:  # an empty list is harmless and some clients always send one
+        return None
+    if not isinstance(raw, list):
+        raise _wrong(field, "a list of objects", raw)
+    out: list[dict[str, Any]] = []
+    for j, item in enumerate(raw):
+        where = f"{field}[{j}]"
+        if not isinstance(item, dict):
+            raise _wrong(where, "an object", item)
+        function = item if field == "functions" else item.get("function")
+        if field == "tools" and item.get("type") != "function":
+            raise InvalidInput(f'`{where}.type` must be "function"; got {item.get("type")!r}.')
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidInput(f"`{where}` needs a function with a `name`.")
+        out.append(dict(item) if field == "tools" else {"type": "function", "function": item})
+    return out
+
+
+def _tool_choice(body: Mapping[str, Any]) -> str | dict[str, Any] | None:
+    """`tool_choice`, or the legacy `function_call` choice in its shape."""
+    choice, legacy = body.get("tool_choice"), body.get("function_call")
+    field = "tool_choice"
+    if choice is None and legacy is not None:
+        field, choice = "function_call", legacy
+        if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
+            choice = {"type": "function", "function": {"name": legacy["name"]}}
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in TOOL_CHOICES:
+            raise InvalidInput(
+                f"`{field}` must be one of {', '.join(TOOL_CHOICES)} or name a function; "
+                f"got {choice!r}."
+            )
+        return choice
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise _wrong(field, '"auto", "none", "required" or {"type": "function", ...}', choice)
+    return dict(choice)
+
+
+def _relayed(body: Mapping[str, Any]) -> None:
+    """Refuse what the gateway would take but could not hand back."""
     n = _opt_int(body, "n", 1, 128)
     if n is not None and n != 1:
-        raise InvalidInput("`n` must be 1: Switchboard returns one choice per request.")
-    if _opt_bool(body, "logprobs"):
-        raise InvalidInput("`logprobs` is not supported through Switchboard; remove it.")
+        raise InvalidInput(
+            "`n` must be 1: Switchboard returns one choice per request; send the request "
+            f"{n} times for {n} answers."
+        )
+    for name, why in _NOT_RELAYED.items():
+        value = body.get(name)
+        if value not in (None, False, [], ["text"]):
+            raise InvalidInput(f"`{name}` cannot be used: {why}. Remove it.")
+
+
+def _extras(body: Mapping[str, Any], checked: Mapping[str, Any]) -> dict[str, Any]:
+    """Every other field, unchanged: model parameters and provider extras."""
+    extra_body = _opt_object(body, "extra_body") or {}
+    out: dict[str, Any] = {}
+    for name, value in [*body.items(), *extra_body.items()]:
+        if name in OWN_FIELDS or name in checked or name in _NOT_RELAYED or name == "n":
+            continue
+        if value is None:
+            continue
+        reason = not_forwarded_reason(name)
+        if reason is not None:
+            raise InvalidInput(reason)
+        out[name] = value
+    return out
 
 
 def _params(body: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI options the gateway passes upstream unchanged, after checking their types."""
+    """Model parameters for the gateway to forward, type-checked where OpenAI's are known.
+
+    Which of them a model takes is decided per model at admission (core/upstream/params.py).
+    """
+    _relayed(body)
     checked: dict[str, Any] = {
         "top_p": _opt_number(body, "top_p", 0, 1),
         "presence_penalty": _opt_number(body, "presence_penalty", -2, 2),
@@ -283,11 +457,31 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
         "seed": _opt_int(body, "seed", -(2**63), 2**63 - 1),
         "stop": _stop(body),
         "user": _opt_str(body, "user"),
-        "reasoning_effort": _opt_str(body, "reasoning_effort"),
+        "reasoning_effort": _reasoning_effort(body),
         "response_format": _opt_object(body, "response_format"),
         "logit_bias": _opt_object(body, "logit_bias"),
+        "tools": _tools(body),
+        "tool_choice": _tool_choice(body),
+        "parallel_tool_calls": _opt_bool_or_none(body, "parallel_tool_calls"),
     }
-    return {k: v for k, v in checked.items() if v is not None}
+    params = {k: v for k, v in checked.items() if v is not None}
+    return {**params, **_extras(body, checked)}
+
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+def _reasoning_effort(body: Mapping[str, Any]) -> str | None:
+    value = _opt_str(body, "reasoning_effort")
+    if value is not None and value not in REASONING_EFFORTS:
+        raise InvalidInput(
+            f"`reasoning_effort` must be one of {', '.join(REASONING_EFFORTS)}; got {value!r}."
+        )
+    return value
+
+
+def _opt_bool_or_none(body: Mapping[str, Any], field: str) -> bool | None:
+    return _opt_bool(body, field) if body.get(field) is not None else None
 
 
 def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None = None) -> ChatCall:
@@ -296,7 +490,7 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
     model = _opt_str(body, "model") or AUTO
     stream = _opt_bool(body, "stream")
     include_usage = _opt_bool(_opt_object(body, "stream_options") or {}, "include_usage")
-    _unsupported(body)
+    params = _params(body)
     max_tokens = _opt_int(body, "max_tokens", 1, MAX_TOKENS_LIMIT)
     max_completion = _opt_int(body, "max_completion_tokens", 1, MAX_TOKENS_LIMIT)
     if max_tokens is not None and max_completion is not None and max_tokens != max_completion:
@@ -322,9 +516,11 @@ def parse_chat(body: Mapping[str, Any], caller: Caller, request_id: str | None =
         stream=stream,
         max_tokens=max_completion or max_tokens,
         temperature=_opt_number(body, "temperature", 0, 2),
-        params=_params(body),
+        params=params,
         metadata=metadata or {},
         request_id=request_id,
         strict_model=True,  # a named model /v1/models would not list is 403, not skipped
+        drop_params=_opt_bool(body, "drop_params"),
     )
-    return ChatCall(request, include_usage=stream and include_usage)
+    legacy = bool(body.get("functions")) and not body.get("tools")
+    return ChatCall(request, include_usage=stream and include_usage, legacy_functions=legacy)

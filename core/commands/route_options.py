@@ -35,6 +35,11 @@ SWITCHES: Final = (
         "content_refusal_failover",
         "on a content refusal try the next model (default: return the refusal)",
     ),
+    (
+        "drop_params",
+        "drop_params",
+        "leave out request fields a model does not take (default: refuse the request)",
+    ),
 )
 # (flag dest, RouteOptions field, help) for the timeouts, all in seconds.
 TIMEOUTS: Final = (

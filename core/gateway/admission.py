@@ -9,6 +9,7 @@ limits, which budgets apply) for ``policy_ttl_s``; facts every caller shares
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from core.accounts import keys
 from core.accounts.secrets import Cipher
 from core.clock import Clock
 from core.compare import leaderboard
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.gateway.chain import max_tokens_for
 from core.gateway.lazysession import LazySession
 from core.gateway.run import Candidate, Run, not_allowed
@@ -33,6 +34,7 @@ from core.settings.routes import ResolvedRoute
 from core.settings.targets import Target, TargetResolver
 from core.store import db, ledger
 from core.ttlcache import TtlCache
+from core.upstream.params import ParamPlan, ParamPolicy
 
 
 def trace_of(run: Run, provider: str | None, model: str | None) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class Admission:
         self._default_tpm = default_tpm
         self._policy: TtlCache[Any] = TtlCache(policy_ttl_s)
         self._shared: TtlCache[Any] = TtlCache(refresh_s)
+        self._params = ParamPolicy()
 
     def clear(self) -> None:
         """Forget every cached fact (after an admin changes endpoints, prices or routes)."""
@@ -148,6 +151,10 @@ class Admission:
                 route = self._reorder(db, route, targets, snap.book, at, request.task)
                 by_id = {t.model_id: t for t in targets}
                 targets = [by_id[m] for m in route.chain if m in by_id]
+            drop = request.drop_params or route.options.drop_params
+            plans = [self._plan(t, request, drop) for t in targets]
+            if plans and plans[0].refused:
+                raise _refusal(targets[0], plans[0].refused)
             sources = request.key_sources or route.key_sources
             found = {
                 provider: self._policy.get_or_load(
@@ -172,6 +179,7 @@ class Admission:
                 wait=db.may_wait,
             )
         prompt = pricing.estimate_prompt_tokens(request.messages)
+        prompt += pricing.estimate_text_tokens(definitions_text(request))
         counted = None
         if not limits.unlimited:
             db.require()  # counting is a database write; never on the loop
@@ -185,7 +193,10 @@ class Admission:
                 limits=limits,
             )
             counted = prompt
-        candidates = [Candidate(t, found[t.provider]) for t in targets]
+        candidates = [
+            Candidate(t, found[t.provider], p.params, p.dropped, p.refused)
+            for t, p in zip(targets, plans, strict=True)
+        ]
         return Run(
             request,
             request_id,
@@ -197,7 +208,20 @@ class Admission:
             snap.book,
             stream,
             rate_counted=counted,
+            drop_params=drop,
         )
+
+    def _plan(self, target: Target, request: ChatRequest, drop: bool) -> ParamPlan:
+        params = dict(request.params)
+        if request.temperature is not None:  # the caller's own, checked like any field
+            params["temperature"] = request.temperature
+        endpoint = target.info is None and target.api_base is not None
+        plan = self._params.plan(target.litellm_model, params, endpoint=endpoint, drop=drop)
+        if request.temperature is not None and "temperature" in plan.params:
+            # The chain sends the caller's temperature, or the route's default.
+            kept = {k: v for k, v in plan.params.items() if k != "temperature"}
+            plan = replace(plan, params=kept)
+        return plan
 
     def snapshot(self, db: LazySession) -> Snapshot:
         """Which models exist (catalog plus endpoints) and their prices, shared by callers."""
@@ -306,7 +330,9 @@ class Admission:
         # A hold must bound the real count, which the 4-characters estimate does not (CJK
         # text, images). A prompt over the model's window is refused upstream, costing nothing.
         prompt = pricing.prompt_token_bound(
-            run.request.messages, extra_text=run.sent, context_window=target.context_window
+            run.request.messages,
+            extra_text=run.sent + definitions_text(run.request),
+            context_window=target.context_window,
         )
         worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
         now = self._clock()
@@ -320,3 +346,24 @@ class Admission:
             unpriced_models=(target.model_id,) if worst is None else (),
             trace=trace_of(run, target.provider, target.model_id),
         )
+
+
+# Request fields the provider reads as part of the prompt, and bills as input tokens.
+_PROMPT_FIELDS = ("tools", "tool_choice", "response_format")
+
+
+def definitions_text(request: ChatRequest) -> str:
+    """Tool definitions and schemas as sent upstream: prompt text a budget hold counts."""
+    found = {k: request.params[k] for k in _PROMPT_FIELDS if request.params.get(k)}
+    return json.dumps(found, separators=(",", ":"), default=str) if found else ""
+
+
+def _refusal(target: Target, fields: tuple[str, ...]) -> InvalidInput:
+    names = ", ".join(f"`{f}`" for f in fields)
+    return InvalidInput(
+        f"{target.model_id} does not take {names}. Remove "
+        f"{'it' if len(fields) == 1 else 'them'}, choose a model that takes "
+        f'{"it" if len(fields) == 1 else "them"}, or send `"drop_params": true` to leave '
+        "out what a model does not take (the answer's x-switchboard-dropped-params header "
+        "lists what was left out)."
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,9 +34,10 @@ from core.gateway.run import (
     serving_now,
     tokens_in,
 )
+from core.gateway.toolcalls import ToolCallAssembler, joined_thinking
 from core.money.pricing import estimate_prompt_tokens
 from core.money.reservations import ReservationHandle
-from core.request import Attempt, ChatRequest, Message, Usage
+from core.request import Attempt, ChatRequest, Message, TextDelta, Usage
 from core.settings.routes import ResolvedRoute
 from core.settings.targets import PLACEHOLDER_KEY, Target
 from core.upstream.breaker import Breakers
@@ -49,6 +50,7 @@ from core.upstream.calls import (
     REJECTED,
     TIMEOUT,
     TRANSIENT,
+    Piece,
     Timeouts,
     Upstream,
     UpstreamError,
@@ -80,10 +82,23 @@ class _Call:
     t0: float = field(default_factory=time.monotonic)
     first_ms: int | None = None
     text: str = ""
+    reasoning: str = ""
+    tools: ToolCallAssembler = field(default_factory=ToolCallAssembler)
+    thinking: list[Mapping[str, Any]] = field(default_factory=list)  # block pieces
     usage: Usage | None = None
     finish: str | None = None
+    model: str | None = None  # the name the provider reported
     error: UpstreamError | None = None
     stopped: bool = False  # the caller cancelled it: no verdict on the provider
+
+    def take(self, piece: Piece) -> None:
+        """Keep what a piece says about the call besides its text."""
+        self.usage = piece.usage or self.usage
+        self.finish = piece.finish_reason or self.finish
+        self.model = piece.model or self.model
+        self.reasoning += piece.reasoning
+        self.tools.feed(piece.tool_calls)
+        self.thinking += piece.thinking_blocks
 
 
 class ChainWalker:
@@ -106,8 +121,8 @@ class ChainWalker:
         self._sleep = sleep
         self._rng = rng
 
-    async def walk(self, run: Run) -> AsyncGenerator[str, None]:
-        """Yield the answer's text; on failure leave the reason in ``run.error``."""
+    async def walk(self, run: Run) -> AsyncGenerator[TextDelta, None]:
+        """Yield the answer's pieces; on failure leave the reason in ``run.error``."""
         options = run.route.options
         deadline = run.started + options.total_timeout_s
         for cand in run.candidates:
@@ -119,9 +134,9 @@ class ChainWalker:
             retries = 0
             while True:
                 try:
-                    async with aclosing(self._call(run, cand, prefill, deadline)) as texts:
-                        async for text in texts:
-                            yield text
+                    async with aclosing(self._call(run, cand, prefill, deadline)) as pieces:
+                        async for piece in pieces:
+                            yield piece
                     return  # answered
                 except Diverged:
                     run.error = cut_error(
@@ -139,9 +154,9 @@ class ChainWalker:
                             f"{failure.message}. Nothing was sent to any model."
                         )
                         return
-                    if run.sent:
+                    if run.emitted:
                         run.cut = run.cut or failure
-                        break  # text is out: the next model continues; never retry this one
+                        break  # output is out: the next model continues; never retry this one
                     if (
                         failure.kind == TRANSIENT
                         and retries < options.max_retries
@@ -172,6 +187,9 @@ class ChainWalker:
         window = target.context_window
         if target.key_required and cand.key is None:
             outcome, reason = "no-key", f"no key for {target.provider}"
+        elif cand.refused:
+            outcome = "skipped-params"
+            reason = f"does not take {', '.join(cand.refused)} (send drop_params to drop them)"
         elif window is not None and max(run.context_needed, run.prompt_tokens) > window:
             outcome, reason = "skipped-context", f"prompt needs more than {window} tokens"
         elif not self._breakers.allow(cand.deployment):
@@ -201,8 +219,12 @@ class ChainWalker:
 
     async def _call(
         self, run: Run, cand: Candidate, prefill: bool, deadline: float
-    ) -> AsyncGenerator[str, None]:
-        """One upstream call; yields only text the caller does not have yet."""
+    ) -> AsyncGenerator[TextDelta, None]:
+        """One upstream call; yields only what the caller does not have yet.
+
+        Text and reasoning go out as they come; tool calls are held until the upstream
+        has finished (core/gateway/toolcalls.py), so a cut never hands out half a call.
+        """
         target, request = cand.target, run.request
         call = _Call(list(request.messages), self._clock())
         matcher: PrefixMatcher | PrefillJoin | None = None
@@ -211,16 +233,19 @@ class ChainWalker:
             matcher = PrefillJoin(run.sent)
         elif run.sent:
             matcher = PrefixMatcher(run.sent)
-        params: dict[str, Any] = dict(request.params)
+        params: dict[str, Any] = dict(cand.params)
         params["max_tokens"] = max_tokens_for(request, run.route, target)
         temperature = request.temperature
         if temperature is None:
             temperature = run.route.options.temperature
-        if temperature is not None:
+        if temperature is not None and "temperature" not in cand.dropped:
             params["temperature"] = temperature
+        if run.drop_params:
+            params["drop_params"] = True  # litellm's own value checks drop, not refuse
         secret = cand.key.secret if cand.key else None
         api_key = secret or (PLACEHOLDER_KEY if target.api_base else None)
         timeouts = timeouts_for(run.route)
+        run.dropped.update(cand.dropped)
         try:
             if run.stream:
                 pieces = self._upstream.stream(
@@ -234,20 +259,14 @@ class ChainWalker:
                 )
                 async with aclosing(pieces) as stream:
                     async for piece in stream:
-                        call.usage = piece.usage or call.usage
-                        call.finish = piece.finish_reason or call.finish
-                        if not piece.text:
-                            continue
-                        call.text += piece.text
-                        out = matcher.feed(piece.text) if matcher else piece.text
-                        if out:
-                            self._mark_first_text(run, cand, call)
-                            run.sent += out
+                        call.take(piece)
+                        out = self._out(run, cand, call, piece, matcher)
+                        if out is not None:
                             yield out
                 if isinstance(matcher, PrefixMatcher):
                     matcher.finish()
             else:
-                call.text, call.finish, call.usage = await self._upstream.complete(
+                whole = await self._upstream.complete(
                     target.litellm_model,
                     call.messages,
                     api_key=api_key,
@@ -256,9 +275,16 @@ class ChainWalker:
                     timeouts=timeouts,
                     deadline=deadline,
                 )
+                call.take(whole)
+                self._mark_first_text(run, cand, call)  # a whole answer's first token
+                out = self._out(run, cand, call, whole, None)
+                if out is not None:
+                    yield out
+            if call.tools or call.thinking:  # finished: the turn's calls go out whole
                 self._mark_first_text(run, cand, call)
-                run.sent += call.text
-                yield call.text
+                run.emitted = True
+                blocks = joined_thinking(call.thinking)
+                yield TextDelta("", tool_calls=call.tools.calls(), thinking_blocks=blocks)
         except UpstreamError as exc:
             call.error = exc
             raise
@@ -270,26 +296,48 @@ class ChainWalker:
         finally:
             self._record_call(run, cand, call)
 
+    def _out(
+        self,
+        run: Run,
+        cand: Candidate,
+        call: _Call,
+        piece: Piece,
+        matcher: PrefixMatcher | PrefillJoin | None,
+    ) -> TextDelta | None:
+        """The part of a piece the caller gets now: its text (past what was sent) and
+        its reasoning. Tool-call fragments stay in ``call.tools`` until the end."""
+        call.text += piece.text
+        text = matcher.feed(piece.text) if matcher and piece.text else piece.text
+        if not text and not piece.reasoning:
+            return None
+        self._mark_first_text(run, cand, call)
+        run.sent += text
+        run.emitted = True
+        return TextDelta(text, reasoning=piece.reasoning)
+
     @staticmethod
     def _mark_first_text(run: Run, cand: Candidate, call: _Call) -> None:
         if call.first_ms is None:
             call.first_ms = ms_since(call.t0)
             # Once per call that reaches the caller: the first model, or a continuation.
-            run.serving = serving_now(run, cand, call.first_ms)
+            run.serving = serving_now(run, cand, call.first_ms, call.model)
         if run.ttft_ms is None:
             run.ttft_ms = ms_since(run.started)
 
     def _record_call(self, run: Run, cand: Candidate, call: _Call) -> None:
         target, error = cand.target, call.error
         usage = call.usage
-        if usage is None and (call.text or error is None):
-            # No usage from a cut or stopped stream: bill an estimate rather than nothing.
-            usage = Usage(estimate_prompt_tokens(call.messages), max(1, len(call.text) // 4))
+        produced = len(call.text) + len(call.reasoning) + call.tools.chars
+        if usage is None and (produced or error is None):
+            # No usage from a cut or stopped stream: bill an estimate rather than nothing
+            # (reasoning and a cut call's arguments were generated, and are billed, too).
+            usage = Usage(estimate_prompt_tokens(call.messages), max(1, produced // 4))
         usage = usage or Usage()
         cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
         if error is None and not call.stopped and not run.stopped:
             self._breakers.record_success(cand.deployment)
             run.served, run.finish_reason = target, call.finish
+            run.reported_model = call.model
             outcome = "ok"
         elif error is not None and counts_against_provider(error):
             self._breakers.record_failure(cand.deployment)

@@ -19,8 +19,9 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,6 +88,13 @@ class _Record:
     key_events: tuple[tuple[int, str], ...]
     at: datetime
     rate_correction: int = 0  # actual tokens minus those a per-minute limit counted
+
+
+def _scrubbed_block(block: Mapping[str, Any], scrubber: Scrubber) -> Mapping[str, Any]:
+    thinking = block.get("thinking")
+    if isinstance(thinking, str):
+        return {**block, "thinking": scrubber.text(thinking)}
+    return block
 
 
 def _refusal_status(exc: SwitchboardError) -> str:
@@ -196,31 +204,45 @@ class Gateway:
         self._upstream.load()
         run = await self._admit(request, stream)
         scrubber = self._scrubbers.get(run_secrets(run))
-        answer = scrubber.stream()
+        answer, thought = scrubber.stream(), scrubber.stream()
         # Before the first upstream call: should this process die, the request's cost
         # still reaches the ledger (an `interrupted` row, core/money/orphans.py).
         self.journal.open(run.request_id, self._trace(run))
         announced: Serving | None = None
         serving: Serving | None = None
         try:
-            async with aclosing(self._walker.walk(run)) as texts:
-                async for text in texts:
-                    # The walker sets run.serving before a new model's first text.
+            async with aclosing(self._walker.walk(run)) as pieces:
+                async for piece in pieces:
+                    # The walker sets run.serving before a new model's first output.
                     if run.serving is not announced:
                         serving = announced = run.serving
-                    text = answer.feed(text)  # a secret's start waits for its end
-                    if not text:
-                        continue
+                    text = answer.feed(piece.text) if piece.text else ""
+                    reasoning = thought.feed(piece.reasoning) if piece.reasoning else ""
+                    whole = piece.tool_calls or piece.thinking_blocks
+                    if whole:  # the turn's end: nothing may stay held behind it
+                        text, reasoning = text + answer.flush(), reasoning + thought.flush()
+                    if not (text or reasoning or whole):
+                        continue  # a secret's start waits for its end
+                    out = TextDelta(
+                        text,
+                        serving,
+                        reasoning,
+                        tuple(
+                            replace(c, arguments=scrubber.text(c.arguments))
+                            for c in piece.tool_calls
+                        ),
+                        tuple(_scrubbed_block(b, scrubber) for b in piece.thinking_blocks),
+                    )
                     try:
-                        yield TextDelta(text, serving)
+                        yield out
                     except BaseException:
                         # The caller left: mark it before the attempt below us closes.
                         run.stopped = True
                         raise
                     serving = None
-            tail = answer.flush()
-            if tail:
-                yield TextDelta(tail, serving)
+            tail, thought_tail = answer.flush(), thought.flush()
+            if tail or thought_tail:
+                yield TextDelta(tail, serving, thought_tail)
         except BaseException:
             run.stopped = True
             stopped = self._finish(run, scrubber)

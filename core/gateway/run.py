@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from core.accounts.keys import ResolvedKey
 from core.errors import (
@@ -49,6 +50,11 @@ _TOKENS_IN_MESSAGE = re.compile(r"(\d[\d,]*)\s*tokens")
 class Candidate:
     target: Target
     key: ResolvedKey | None
+    # The request's params as this model takes them (core/upstream/params.py): fields
+    # it does not take are dropped when asked, else refused, and then it is skipped.
+    params: Mapping[str, Any] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
     @property
     def deployment(self) -> str:
@@ -70,6 +76,10 @@ class Run:
     stream: bool = True  # False: ask upstream for the whole answer at once
     attempts: list[Attempt] = field(default_factory=list)
     sent: str = ""  # text the caller has received
+    emitted: bool = False  # anything (text, reasoning, tool calls) reached the caller
+    drop_params: bool = False  # the caller or the route asked to drop what a model won't take
+    dropped: set[str] = field(default_factory=set)  # fields dropped for the models called
+    reported_model: str | None = None  # the name the answering provider gave its model
     serving: Serving | None = None  # the model whose text the caller is receiving
     served: Target | None = None
     usage: Usage = field(default_factory=Usage)
@@ -115,7 +125,7 @@ def final_error(run: Run) -> SwitchboardError | None:
     """The one error that best tells the caller what to do, or None if a model answered."""
     if run.served is not None:
         return None
-    if run.sent:
+    if run.emitted:
         return cut_error(run, "no other model could continue it")
     outcomes = [a.outcome for a in run.attempts]
     if outcomes and all(o == "no-key" for o in outcomes):
@@ -146,11 +156,17 @@ def _is_fallback(run: Run, target: Target) -> bool:
     return target.model_id != run.candidates[0].target.model_id or run.cut is not None
 
 
-def serving_now(run: Run, cand: Candidate, first_ms: int) -> Serving:
-    """``cand`` has just produced its first text for the caller."""
+def serving_now(run: Run, cand: Candidate, first_ms: int, reported: str | None) -> Serving:
+    """``cand`` has just produced its first output for the caller."""
     target = cand.target
     return Serving(
-        target.model_id, target.provider, _is_fallback(run, target), tuple(run.attempts), first_ms
+        target.model_id,
+        target.provider,
+        _is_fallback(run, target),
+        tuple(run.attempts),
+        first_ms,
+        reported,
+        cand.dropped,
     )
 
 
@@ -158,7 +174,7 @@ def _status(run: Run) -> str:
     if run.stopped and run.served is None:
         return STATUS_STOPPED
     if run.error is not None:
-        if run.sent:
+        if run.emitted:
             return STATUS_PARTIAL
         if isinstance(run.error, NoKey):
             return STATUS_NO_KEY
@@ -198,6 +214,8 @@ def summarise(run: Run) -> Summary:
         ttft_ms=run.ttft_ms,
         order_reason=run.route.order_reason,
         error=run.error,
+        reported_model=run.reported_model if model else None,
+        dropped_params=tuple(sorted(run.dropped)),
     )
 
 

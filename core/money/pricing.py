@@ -296,6 +296,11 @@ def estimate_prompt_tokens(messages: Iterable[Message]) -> int:
     return tokens
 
 
+def estimate_text_tokens(text: str) -> int:
+    """The 4-characters estimate for text sent besides the messages (tool definitions)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
 def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 

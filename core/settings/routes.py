@@ -71,6 +71,8 @@ class RouteOptions:
     max_tokens: int | None = None
     # Preferred providers, best first: the "preference" part of cost-optimised scores.
     provider_order: tuple[str, ...] = ()
+    # Leave out request fields a model does not take instead of refusing the request.
+    drop_params: bool = False
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> RouteOptions:

@@ -67,6 +67,8 @@ def describe_options(options: RouteOptions) -> str:
         parts.append("cost-optimised order")
     if "content_refusal_failover" in changed:
         parts.append("fails over on content refusals")
+    if "drop_params" in changed:
+        parts.append("drops fields a model does not take")
     if "max_retries" in changed:
         n = options.max_retries
         parts.append(f"{n} {'retry' if n == 1 else 'retries'} per model")

@@ -132,6 +132,7 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         # NULL, not {}, when nothing was sent: "no metadata" is one value in queries.
         "request_metadata": dict(request.metadata) or None,
         "estimated": False,
+        "dropped_params": list(summary.dropped_params) or None,
     }
 
 

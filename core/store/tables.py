@@ -227,11 +227,11 @@ class Reservation(Base):
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # Added in 0008. What an expired hold was charged as spend while its request's outcome
+    # Added in 0009. What an expired hold was charged as spend while its request's outcome
     # was unknown (an `interrupted` ledger row); a late settle refunds it for the real cost.
     charged_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # Who and what the hold is for (user, team, source, model), so an orphaned hold can
-    # become a ledger row; NULL on holds made before 0008.
+    # become a ledger row; NULL on holds made before 0009.
     trace: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
@@ -345,9 +345,12 @@ class RequestRow(Base):
     # The /v1 caller's `metadata` object (validated small and flat); NULL when none was
     # sent. Named so because `metadata` is reserved on declarative models.
     request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    # Added in 0008: the cost is an estimate (an `interrupted` request's held worst case),
+    # Added in 0009: the cost is an estimate (an `interrupted` request's held worst case),
     # not a provider's figures; a journal replay replaces the row with the real one.
     estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Fields left out for a model that does not take them, when the caller or the route
+    # asked (`drop_params`); NULL when none were (0010).
+    dropped_params: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AttemptRow(Base):

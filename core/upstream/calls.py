@@ -51,7 +51,9 @@ PROVIDER_FAILURES = frozenset({TRANSIENT, TIMEOUT, AUTH, CUT, UNTRUSTED})
 # or the connection to it failed.
 _NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "ssl", "h11", "anyio")
 _SDK_MODULES = ("openai", "anthropic")
-_LITELLM_ADVICE = re.compile(r"\s*(To drop these|Received Messages=|Traceback \(most).*", re.S)
+_LITELLM_ADVICE = re.compile(
+    r"\s*(To drop (?:these|unsupported)|Received Messages=|Traceback \(most).*", re.S
+)
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*|\w+Exception\s*-\s*)+")
 
 
@@ -84,10 +86,34 @@ class UpstreamError(Exception):
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A fragment of a tool call as the provider streams it: the first of a call names it
+    (``id``, ``name``), the rest carry only more ``arguments`` text for its ``index``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class Piece:
+    """What one upstream chunk adds to the answer (a whole answer is one big piece)."""
+
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    reasoning: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    model: str | None = None  # the model name the provider reported
+    # Anthropic's signed thinking blocks (litellm's thinking_blocks), in pieces when
+    # streamed: a caller must hand them back with a tool-calling turn.
+    thinking_blocks: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def output(self) -> bool:
+        """True when the piece carries anything of the answer: the first-token timer stops."""
+        return bool(self.text or self.reasoning or self.tool_calls)
 
 
 def counts_against_provider(error: UpstreamError) -> bool:
@@ -321,8 +347,8 @@ class Upstream:
         params: Mapping[str, Any],
         timeouts: Timeouts,
         deadline: float,
-    ) -> tuple[str, str | None, Usage | None]:
-        """A non-streaming call bounded by the request's deadline. Returns (text, finish, usage).
+    ) -> Piece:
+        """A non-streaming call bounded by the request's deadline: the whole answer as a piece.
 
         ``deadline`` is a time.monotonic() value for the whole request, retries included.
         """
@@ -341,8 +367,21 @@ class Upstream:
         except Exception as exc:
             raise classify(exc, _secrets(api_key)) from None
         choice = response.choices[0]
-        text = getattr(choice.message, "content", None) or ""
-        return text, getattr(choice, "finish_reason", None), _usage(response)
+        message = choice.message
+        # Anthropic numbers calls by content block (text first): renumber them from 0.
+        calls = tuple(
+            ToolCallDelta(i, call.id, call.function.name, call.function.arguments or "")
+            for i, call in enumerate(getattr(message, "tool_calls", None) or ())
+        )
+        return Piece(
+            text=getattr(message, "content", None) or "",
+            finish_reason=getattr(choice, "finish_reason", None),
+            usage=_usage(response),
+            reasoning=getattr(message, "reasoning_content", None) or "",
+            tool_calls=calls,
+            model=getattr(response, "model", None),
+            thinking_blocks=_blocks(message),
+        )
 
     async def stream(
         self,
@@ -370,6 +409,7 @@ class Upstream:
         try:
             async with asyncio.timeout(_left(first_by)):
                 response = await call(**kwargs)
+            reported = _ReportedModel.watch(response)
             iterator = response.__aiter__()
             upstream_finish: str | None = None
             while True:
@@ -382,8 +422,8 @@ class Upstream:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                piece = _piece(chunk)
-                if piece.text:
+                piece = _piece(chunk, reported)
+                if piece.output:
                     got_text = True
                 if piece.finish_reason:
                     upstream_finish = piece.finish_reason
@@ -426,15 +466,77 @@ def _left(until: float) -> float:
     return max(0.0, until - time.monotonic())
 
 
-def _piece(chunk: Any) -> Piece:
+class _ReportedModel:
+    """Reads the model name off the provider's own chunks as litellm consumes them.
+
+    litellm rewrites every streamed chunk's ``model`` to the name it was asked for, so
+    OpenAI's ``gpt-4o-mini-2024-07-18`` would be lost; the raw chunks still carry it.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name: str | None = None
+
+    @classmethod
+    def watch(cls, response: Any) -> _ReportedModel:
+        watcher = cls(getattr(response, "completion_stream", None))
+        # Only a live async stream; litellm also keeps strings and whole answers there.
+        if hasattr(watcher._inner, "__aiter__"):
+            response.completion_stream = watcher._chunks()
+        return watcher
+
+    async def _chunks(self) -> AsyncGenerator[Any, None]:
+        try:
+            async for chunk in self._inner:
+                if self.name is None:
+                    found = getattr(chunk, "model", None)
+                    if isinstance(found, str) and found:
+                        self.name = found
+                yield chunk
+        finally:
+            await _close(self._inner)  # closing us closes the provider's stream
+
+
+def _tool_deltas(delta: Any) -> tuple[ToolCallDelta, ...]:
+    raw = getattr(delta, "tool_calls", None)
+    if not raw:
+        return ()
+    out: list[ToolCallDelta] = []
+    for position, call in enumerate(raw):
+        function = getattr(call, "function", None)
+        index = getattr(call, "index", None)
+        out.append(
+            ToolCallDelta(
+                index if isinstance(index, int) else position,
+                getattr(call, "id", None) or None,
+                getattr(function, "name", None) or None,
+                getattr(function, "arguments", None) or "",
+            )
+        )
+    return tuple(out)
+
+
+def _piece(chunk: Any, reported: _ReportedModel | None = None) -> Piece:
     choices = getattr(chunk, "choices", None) or []
-    text = ""
+    text = reasoning = ""
     finish = None
+    calls: tuple[ToolCallDelta, ...] = ()
+    blocks: tuple[Mapping[str, Any], ...] = ()
     if choices:
         delta = getattr(choices[0], "delta", None)
-        text = (getattr(delta, "content", None) or "") if delta is not None else ""
+        if delta is not None:
+            text = getattr(delta, "content", None) or ""
+            reasoning = getattr(delta, "reasoning_content", None) or ""
+            calls = _tool_deltas(delta)
+            blocks = _blocks(delta)
         finish = getattr(choices[0], "finish_reason", None)
-    return Piece(text=text, finish_reason=finish, usage=_usage(chunk))
+    model = (reported.name if reported else None) or getattr(chunk, "model", None)
+    return Piece(text, finish, _usage(chunk), reasoning, calls, model, blocks)
+
+
+def _blocks(holder: Any) -> tuple[Mapping[str, Any], ...]:
+    raw = getattr(holder, "thinking_blocks", None)
+    return tuple(dict(b) for b in raw if isinstance(b, Mapping)) if raw else ()
 
 
 def _truncated(response: Any, upstream_finish: str | None) -> bool:

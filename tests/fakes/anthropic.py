@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from tests.fakes.behaviours import Status
-from tests.fakes.content import ApiError, Turn, content_text, sse
+from tests.fakes.content import ApiError, Fragment, Turn, content_text, sse
 from tests.fakes.log import RequestRecord
 from tests.fakes.provider import FakeProvider, Route
 from tests.fakes.server import Connection, HttpRequest
@@ -37,6 +38,7 @@ class FakeAnthropic(FakeProvider):
         "stop": "end_turn",
         "length": "max_tokens",
         "content_filter": "refusal",
+        "tool_calls": "tool_use",
     }
     listed_models = ("claude-3-5-haiku-20241022", "claude-sonnet-4-20250514")
 
@@ -79,6 +81,50 @@ class FakeAnthropic(FakeProvider):
             return self.bad_request("model: Input should be a valid string")
         if not isinstance(body.get("messages"), list):
             return self.bad_request("messages: Input should be a valid list")
+        return self._tool_history_error(body)
+
+    def _tool_history_error(self, body: Mapping[str, Any]) -> ApiError | None:
+        """Anthropic's 400s for tool blocks: each result answers a tool_use just before it."""
+        previous: set[str] = set()
+        for i, message in enumerate(self.messages(body)):
+            blocks = [b for b in _blocks(message.get("content")) if isinstance(b, dict)]
+            kinds = {b.get("type") for b in blocks}
+            if kinds & {"tool_use", "tool_result"} and not body.get("tools"):
+                return self.bad_request(
+                    "Requests which include `tool_use` or `tool_result` blocks must define tools."
+                )
+            for block in blocks:
+                if block.get("type") == "tool_result" and block.get("tool_use_id") not in previous:
+                    return self.bad_request(
+                        f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` "
+                        "blocks. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message."
+                    )
+            previous = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"}
+        return self._thinking_error(body)
+
+    def _thinking_error(self, body: Mapping[str, Any]) -> ApiError | None:
+        """With thinking on, the last assistant turn that called a tool starts with its
+        signed thinking block, handed back as it came."""
+        thinking = body.get("thinking")
+        if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+            return None
+        turns = [
+            (i, _blocks(m.get("content")))
+            for i, m in enumerate(self.messages(body))
+            if m.get("role") == "assistant"
+        ]
+        calling = [(i, b) for i, b in turns if any(x.get("type") == "tool_use" for x in b)]
+        if not calling:
+            return None
+        i, blocks = calling[-1]
+        first = blocks[0] if blocks else {}
+        if first.get("type") != "thinking" or first.get("signature") != _SIGNATURE:
+            return self.bad_request(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{first.get('type')}`. When `thinking` is enabled, a final "
+                "`assistant` message must start with a thinking block."
+            )
         return None
 
     def messages(self, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -138,15 +184,27 @@ class FakeAnthropic(FakeProvider):
     # --- answers -------------------------------------------------------------------
 
     def completion(self, turn: Turn) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if turn.reasoning:
+            content.append(
+                {"type": "thinking", "thinking": turn.reasoning_text, "signature": _SIGNATURE}
+            )
+        if turn.tokens or not turn.tool_calls:
+            content.append({"type": "text", "text": turn.text})
+        content += [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
+            for c in turn.tool_calls
+        ]
+        output = len(turn.tokens) + len(turn.fragments)
         return {
             "id": turn.id,
             "type": "message",
             "role": "assistant",
-            "model": turn.model,
-            "content": [{"type": "text", "text": turn.text}],
+            "model": turn.answer_model,
+            "content": content,
             "stop_reason": turn.finish_reason,
             "stop_sequence": None,
-            "usage": self._usage(turn.prompt_tokens, len(turn.tokens)),
+            "usage": self._usage(turn.prompt_tokens, output),
         }
 
     @staticmethod
@@ -163,29 +221,46 @@ class FakeAnthropic(FakeProvider):
             "id": turn.id,
             "type": "message",
             "role": "assistant",
-            "model": turn.model,
+            "model": turn.answer_model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
             "usage": self._usage(turn.prompt_tokens, 1),
         }
-        block = {"type": "text", "text": ""}
-        return [
-            sse({"type": "message_start", "message": message}, "message_start"),
-            sse({"type": "content_block_start", "index": 0, "content_block": block},
-                "content_block_start"),
-            sse({"type": "ping"}, "ping"),
-        ]  # fmt: skip
+        events = [sse({"type": "message_start", "message": message}, "message_start")]
+        if turn.reasoning:
+            events += _block_start(0, {"type": "thinking", "thinking": ""})
+            events += [
+                _block_delta(0, {"type": "thinking_delta", "thinking": r}) for r in turn.reasoning
+            ]
+            events.append(_block_delta(0, {"type": "signature_delta", "signature": _SIGNATURE}))
+            events.append(_block_stop(0))
+        text = _text_index(turn)
+        if text is not None:
+            events += _block_start(text, {"type": "text", "text": ""})
+        return [*events, sse({"type": "ping"}, "ping")]
 
     def stream_token(self, turn: Turn, text: str) -> bytes:
         delta = {"type": "text_delta", "text": text}
-        return sse({"type": "content_block_delta", "index": 0, "delta": delta},
-                   "content_block_delta")  # fmt: skip
+        return _block_delta(_text_index(turn) or 0, delta)
+
+    def stream_fragment(self, turn: Turn, fragment: Fragment) -> list[bytes]:
+        call = fragment.call
+        index = _first_tool_index(turn) + call.index
+        events: list[bytes] = []
+        if fragment.seq == 0:
+            if index > 0 and (call.index > 0 or _text_index(turn) is not None):
+                events.append(_block_stop(index - 1))  # the text or previous call ends
+            block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            events += _block_start(index, block)
+        delta = {"type": "input_json_delta", "partial_json": fragment.text}
+        return [*events, _block_delta(index, delta)]
 
     def stream_tail(self, turn: Turn, sent: int) -> list[bytes]:
         delta = {"stop_reason": turn.finish_reason, "stop_sequence": None}
+        last = _first_tool_index(turn) + len(turn.tool_calls) - 1
         return [
-            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _block_stop(max(last, 0)),
             sse({"type": "message_delta", "delta": delta, "usage": {"output_tokens": sent}},
                 "message_delta"),
         ]  # fmt: skip
@@ -199,3 +274,35 @@ class FakeAnthropic(FakeProvider):
     def stream_error(self, turn: Turn) -> bytes:
         err = ApiError(529, "overloaded_error", "Overloaded")
         return sse(self.error_body(err), "error")
+
+
+_SIGNATURE = "EqQBCkYIBxgCKkBfakeSignatureOfTheThinkingBlock"
+
+
+def _blocks(content: Any) -> list[Any]:
+    return content if isinstance(content, list) else []
+
+
+def _text_index(turn: Turn) -> int | None:
+    """The text block's index: after a thinking block; none for a tool-only answer."""
+    if turn.tool_calls and not turn.tokens:
+        return None
+    return 1 if turn.reasoning else 0
+
+
+def _first_tool_index(turn: Turn) -> int:
+    return (1 if turn.reasoning else 0) + (0 if _text_index(turn) is None else 1)
+
+
+def _block_start(index: int, block: Mapping[str, Any]) -> list[bytes]:
+    payload = {"type": "content_block_start", "index": index, "content_block": dict(block)}
+    return [sse(payload, "content_block_start")]
+
+
+def _block_delta(index: int, delta: Mapping[str, Any]) -> bytes:
+    payload = {"type": "content_block_delta", "index": index, "delta": dict(delta)}
+    return sse(payload, "content_block_delta")
+
+
+def _block_stop(index: int) -> bytes:
+    return sse({"type": "content_block_stop", "index": index}, "content_block_stop")

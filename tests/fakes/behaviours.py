@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tests.fakes.content import ToolCall
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -18,8 +20,11 @@ class Reply:
 
     Positions count content tokens already sent: ``cut_after=0`` cuts before the
     first token, ``cut_after=len(tokens)`` cuts after the last token but before
-    the finish chunk. On a non-streaming request, cut/stall send the headers and
-    half of the JSON body, malformed sends an unparsable body, and error_after /
+    the finish chunk. Tool calls stream after the tokens, each call's arguments in
+    ``ToolCall.fragments`` pieces, and every piece is one more position: with two
+    tokens, ``cut_after=3`` cuts after the first call's first fragment.
+    On a non-streaming request, cut/stall send the headers and half of the JSON body,
+    malformed sends an unparsable body, and error_after /
     omit_done / chunked do nothing.
     """
 
@@ -40,10 +45,17 @@ class Reply:
     # The OpenAI fake only: Anthropic's fake reports plain input/output tokens.
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    # Function calls after the text; the finish reason is then the provider's tool reason.
+    tool_calls: Sequence[ToolCall] = ()
+    # Reasoning text before the answer: OpenAI-wire `reasoning_content` as DeepSeek and
+    # vLLM send it; Anthropic `thinking` blocks with a signature.
+    reasoning: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        object.__setattr__(self, "reasoning", tuple(self.reasoning))
 
 
 @dataclass(frozen=True)

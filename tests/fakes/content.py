@@ -55,6 +55,43 @@ class ApiError:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the fake's model makes; ``arguments`` is the JSON text it streams."""
+
+    name: str
+    arguments: str = "{}"
+    id: str | None = None  # None: call_<request seq>_<index>
+    fragments: int = 3  # the arguments stream in this many pieces (at most one per character)
+
+    def pieces(self) -> list[str]:
+        """The arguments split into fragments, as providers stream them (never empty)."""
+        text = self.arguments
+        count = max(1, min(self.fragments, len(text)))
+        size = -(-len(text) // count) if text else 0
+        return [text[i : i + size] for i in range(0, len(text), size)] if text else [""]
+
+
+@dataclass(frozen=True)
+class CalledTool:
+    """A tool call as one answer renders it: its id fixed, its fragments known."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+    pieces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One streamed piece of a tool call's arguments (a stream position, like a token)."""
+
+    call: CalledTool
+    seq: int  # 0 for the call's first fragment
+    text: str
+
+
 @dataclass
 class Turn:
     """Everything needed to render one successful answer."""
@@ -69,10 +106,30 @@ class Turn:
     body: Mapping[str, Any]
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    tool_calls: list[CalledTool] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)  # reasoning text, streamed first
+    reported_model: str | None = None  # the model name the answer carries (None: as asked)
 
     @property
     def text(self) -> str:
         return "".join(self.tokens)
+
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(self.reasoning)
+
+    @property
+    def answer_model(self) -> str:
+        return self.reported_model or self.model
+
+    @property
+    def fragments(self) -> list[Fragment]:
+        """Every tool call's argument fragments in order: stream positions after the tokens."""
+        return [
+            Fragment(call, seq, text)
+            for call in self.tool_calls
+            for seq, text in enumerate(call.pieces)
+        ]
 
 
 def dumps(payload: Any) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from tests.fakes.behaviours import Status
-from tests.fakes.content import ApiError, Turn, sse
+from tests.fakes.content import ApiError, Fragment, Turn, sse
 from tests.fakes.log import RequestRecord
 from tests.fakes.provider import FakeProvider, Route
 from tests.fakes.server import Connection, HttpRequest
@@ -45,6 +45,7 @@ class FakeOpenAI(FakeProvider):
         "stop": "stop",
         "length": "length",
         "content_filter": "content_filter",
+        "tool_calls": "tool_calls",
     }
     listed_models: ClassVar[Sequence[str]] = ("gpt-4o", "gpt-4o-mini")
     owned_by = "openai"
@@ -183,21 +184,31 @@ class FakeOpenAI(FakeProvider):
         return usage
 
     def completion(self, turn: Turn) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": turn.text, "refusal": None}
+        if turn.tool_calls:
+            message["content"] = turn.text or None  # as OpenAI sends a tool-only answer
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in turn.tool_calls
+            ]  # fmt: skip
+        if turn.reasoning:
+            message["reasoning_content"] = turn.reasoning_text
         return {
             "id": turn.id,
             "object": "chat.completion",
             "created": turn.created,
-            "model": turn.model,
+            "model": turn.answer_model,
             "system_fingerprint": self.system_fingerprint,
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": turn.text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": turn.finish_reason,
                 }
             ],
-            "usage": self._usage(turn, len(turn.tokens)),
+            "usage": self._usage(turn, len(turn.tokens) + len(turn.fragments)),
         }
 
     def _chunk(
@@ -207,7 +218,7 @@ class FakeOpenAI(FakeProvider):
             "id": turn.id,
             "object": "chat.completion.chunk",
             "created": turn.created,
-            "model": turn.model,
+            "model": turn.answer_model,
             "system_fingerprint": self.system_fingerprint,
             "choices": [
                 {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish_reason}
@@ -218,10 +229,26 @@ class FakeOpenAI(FakeProvider):
         return chunk
 
     def stream_head(self, turn: Turn) -> list[bytes]:
-        return [sse(self._chunk(turn, {"role": "assistant", "content": "", "refusal": None}))]
+        head = [sse(self._chunk(turn, {"role": "assistant", "content": "", "refusal": None}))]
+        # DeepSeek and vLLM stream reasoning as its own delta field, before the answer.
+        head += [sse(self._chunk(turn, {"reasoning_content": r})) for r in turn.reasoning]
+        return head
 
     def stream_token(self, turn: Turn, text: str) -> bytes:
         return sse(self._chunk(turn, {"content": text}))
+
+    def stream_fragment(self, turn: Turn, fragment: Fragment) -> list[bytes]:
+        call = fragment.call
+        # OpenAI opens a call with its id and name and empty arguments, then sends the
+        # arguments in pieces that carry only the call's index.
+        if fragment.seq == 0:
+            opening = {"index": call.index, "id": call.id, "type": "function",
+                       "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+            first = [sse(self._chunk(turn, {"tool_calls": [opening]}))]
+        else:
+            first = []
+        piece = {"index": call.index, "function": {"arguments": fragment.text}}
+        return [*first, sse(self._chunk(turn, {"tool_calls": [piece]}))]
 
     def stream_tail(self, turn: Turn, sent: int) -> list[bytes]:
         events = [sse(self._chunk(turn, {}, turn.finish_reason))]
@@ -241,3 +268,23 @@ class FakeOpenAI(FakeProvider):
     def stream_error(self, turn: Turn) -> bytes:
         err = ApiError(500, "server_error", _STATUS_ERRORS[500][2])
         return sse(self.error_body(err))
+
+
+def _tool_history_error(messages: list[Any]) -> ApiError | None:
+    """OpenAI's 400 for a tool result that answers no earlier assistant tool call."""
+    called: set[str] = set()
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, dict) and isinstance(call.get("id"), str):
+                called.add(call["id"])
+        if message.get("role") == "tool" and message.get("tool_call_id") not in called:
+            return ApiError(
+                400,
+                "invalid_request_error",
+                f"Invalid parameter: messages with role 'tool' must be a response to a "
+                f"preceeding message with 'tool_calls'. (messages[{i}])",
+                param=f"messages.[{i}].role",
+            )
+    return None

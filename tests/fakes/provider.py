@@ -33,6 +33,8 @@ from tests.fakes.behaviours import (
 from tests.fakes.content import (
     DEFAULT_TOKEN_COUNT,
     ApiError,
+    CalledTool,
+    Fragment,
     Turn,
     content_text,
     continuation,
@@ -49,6 +51,7 @@ class ModelConfig:
     prefill: bool = True  # False: a trailing assistant message gets a 400
     default: Behaviour | None = None
     context_window: int | None = None  # prompts larger than this get a context error
+    reported: str | None = None  # the model name answers carry (e.g. a dated snapshot)
 
 
 Route = Callable[[HttpRequest, Connection, RequestRecord], Awaitable[None]]
@@ -152,8 +155,10 @@ class FakeProvider(ABC):
         prefill: bool | None = None,
         default: Behaviour | None = None,
         context_window: int | None = None,
+        reported: str | None = None,
     ) -> None:
-        """Set a model's reply tokens, prefill support, default behaviour or context window."""
+        """Set a model's reply tokens, prefill support, default behaviour, context window,
+        or the name its answers report (OpenAI answers `gpt-4o-mini` with a dated snapshot)."""
         with self._lock:
             cfg = self._models.setdefault(model, ModelConfig())
             if tokens is not None:
@@ -164,6 +169,8 @@ class FakeProvider(ABC):
                 cfg.default = default
             if context_window is not None:
                 cfg.context_window = context_window
+            if reported is not None:
+                cfg.reported = reported
 
     def tokens_for(self, model: str) -> list[str]:
         """The reply a model gives by default (before prefill, max_tokens or faults)."""
@@ -204,7 +211,9 @@ class FakeProvider(ABC):
     def _config(self, model: str) -> ModelConfig:
         with self._lock:
             cfg = self._models.get(model, ModelConfig())
-            return ModelConfig(cfg.tokens, cfg.prefill, cfg.default, cfg.context_window)
+            return ModelConfig(
+                cfg.tokens, cfg.prefill, cfg.default, cfg.context_window, cfg.reported
+            )
 
     # --- log ---------------------------------------------------------------------
 
@@ -291,6 +300,10 @@ class FakeProvider(ABC):
 
     @abstractmethod
     def stream_token(self, turn: Turn, text: str) -> bytes: ...
+
+    @abstractmethod
+    def stream_fragment(self, turn: Turn, fragment: Fragment) -> list[bytes]:
+        """Events for one piece of a tool call's arguments (its first opens the call)."""
 
     @abstractmethod
     def stream_tail(self, turn: Turn, sent: int) -> list[bytes]:
@@ -436,6 +449,13 @@ class FakeProvider(ABC):
             tokens, finish = tokens[:max_out], "length"
         if cut_to is not None:
             tokens, finish = tokens[:cut_to], "content_filter"
+        calls = [
+            CalledTool(i, call.id or f"call_{seq}_{i}", call.name, call.arguments,
+                       tuple(call.pieces()))
+            for i, call in enumerate(reply.tool_calls)
+        ]  # fmt: skip
+        if calls and finish == "stop":
+            finish = "tool_calls"
         turn = Turn(
             id=self.id_for(seq),
             created=int(time.time()),
@@ -447,6 +467,9 @@ class FakeProvider(ABC):
             body=body,
             cached_tokens=reply.cached_tokens,
             reasoning_tokens=reply.reasoning_tokens,
+            tool_calls=calls,
+            reasoning=list(reply.reasoning),
+            reported_model=cfg.reported,
         )
         return reply, turn
 
@@ -524,7 +547,10 @@ class FakeProvider(ABC):
         await asyncio.sleep(reply.first_token_delay)
         for event in self.stream_head(turn):
             await conn.write(event)
-        for pos in range(len(turn.tokens) + 1):
+        # Stream positions: the content tokens, then every tool call's argument fragments.
+        positions: list[str | Fragment] = [*turn.tokens, *turn.fragments]
+        sent = 0
+        for pos in range(len(positions) + 1):
             if pos == reply.cut_after:
                 conn.abort(rst=reply.rst)
                 return
@@ -538,13 +564,19 @@ class FakeProvider(ABC):
                 return
             if pos == reply.malformed_after:
                 await conn.write(self.stream_malformed(turn))
-            if pos == len(turn.tokens):
+            if pos == len(positions):
                 break
             if pos > 0:
                 await asyncio.sleep(reply.token_delay)
-            await conn.write(self.stream_token(turn, turn.tokens[pos]))
-            record.tokens_sent = pos + 1
-        for event in self.stream_tail(turn, record.tokens_sent):
+            item = positions[pos]
+            if isinstance(item, Fragment):
+                for event in self.stream_fragment(turn, item):
+                    await conn.write(event)
+            else:
+                await conn.write(self.stream_token(turn, item))
+                record.tokens_sent = pos + 1
+            sent = pos + 1
+        for event in self.stream_tail(turn, sent):
             await conn.write(event)
         if not reply.omit_done:
             await conn.write(self.stream_done(turn))
