@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from core.store import db
 from core.store.journal import SUFFIX, parse
 from core.store.tables import Budget, RequestRow, Reservation, User, usage_daily
 from tests.fakes import FakeOpenAI, Reply
+from tests.support.postgres import LocalCluster
 from tests.support.server import free_socket
 from tests.test_api_openai_sdk import PROJECT, _env, _prepare_db, _wait_for
 
@@ -64,10 +65,54 @@ def _journal_kinds(journal: Path) -> list[str]:
     ]
 
 
+class Away:
+    """The database taken away while answers come back, and brought back before the restart."""
+
+    def __init__(self, url: str, take: Callable[[], None], give: Callable[[], None]) -> None:
+        self.url, self._take, self._give, self.taken = url, take, give, False
+
+    def take(self) -> None:
+        self._take()
+        self.taken = True
+
+    def give_back(self) -> None:
+        if self.taken:
+            self.taken = False
+            self._give()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(
+    request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Away]:
+    """SQLite: a writer holding the file's exclusive lock. PostgreSQL: the server stopped
+    (every connection dropped, new ones refused) and started again on the same port."""
+    if request.param == "sqlite":
+        url = os.environ["SWITCHBOARD_DB_URL"]
+        lock = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None,
+                               check_same_thread=False)  # fmt: skip
+        away = Away(url, lambda: lock.execute("BEGIN EXCLUSIVE"),
+                    lambda: lock.execute("ROLLBACK"))  # fmt: skip
+        try:
+            yield away
+        finally:
+            away.give_back()
+            lock.close()
+        return
+    cluster, url = request.getfixturevalue("stoppable_postgres")
+    assert isinstance(cluster, LocalCluster)
+    monkeypatch.setenv("SWITCHBOARD_DB_URL", url)  # the API processes inherit it
+    away = Away(url, cluster.stop_server, cluster.restart_server)
+    try:
+        yield away
+    finally:
+        away.give_back()
+
+
 def test_a_sigkilled_api_leaves_interrupted_rows_that_its_journal_reconciles(
-    isolated_env: Path, fake_openai: FakeOpenAI
+    isolated_env: Path, fake_openai: FakeOpenAI, database: Away
 ) -> None:
-    url = os.environ["SWITCHBOARD_DB_URL"]
+    url = database.url
     token = _prepare_db(url, fake_openai)
     engine = db.make_engine(url)
     sessions = db.make_session_factory(engine)
@@ -92,14 +137,12 @@ def test_a_sigkilled_api_leaves_interrupted_rows_that_its_journal_reconciles(
 
     first = _start(port)
     pool = ThreadPoolExecutor(8)
-    lock = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None,
-                           check_same_thread=False)  # fmt: skip
     try:
         _wait_for(f"{base}/health", first, timeout=120)
         answered = [pool.submit(ask, GPT) for _ in range(4)]
         in_flight = [pool.submit(ask, MINI) for _ in range(4)]
         _until(lambda: fake_openai.count() == 8, "every request to reach upstream (holds made)")
-        lock.execute("BEGIN EXCLUSIVE")  # the database is away as the answers come back
+        database.take()  # the database is away as the answers come back
         assert [f.result(timeout=120) for f in answered] == [200] * 4  # delivered regardless
         journal = isolated_env / "journal"
         _until(lambda: _journal_kinds(journal).count("entry") == 4, "the rows to be journaled")
@@ -109,9 +152,7 @@ def test_a_sigkilled_api_leaves_interrupted_rows_that_its_journal_reconciles(
         if first.poll() is None:
             first.kill()
             first.wait()
-        if lock.in_transaction:
-            lock.execute("ROLLBACK")
-        lock.close()
+        database.give_back()
     assert [f.result(timeout=60) for f in in_flight] == [0] * 4
     assert sorted(_journal_kinds(journal)) == ["entry"] * 4 + ["open"] * 4
     with sessions() as s:
