@@ -97,6 +97,7 @@ class Load:
     token: str
     clients: int = 16
     statuses: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)  # refusals by status and error code
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
@@ -113,9 +114,30 @@ class Load:
             try:
                 r = await client.post(f"{self.url}/v1/chat/completions", json=dict(BODY))
                 self.statuses[str(r.status_code)] += 1
+                if r.status_code != 200:
+                    self.codes[f"{r.status_code} {_error_code(r)}"] += 1
             except httpx.HTTPError:
                 self.statuses["no answer"] += 1  # refused or dropped: the API is down
                 await asyncio.sleep(0.05)
+
+
+def _error_code(r: httpx.Response) -> str:
+    """The OpenAI-style ``error.code`` (or type) of a refusal, so a 503 is told apart."""
+    try:
+        error = r.json().get("error") or {}
+        return str(error.get("code") or error.get("type") or "?")
+    except (ValueError, AttributeError):
+        return "not JSON"
+
+
+def journal_backlog(url: str) -> int | None:
+    """Rows and orphans the API's journal still holds for the database (its /health);
+    None while the API cannot say."""
+    try:
+        journal = httpx.get(f"{url}/health", timeout=5).json().get("journal") or {}
+        return int(journal.get("queued", 0)) + int(journal.get("orphans", 0))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
 
 
 async def requests(url: str, token: str, clients: int, total: int) -> Counter[str]:
