@@ -186,12 +186,20 @@ def outage_scenario() -> list[Row]:
             asyncio.run(requests(api.base, token, 16, 32))  # warm, as in (a)
             load = Load(api.base, token)
 
+            parked = [0]  # the most rows and orphans the journal held at once
+
+            def watch(seconds: float) -> None:
+                until = time.monotonic() + seconds
+                while time.monotonic() < until:
+                    parked[0] = max(parked[0], journal_backlog(api.base) or 0)
+                    time.sleep(0.5)
+
             def timeline() -> None:
                 time.sleep(5)
                 cluster.stop_server()
-                time.sleep(20)
+                watch(20)
                 cluster.restart_server()
-                time.sleep(10)
+                watch(10)
 
             asyncio.run(_load_while(load, timeline))
             settled_s = _settle(api, db_url, user_id)
@@ -200,6 +208,11 @@ def outage_scenario() -> list[Row]:
             rows = _accounting_rows(name, fake, books, load, settled_s, _journal_left(data))
             billed = billed_micros(fake.stats())
             over = max(0, billed - int(limit * 1_000_000))
+            rows.insert(
+                4,
+                (name, "rows parked in the journal during the outage (most at once)",
+                 str(parked[0]), "", ""),
+            )  # fmt: skip
             rows.insert(
                 -3,
                 (name, f"overspend of the {usd(int(limit * 1_000_000))} hard budget",
