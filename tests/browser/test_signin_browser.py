@@ -129,7 +129,7 @@ def test_wrong_password_stays_on_the_form(page: Page, shared_app: str, artifacts
 
     sign_in(page, base, ADMIN[0], "not-the-password")
 
-    expect(page.get_by_text("Wrong username or password.").first).to_be_visible()
+    expect(page.get_by_text("Wrong username or password").first).to_be_visible()
     expect(page.get_by_role("heading", name="Sign in to Switchboard").first).to_be_visible()
     expect(page.get_by_role("button", name="Sign in", exact=True).first).to_be_visible()
     expect(hello(page)).to_have_count(0)
