@@ -22,12 +22,23 @@ from core.accounts.scrubber import Scrubber
 from core.accounts.secrets import mask_secret
 from core.store.tables import ChatMessage
 from tests.conftest import add_user
-from tests.fakes import FakeOpenAI, Reply, Status, echo
+from tests.fakes import FakeAnthropic, FakeOpenAI, Reply, Status, echo
 from tests.fakes.content import ToolCall
 from tests.fakes.echo import KEY
 from tests.support.pages import OPENAI_KEY as PAGE_KEY
 from tests.support.pages import AppFakes, signed_in, texts
-from tests.test_api import HI, MINI, OPENAI_KEY, Api, api, catalog, sse_events, template_db
+from tests.test_api import (
+    ANTHROPIC_KEY,
+    HAIKU,
+    HI,
+    MINI,
+    OPENAI_KEY,
+    Api,
+    api,
+    catalog,
+    sse_events,
+    template_db,
+)
 from ui import state
 
 __all__ = ["api", "catalog", "template_db"]  # fixtures this module borrows
@@ -173,6 +184,43 @@ async def test_a_key_the_upstream_echoes_from_the_wire_is_masked_everywhere(
         }
     ]
     _assert_nowhere(OPENAI_KEY, api, isolated_env, r.text, str(r.headers), caplog.text)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_a_key_echoed_on_the_anthropic_wire_is_masked_in_thinking_blocks_too(
+    api: Api,
+    fake_anthropic: FakeAnthropic,
+    isolated_env: Path,
+    caplog: pytest.LogCaptureFixture,
+    stream: bool,
+) -> None:
+    """Claude's key arrives as x-api-key; its thinking comes back as reasoning_content and
+    as whole thinking blocks, and a tool call follows."""
+    caplog.set_level(logging.DEBUG)
+    api.environ["ANTHROPIC_API_KEY"] = ANTHROPIC_KEY
+    fake_anthropic.script(HAIKU, _echoing_reply(13))
+    body = {
+        "model": f"anthropic/{HAIKU}",
+        "messages": HI,
+        "tools": [TOOL],
+        "reasoning_effort": "low",
+        "fallbacks": [],
+        "stream": stream,
+    }
+    r = await api.chat(body)
+    assert r.status_code == 200, r.text
+    assert fake_anthropic.requests(HAIKU)[-1].key_last4 == ANTHROPIC_KEY[-4:]
+    text, reasoning, calls = _answer(r, stream)
+    assert text == reasoning == _masked(ANTHROPIC_KEY)
+    assert calls[0]["arguments"] == f'{{"auth": "Bearer {mask_secret(ANTHROPIC_KEY)}"}}'
+    if stream:
+        events = [e for e in sse_events(r.text) if isinstance(e, dict) and e.get("choices")]
+        deltas = [e["choices"][0]["delta"] for e in events]
+        blocks = [b for d in deltas for b in d.get("thinking_blocks") or ()]
+    else:
+        blocks = r.json()["choices"][0]["message"]["thinking_blocks"]
+    assert [b["thinking"] for b in blocks] == [_masked(ANTHROPIC_KEY)]
+    _assert_nowhere(ANTHROPIC_KEY, api, isolated_env, r.text, str(r.headers), caplog.text)
 
 
 async def test_the_callers_own_token_echoed_back_is_masked(
