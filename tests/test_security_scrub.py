@@ -18,8 +18,11 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts import keys
 from core.accounts.scrubber import Scrubber
 from core.accounts.secrets import mask_secret
+from core.clock import utc_now
+from core.settings import endpoints
 from core.store.tables import ChatMessage
 from tests.conftest import add_user
 from tests.fakes import FakeAnthropic, FakeOpenAI, Reply, Status, echo
@@ -221,6 +224,41 @@ async def test_a_key_echoed_on_the_anthropic_wire_is_masked_in_thinking_blocks_t
         blocks = r.json()["choices"][0]["message"]["thinking_blocks"]
     assert [b["thinking"] for b in blocks] == [_masked(ANTHROPIC_KEY)]
     _assert_nowhere(ANTHROPIC_KEY, api, isolated_env, r.text, str(r.headers), caplog.text)
+
+
+async def test_an_endpoints_key_echoed_from_the_wire_is_masked(
+    api: Api, isolated_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin's OpenAI-compatible endpoint (a corporate vLLM, say) with its own key."""
+    caplog.set_level(logging.DEBUG)
+    secret = "corp-endpoint-key-0123456789abcdef"
+    now = utc_now()
+    with FakeOpenAI() as corp, api.runtime.sessions.begin() as s:
+        providers = api.runtime.catalog.providers()
+        endpoints.add_endpoint(
+            s, name="corp", kind="openai-compatible", api_base=corp.base_url,
+            models=["qwen"], actor="test", now=now, builtin_providers=providers,
+        )  # fmt: skip
+        keys.set_key(
+            s, api.runtime.cipher, owner_kind="user", owner_id=api.user_id, provider="corp",
+            secret=secret, actor="test", now=now, known_providers=[*providers, "corp"],
+        )  # fmt: skip
+        s.commit()
+        corp.accepted_keys = frozenset({secret})  # it really arrived on the wire
+        failure = Status(400, message=echo("authorization"), headers={"x-echo": echo(KEY)})
+        corp.script("qwen", _echoing_reply(5), _echoing_reply(30), failure)
+        outputs: list[str] = []
+        for stream in (False, True):
+            body = {"model": "corp/qwen", "messages": HI, "tools": [TOOL], "stream": stream}
+            r = await api.chat(body)
+            assert r.status_code == 200, r.text
+            text, reasoning, _ = _answer(r, stream)
+            assert text == reasoning == _masked(secret)
+            outputs += [r.text, str(r.headers)]
+        r = await api.chat({"model": "corp/qwen", "messages": HI, "fallbacks": []})
+        assert r.status_code == 502 and "Bearer " + mask_secret(secret) in r.text, r.text
+        assert [q.outcome for q in corp.requests()] == ["ok", "ok", "status:400"]
+    _assert_nowhere(secret, api, isolated_env, *outputs, r.text, str(r.headers), caplog.text)
 
 
 async def test_the_callers_own_token_echoed_back_is_masked(
