@@ -294,8 +294,12 @@ async def test_an_echoed_key_in_an_error_body_and_header_is_masked(
 
 
 def test_an_echoed_key_never_reaches_the_chat_page_or_its_stored_messages(
-    sessions: sessionmaker[Session], app_fakes: AppFakes, isolated_env: Path
+    sessions: sessionmaker[Session],
+    app_fakes: AppFakes,
+    isolated_env: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     add_user(sessions, "alice")
     # The page's upstream echoes the key it received, in its text and its reasoning.
     app_fakes.openai.default = Reply(tokens=_echo_split(7), reasoning=_echo_split(11))
@@ -311,3 +315,4 @@ def test_an_echoed_key_never_reaches_the_chat_page_or_its_stored_messages(
     assert _masked(PAGE_KEY) in stored
     assert not any(PAGE_KEY in m for m in stored)
     assert PAGE_KEY.encode() not in _files(isolated_env)
+    assert PAGE_KEY not in caplog.text
