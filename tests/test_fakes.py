@@ -33,8 +33,10 @@ from tests.fakes import (
     Reset,
     Status,
     continuation,
+    echo,
     refused_url,
 )
+from tests.fakes.content import ToolCall
 
 # Registers the fake_openai / fake_anthropic / fake_ollama fixtures.
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -390,6 +392,34 @@ def test_openai_status(fake_openai: FakeOpenAI, code: int) -> None:
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"]
     assert oa_post(fake_openai, oa_body()).status_code == 200  # queue consumed
+
+
+def test_echo_mode_repeats_the_key_that_arrived_on_the_wire(
+    fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    call = ToolCall("get_" + echo("key", 0, 3), '{"k": "' + echo() + '"}', fragments=4)
+    fake_openai.script(
+        "gpt-4o",
+        Reply(tokens=["key=", echo("key", 0, 5), echo("key", 5)], reasoning=[echo()],
+              tool_calls=[call]),
+        Status(502, message="got " + echo("authorization"), headers={"x-echo": echo()}),
+    )  # fmt: skip
+    _, lines, exc = oa_stream(fake_openai, oa_body(stream=True))
+    assert exc is None
+    deltas = [json.loads(x[6:])["choices"][0]["delta"] for x in lines if x.startswith("data: {")
+              and json.loads(x[6:])["choices"]]  # fmt: skip
+    assert [d["content"] for d in deltas if d.get("content")] == ["key=", KEY[:5], KEY[5:]]
+    assert "".join(d.get("reasoning_content") or "" for d in deltas) == KEY
+    fn = [c["function"] for d in deltas for c in d.get("tool_calls") or ()]
+    assert fn[0]["name"] == "get_" + KEY[:3]
+    assert json.loads("".join(f.get("arguments") or "" for f in fn)) == {"k": KEY}
+    failed = oa_post(fake_openai, oa_body())
+    assert failed.json()["error"]["message"] == f"got Bearer {KEY}"
+    assert failed.headers["x-echo"] == KEY
+    # Anthropic's key arrives as x-api-key: the same placeholder repeats that.
+    fake_anthropic.script(HAIKU, Reply(tokens=[echo("key", 0, 7), echo("key", 7)]))
+    answer = ant_post(fake_anthropic, ant_body()).json()
+    assert answer["content"][0]["text"] == ANT_KEY
 
 
 def test_reset_is_a_transport_error(fake_openai: FakeOpenAI) -> None:

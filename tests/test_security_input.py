@@ -62,7 +62,94 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
         body["metadata"] = draw(st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=3))
     if draw(st.booleans()):
         body["stop"] = draw(st.lists(ANY_TEXT, max_size=4))
+    if draw(st.booleans()):
+        _tool_turns(draw, body)
     return body
+
+
+def _tool_turns(draw: st.DrawFn, body: dict[str, Any]) -> None:
+    """Tool definitions (or legacy functions), a choice among them, and an earlier turn's
+    call and its result: every name, description, schema key, argument and id any text."""
+    name, arguments, call_id = draw(ANY_TEXT), draw(ANY_TEXT), draw(ANY_TEXT)
+    function = {
+        "name": name,
+        "description": draw(ANY_TEXT),
+        "parameters": {"type": "object", "properties": {draw(ANY_TEXT): {"type": "string"}}},
+    }
+    if draw(st.booleans()):
+        body["tools"] = [{"type": "function", "function": function}]
+        body["tool_choice"] = {"type": "function", "function": {"name": draw(ANY_TEXT)}}
+    else:
+        body["functions"] = [function]
+        body["function_call"] = {"name": draw(ANY_TEXT)}
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    body["messages"] += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": draw(ANY_TEXT), "content": draw(ANY_TEXT)},
+        {"role": "user", "content": draw(ANY_TEXT)},
+    ]
+
+
+# Where a tool's text lives in a body, each a path to put a lone surrogate at.
+TOOL_PATHS = (
+    "tools[0].function.name",
+    "tools[0].function.description",
+    "tools[0].function.parameters.properties.city.description",
+    "tool_choice.function.name",
+    "messages[1].tool_calls[0].id",
+    "messages[1].tool_calls[0].function.name",
+    "messages[1].tool_calls[0].function.arguments",
+    "messages[2].tool_call_id",
+    "messages[2].content",
+)
+LEGACY_PATHS = ("functions[0].name", "functions[0].description", "function_call.name")
+
+
+def _tool_body(legacy: bool) -> dict[str, Any]:
+    """A valid body with tools: a definition, a choice, a call and its result."""
+    function = {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "a city"}},
+        },
+    }
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    body: dict[str, Any] = {
+        "model": MINI,
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+    }
+    if legacy:
+        body |= {"functions": [function], "function_call": {"name": "get_weather"}}
+    else:
+        body |= {
+            "tools": [{"type": "function", "function": function}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        }
+    return body
+
+
+def _put(body: dict[str, Any], path: str, text: str) -> dict[str, Any]:
+    """A copy of body with the string at a dotted path (a[0].b.c) replaced by text."""
+    copy: Any = json.loads(json.dumps(body))
+    steps = [
+        int(step) if step.isdigit() else step for step in re.split(r"\.|\[|\]\.?", path) if step
+    ]
+    node = copy
+    for step in steps[:-1]:
+        node = node[step]
+    assert isinstance(node[steps[-1]], str), path
+    node[steps[-1]] = text
+    return copy
 
 
 def _wire(body: dict[str, Any]) -> bytes:
@@ -94,7 +181,7 @@ def test_the_parser_returns_a_request_or_invalid_input_and_never_a_surrogate(
     request = call.request
     fields = [request.task, request.profile, request.model, request.conversation_id]
     carried = [*fields, *_strings(dict(request.metadata)), *_strings(dict(request.params))]
-    carried += [m.get("content") for m in request.messages if isinstance(m.get("content"), str)]
+    carried += _strings([dict(m) for m in request.messages])  # tool calls and ids too
     for text in carried:
         if isinstance(text, str):
             text.encode("utf-8")  # strict: a lone surrogate would raise here
@@ -113,6 +200,29 @@ def test_a_lone_surrogate_in_any_text_field_is_a_400_naming_the_field(
         assert f"`{field}`" in exc.message and "surrogate" in exc.message
     else:
         raise AssertionError(f"{field}={text!r} was accepted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.tuples(st.just(False), st.sampled_from(TOOL_PATHS)),
+        st.tuples(st.just(True), st.sampled_from(LEGACY_PATHS)),
+    ),
+    texts_with_a_lone_surrogate(),
+)
+def test_a_lone_surrogate_in_any_tool_field_is_a_400_naming_it(
+    where: tuple[bool, str], text: str
+) -> None:
+    legacy, path = where
+    clean = _tool_body(legacy)
+    openai_request.parse_chat(openai_request.parse_json(_wire(clean)), CALLER, "r1")  # valid
+    try:
+        raw = _wire(_put(clean, path, text))
+        openai_request.parse_chat(openai_request.parse_json(raw), CALLER, "r1")
+    except InvalidInput as exc:
+        assert f"`{path}`" in exc.message and "surrogate" in exc.message, exc.message
+    else:
+        raise AssertionError(f"{path}={text!r} was accepted")
 
 
 def test_paired_surrogates_are_one_character_and_pass() -> None:
@@ -135,6 +245,27 @@ async def test_the_reported_case_is_a_400_and_the_refusal_is_in_the_ledger(api: 
     # The writer kept working: a good request after them is recorded.
     assert (await api.chat({"model": MINI, "messages": HI, "task": "after"})).status_code == 200
     assert [row.task for row in api.ledger()] == ["after"]
+
+
+async def test_a_lone_surrogate_in_a_tool_field_is_a_400_through_the_api(
+    api: Api, fake_openai: Any
+) -> None:
+    for legacy, paths in ((False, TOOL_PATHS), (True, LEGACY_PATHS)):
+        for path in paths:
+            raw = _wire(_put(_tool_body(legacy), path, "a\ud800b"))
+            r = await api.client.post(
+                "/v1/chat/completions",
+                content=raw,
+                headers={**api.auth, "content-type": "application/json"},
+            )
+            assert r.status_code == 400, (path, r.text)
+            assert f"`{path}`" in r.json()["error"]["message"]
+    assert fake_openai.count() == 0  # refused before any upstream call
+    # A refused body changes nothing: the same bodies without the surrogate are served,
+    # and the ledger holds exactly their two rows.
+    for legacy in (False, True):
+        assert (await api.chat(_tool_body(legacy))).status_code == 200
+    assert len(api.ledger()) == 2
 
 
 @settings(

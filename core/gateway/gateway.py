@@ -228,7 +228,11 @@ class Gateway:
                         serving,
                         reasoning,
                         tuple(
-                            replace(c, arguments=scrubber.text(c.arguments))
+                            replace(
+                                c,
+                                name=scrubber.text(c.name) if c.name else c.name,
+                                arguments=scrubber.text(c.arguments),
+                            )
                             for c in piece.tool_calls
                         ),
                         tuple(_scrubbed_block(b, scrubber) for b in piece.thinking_blocks),

@@ -36,13 +36,13 @@ NEW_PASSWORD = "another-horse-battery"
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
+def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     """Fresh browser contexts: separate cookie jars, as two people's browsers."""
     expect.set_options(timeout=UI_TIMEOUT_MS)
     made: list[BrowserContext] = []
 
-    def new() -> BrowserContext:
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+    def new(**options: Any) -> BrowserContext:
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, **options)
         context.set_default_timeout(UI_TIMEOUT_MS)
         made.append(context)
         return context
@@ -74,7 +74,7 @@ def _signed_out(page: Page) -> None:
 
 
 def test_a_copied_cookie_stops_working_after_sign_out_and_password_change(
-    contexts: Callable[[], BrowserContext],
+    contexts: Callable[..., BrowserContext],
     start_app: Callable[[], str],
     cli_add_user: Callable[..., None],
 ) -> None:
@@ -126,3 +126,24 @@ def test_a_copied_cookie_stops_working_after_sign_out_and_password_change(
     finally:
         engine.dispose()
     _signed_out(_replay(contexts(), cookie, second))
+
+
+def test_the_cookie_is_secure_only_when_served_over_https(
+    contexts: Callable[..., BrowserContext],
+    start_app: Callable[[], str],
+    cli_add_user: Callable[..., None],
+) -> None:
+    """A TLS-terminating proxy says `X-Forwarded-Proto: https`; the browser then holds the
+    cookie as `Secure` (never sent over plain HTTP). Chromium accepts a Secure cookie
+    from http://127.0.0.1, so the same app serves both cases."""
+    cli_add_user(MEMBER[0], PASSWORD, role="member", name=MEMBER[1])
+    base = start_app()
+    for proxied in (False, True):
+        headers = {"X-Forwarded-Proto": "https"} if proxied else {}
+        page = contexts(extra_http_headers=headers).new_page()
+        sign_in(page, base, MEMBER[0], PASSWORD)
+        expect(hello(page, MEMBER[1]).first).to_be_visible()
+        wait_for_cookie(page)
+        cookie = next(c for c in page.context.cookies() if c["name"] == AUTH_COOKIE)
+        assert cookie["secure"] is proxied, cookie
+        assert cookie["sameSite"] == "Strict"

@@ -20,6 +20,7 @@ from tests.fakes.behaviours import (
     Status,
 )
 from tests.fakes.content import continuation, default_tokens
+from tests.fakes.echo import echo
 from tests.fakes.log import RequestRecord
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
@@ -42,6 +43,7 @@ __all__ = [
     "Status",
     "continuation",
     "default_tokens",
+    "echo",
     "refused_url",
     "unanswered_url",
 ]

@@ -41,6 +41,7 @@ from tests.fakes.content import (
     default_tokens,
     dumps,
 )
+from tests.fakes.echo import echoed, filler
 from tests.fakes.log import RequestLog, RequestRecord, mask_headers
 from tests.fakes.server import BackgroundServer, Connection, HttpRequest
 
@@ -392,7 +393,9 @@ class FakeProvider(ABC):
             return
 
         assert model is not None  # validate() insists on one
-        behaviour = self._next_behaviour(model)
+        # Echo mode (tests/fakes/echo.py): placeholders take what this request carried.
+        fill = filler(req.headers, self.presented_key(req))
+        behaviour = echoed(self._next_behaviour(model), fill)
         record.outcome = outcome_label(behaviour)
         action = self._plan(behaviour, body, model, record, seq)
         self._log.append(record)
