@@ -20,6 +20,7 @@ from tests.fakes.behaviours import (
     Status,
 )
 from tests.fakes.content import continuation, default_tokens
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.log import RequestRecord
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
@@ -31,6 +32,7 @@ __all__ = [
     "ContentFilter",
     "ContextLength",
     "FakeAnthropic",
+    "FakeGemini",
     "FakeOllama",
     "FakeOpenAI",
     "FakeProvider",
