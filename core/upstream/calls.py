@@ -607,11 +607,11 @@ def _raw_chunks(response: Any) -> Any:
     tool calls, finish and usage. None for other providers, whose parsers leave usage and
     finish to the wrapper to combine across chunks."""
     inner = getattr(response, "completion_stream", None)
-    if inner is None or not hasattr(inner, "__anext__"):
+    if inner is None or not hasattr(inner, "__aiter__"):
         return None
     if not type(inner).__module__.startswith("litellm.llms.openai."):
         return None
-    return inner
+    return inner.__aiter__()
 
 
 def _joined(pieces: Sequence[Piece], first_at: float | None) -> Piece:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from tests.fakes.behaviours import Status
-from tests.fakes.content import ApiError, Turn, content_text, sse
+from tests.fakes.content import ApiError, Fragment, Turn, content_text, sse
 from tests.fakes.log import RequestRecord
 from tests.fakes.provider import FakeProvider, Route
 from tests.fakes.server import Connection, HttpRequest
@@ -166,6 +166,16 @@ class FakeGemini(FakeProvider):
 
     def stream_token(self, turn: Turn, text: str) -> bytes:
         return sse({"candidates": [self._candidate(text)], "modelVersion": turn.model})
+
+    def stream_fragment(self, turn: Turn, fragment: Fragment) -> list[bytes]:
+        # Gemini sends a function call whole, its arguments an object: once, at its first
+        # fragment.
+        if fragment.seq:
+            return []
+        call = fragment.call
+        part = {"functionCall": {"name": call.name, "args": json.loads(call.arguments or "{}")}}
+        candidate = {"content": {"role": "model", "parts": [part]}, "index": 0}
+        return [sse({"candidates": [candidate], "modelVersion": turn.model})]
 
     def stream_tail(self, turn: Turn, sent: int) -> list[bytes]:
         last = {
