@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import json
 import re
 import ssl
 import time
@@ -24,6 +25,7 @@ from collections.abc import (
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -465,7 +467,7 @@ class Upstream:
         try:
             async with asyncio.timeout(_left(first_by)):
                 response = await call(**kwargs)
-            raw = _raw_chunks(response) if whole else None
+            raw = _wire_lines(response) if whole else None
             reported = None if raw is not None else _ReportedModel.watch(response)
             iterator = raw if raw is not None else response.__aiter__()
             upstream_finish: str | None = None
@@ -479,17 +481,18 @@ class Upstream:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                if raw is not None and not hasattr(chunk, "choices"):
-                    continue  # the parser's own end marker (a dict), not the provider's
-                piece = _piece(chunk, reported)
-                if piece.usage is not None:  # once, at the end: now the whole call is known
-                    usage = read_usage(
-                        chunk,
-                        messages,
-                        params,
-                        reported=raw is not None or provider_reported(response),
-                    )
-                    piece = dataclasses.replace(piece, usage=usage)
+                if raw is not None:
+                    wire = _wire_event(chunk, _secrets(api_key))
+                    if wire is None:
+                        continue  # a blank line, a comment or [DONE]
+                    piece = _wire_piece(wire, messages, params)
+                else:
+                    piece = _piece(chunk, reported)
+                    if piece.usage is not None:  # once, at the end: the whole call is known
+                        usage = read_usage(
+                            chunk, messages, params, reported=provider_reported(response)
+                        )
+                        piece = dataclasses.replace(piece, usage=usage)
                 if piece.output:
                     got_text = True
                 if piece.finish_reason:
@@ -601,17 +604,86 @@ def _piece(chunk: Any, reported: _ReportedModel | None = None) -> Piece:
     return Piece(text, finish, read_usage(chunk), reasoning, calls, model, blocks)
 
 
-def _raw_chunks(response: Any) -> Any:
-    """The provider's own parsed chunks under litellm's stream wrapper, for OpenAI-wire
-    streams (OpenAI, xAI, openai-compatible servers): each is a whole chunk with text,
-    tool calls, finish and usage. None for other providers, whose parsers leave usage and
-    finish to the wrapper to combine across chunks."""
+def _wire_lines(response: Any) -> Any:
+    """The SSE lines of an OpenAI-wire stream (OpenAI, xAI, openai-compatible servers), from
+    under litellm's parser and stream wrapper, or None for other providers.
+
+    A whole answer needs only each chunk's text, tool calls, finish and usage: read from
+    the JSON directly, a call costs about what an unstreamed one does, where litellm's
+    pydantic chunks and wrapper cost several times that. Other providers' parsers spread
+    usage and finish over several events for the wrapper to combine, so they keep it.
+    """
     inner = getattr(response, "completion_stream", None)
-    if inner is None or not hasattr(inner, "__aiter__"):
-        return None
     if not type(inner).__module__.startswith("litellm.llms.openai."):
         return None
-    return inner.__aiter__()
+    start = getattr(getattr(inner, "streaming_response", None), "__aiter__", None)
+    return start() if start is not None else None
+
+
+def _wire_event(line: Any, secrets: Sequence[str]) -> Mapping[str, Any] | None:
+    """One ``data:`` line's JSON chunk; None for anything that carries no chunk."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    if not isinstance(line, str):
+        return None
+    line = line.strip()
+    if not line.startswith("data:"):
+        return None  # blank, an SSE comment or an event name
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None  # as litellm's parser: an unreadable line is skipped
+    if not isinstance(event, dict):
+        return None
+    error = event.get("error")
+    if error:
+        detail = error.get("message") if isinstance(error, dict) else error
+        raise UpstreamError(
+            CUT,
+            redact(f"the provider sent an error mid-stream: {detail}", secrets),
+            error_class="StreamError",
+        )
+    return event
+
+
+def _ns(value: Any) -> Any:
+    """JSON objects as attribute holders, for read_usage (which reads litellm's objects)."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _ns(v) for k, v in value.items()})
+    return value
+
+
+def _wire_piece(
+    event: Mapping[str, Any], messages: Sequence[Message], params: Mapping[str, Any]
+) -> Piece:
+    text = reasoning = ""
+    finish = None
+    calls: tuple[ToolCallDelta, ...] = ()
+    choices = event.get("choices") or []
+    if choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta") or {}
+        text = delta.get("content") or ""
+        # DeepSeek and vLLM say reasoning_content, others reasoning (litellm maps both).
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        calls = tuple(
+            ToolCallDelta(
+                c.get("index", position) if isinstance(c.get("index"), int) else position,
+                c.get("id") or None,
+                (c.get("function") or {}).get("name") or None,
+                (c.get("function") or {}).get("arguments") or "",
+            )
+            for position, c in enumerate(delta.get("tool_calls") or ())
+            if isinstance(c, dict)
+        )
+        finish = choices[0].get("finish_reason") or None
+    usage = None
+    if isinstance(event.get("usage"), dict):
+        usage = read_usage(SimpleNamespace(usage=_ns(event["usage"])), messages, params)
+    model = event.get("model") if isinstance(event.get("model"), str) else None
+    return Piece(text, finish, usage, str(reasoning), calls, model or None)
 
 
 def _joined(pieces: Sequence[Piece], first_at: float | None) -> Piece:
