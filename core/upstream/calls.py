@@ -741,7 +741,8 @@ async def _close(response: Any) -> None:
             try:
                 result = closer()
                 if asyncio.iscoroutine(result):
-                    await asyncio.wait_for(result, 1.0)
+                    async with asyncio.timeout(1.0):  # not wait_for: no Task per close
+                        await result
             except Exception:
                 pass
             break
