@@ -265,3 +265,45 @@ def test_count_prompt_tokens_prefers_the_tokenizer_and_falls_back_on_any_failure
     assert count_prompt_tokens("x", messages) == 7
     monkeypatch.setitem(sys.modules, "litellm", None)  # import fails -> estimate
     assert count_prompt_tokens("x", messages) == estimate
+
+
+def test_anthropic_cache_writes_cost_their_own_prices_and_reads_are_not_billed_twice():
+    book = PriceBook(load_catalog(), (), loaded_at=NOW)
+    haiku = "anthropic/claude-haiku-4-5"  # $1 in, $5 out; reads $0.10, writes $1.25 / $2 (1h)
+    # litellm's prompt_tokens = Anthropic's input_tokens (100) + reads (600) + writes (300).
+    five_minutes = Usage(1000, 10, cached_tokens=600, cache_write_tokens=300)
+    assert book.cost_micros(haiku, five_minutes, NOW)[0] == 100 + 60 + 375 + 50
+    one_hour = Usage(1000, 10, cached_tokens=600, cache_write_tokens=300, cache_write_1h_tokens=300)
+    assert book.cost_micros(haiku, one_hour, NOW)[0] == 100 + 60 + 600 + 50
+    split = Usage(1000, 10, cached_tokens=600, cache_write_tokens=300, cache_write_1h_tokens=100)
+    assert book.cost_micros(haiku, split, NOW)[0] == 100 + 60 + 250 + 200 + 50
+
+
+def test_cache_writes_without_a_write_price_cost_the_input_price(book: PriceBook):
+    # gpt-test has no write price: writes bill as input (2.5), reads at 1.25.
+    usage = Usage(1000, 0, cached_tokens=200, cache_write_tokens=300, cache_write_1h_tokens=100)
+    assert book.cost_micros("openai/gpt-test", usage, NOW)[0] == 1250 + 250 + 750
+    # More cached and written than the prompt holds: clamped, never negative.
+    odd = Usage(10, 0, cached_tokens=8, cache_write_tokens=8)
+    assert book.cost_micros("openai/gpt-test", odd, NOW)[0] == 10 + 5  # 8 reads, 2 writes
+
+
+def test_worst_case_counts_one_hour_cache_writes_only_when_the_request_asks_for_caching():
+    book = PriceBook(load_catalog(), (), loaded_at=NOW)
+    haiku = "anthropic/claude-haiku-4-5"
+    assert book.worst_case_micros(haiku, 1000, 10, NOW) == 1000 * 1 + 10 * 5
+    assert book.worst_case_micros(haiku, 1000, 10, NOW, cache_writes=True) == 1000 * 2 + 10 * 5
+
+
+def test_cache_ttls_reads_breakpoints_on_messages_parts_tools_and_the_request():
+    from core.money.pricing import cache_ttls
+
+    part = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}
+    hour = {"type": "text", "text": "y", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    assert cache_ttls([{"role": "user", "content": "plain"}], {}) == frozenset()
+    assert cache_ttls([{"role": "user", "content": [part]}], {}) == {"5m"}
+    assert cache_ttls([{"role": "user", "content": [hour]}], {}) == {"1h"}
+    assert cache_ttls([{"role": "user", "content": [part, hour]}], {}) == {"5m", "1h"}
+    tool = {"type": "function", "function": {"name": "f"}, "cache_control": hour["cache_control"]}
+    assert cache_ttls([{"role": "user", "content": "x"}], {"tools": [tool]}) == {"1h"}
+    assert cache_ttls([], {"cache_control": {"type": "ephemeral"}}) == {"5m"}

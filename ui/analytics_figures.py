@@ -114,6 +114,7 @@ def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
     if cur.estimated_micros:
         notes.append(
             f"{usd(cur.estimated_micros)} of the total is estimated: the worst case held by "
-            "interrupted requests, until the ledger journal brings their real figures."
+            "interrupted requests, until the ledger journal brings their real figures, and "
+            "answers whose provider reported no usage (counted here)."
         )
     st.caption(" ".join(notes))

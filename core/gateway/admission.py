@@ -334,7 +334,11 @@ class Admission:
             extra_text=run.sent + definitions_text(run.request),
             context_window=target.context_window,
         )
-        worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
+        request = run.request
+        writes = bool(pricing.cache_ttls(request.messages, request.params))
+        worst = run.book.worst_case_micros(
+            target.model_id, prompt, max_out, run.at, cache_writes=writes
+        )
         now = self._clock()
         orphans.expire_due(self._sessions, now)  # besides the sweep's own schedule
         return reservations.reserve(
