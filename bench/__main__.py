@@ -15,7 +15,6 @@ from bench import (
     chat_page,
     compare_round,
     gateway_overhead,
-    hung_failover,
     scrubbing,
 )
 
@@ -29,7 +28,6 @@ def main() -> int:
     scrubbing.run()
     api_http.run()
     compare_round.run()
-    hung_failover.run()
     analytics.run()
     chat_page.run()
     browser.run()

@@ -224,45 +224,14 @@ def run(rounds: int = 12, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[O
     return results
 
 
-class _InstantStream:
-    """An answer streamed at once: two text chunks, the finish, then the usage chunk."""
-
-    def __init__(self, usage: SimpleNamespace) -> None:
-        def chunk(text: str | None, finish: str | None) -> SimpleNamespace:
-            delta = SimpleNamespace(content=text)
-            return SimpleNamespace(
-                choices=[SimpleNamespace(delta=delta, finish_reason=finish)], usage=None
-            )
-
-        self._chunks = iter(
-            [
-                chunk("Hello ", None),
-                chunk("team", None),
-                chunk(None, "stop"),
-                SimpleNamespace(choices=[], usage=usage),
-            ]
-        )
-
-    def __aiter__(self) -> _InstantStream:
-        return self
-
-    async def __anext__(self) -> SimpleNamespace:
-        try:
-            return next(self._chunks)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-
-async def _instant_completion(**kwargs: object) -> object:
+async def _instant_completion(**_: object) -> object:
+    message = SimpleNamespace(content="Hello team")
     usage = SimpleNamespace(
         prompt_tokens=10,
         completion_tokens=3,
         prompt_tokens_details=None,
         completion_tokens_details=None,
     )
-    if kwargs.get("stream"):  # every model in the catalog streams: whole answers are too
-        return _InstantStream(usage)
-    message = SimpleNamespace(content="Hello team")
     return SimpleNamespace(
         choices=[SimpleNamespace(message=message, finish_reason="stop")], usage=usage
     )

@@ -98,19 +98,10 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens of one call, as litellm normalises them: the cache counts are parts of
-    ``prompt_tokens`` and reasoning is part of ``completion_tokens`` (core/money/pricing.py).
-    """
-
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0  # read from the provider's prompt cache
+    cached_tokens: int = 0
     reasoning_tokens: int = 0
-    cache_write_tokens: int = 0  # written to the prompt cache (Anthropic), 5-minute and 1-hour
-    cache_write_1h_tokens: int = 0  # of those, cached for an hour (billed higher)
-    # Not all from the provider: it reported no usage (counted here instead), or not the
-    # 5m/1h split of its cache writes and the request asked for both (billed as 1h).
-    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

@@ -142,46 +142,6 @@ def test_0007_gives_existing_ledger_rows_zero_tokens_and_null_versions(db_url: s
         engine.dispose()
 
 
-def test_0011_gives_existing_ledger_rows_no_cache_writes_and_reported_usage(db_url: str) -> None:
-    """Rows written before 0011 read 0 cache writes and usage not estimated."""
-    from alembic import command
-    from alembic.config import Config
-
-    engine = db.make_engine(db_url)
-    try:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
-        cfg.attributes["engine"] = engine
-        command.upgrade(cfg, "0010")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO requests (id, at, username, source, task, requested_model, "
-                    "route_source, chain, prompt_tokens, completion_tokens, cached_tokens, "
-                    "reasoning_tokens, priced, latency_ms, status, fallback_used, attempt_count) "
-                    "VALUES ('old', :at, 'alice', 'api', '', 'm/x', 'org', '[]', 1, 2, 0, 0, "
-                    ":t, 5, 'success', :f, 1)"
-                ),
-                {"at": T0.replace(tzinfo=None), "t": True, "f": False},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO attempts (request_id, seq, at, model, provider, outcome, "
-                    "latency_ms, prompt_tokens, completion_tokens, priced) "
-                    "VALUES ('old', 1, :at, 'm/x', 'm', 'ok', 5, 1, 2, :t)"
-                ),
-                {"at": T0.replace(tzinfo=None), "t": True},
-            )
-        assert db.upgrade_database(engine) == db.head_revision()
-        columns = "cache_write_tokens, cache_write_1h_tokens, estimated"
-        with engine.connect() as conn:
-            for table in ("requests", "attempts"):
-                row = conn.execute(text(f"SELECT {columns} FROM {table}")).one()
-                assert (row[0], row[1], bool(row[2])) == (0, 0, False)
-    finally:
-        engine.dispose()
-
-
 # --------------------------------------------------------------------------- users
 
 

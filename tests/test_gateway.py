@@ -105,11 +105,7 @@ async def test_retry_after_is_honoured_up_to_the_cap(rig):
 async def test_connection_reset_and_refused_are_transient(rig):
     rig.openai.script("gpt-4o", Reset())
     done = await rig.gateway.complete(rig.request(GPT, fallbacks=()))
-    assert done.summary.status == STATUS_SUCCESS
-    # The reset was tried again, by aiohttp (a kept-alive connection reset before the
-    # answer) or by the gateway's retry; on a streamed call, now and then both.
-    outcomes = [r.outcome for r in rig.openai.requests("gpt-4o")]
-    assert outcomes[0] == "reset" and outcomes[-1] == "ok" and len(outcomes) in (2, 3)
+    assert done.summary.status == STATUS_SUCCESS and rig.openai.count("gpt-4o") == 2
 
 
 async def test_exhausted_retries_fail_over_to_the_next_model(rig):

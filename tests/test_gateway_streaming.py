@@ -185,7 +185,7 @@ async def test_non_streaming_total_timeout(rig):
     rig.set_route([GPT, HAIKU], total_timeout_s=1.0)
     rig.openai.script("gpt-4o", Hang())
     started = time.monotonic()
-    with pytest.raises(UpstreamTimeout, match="exceeded 1s in total"):
+    with pytest.raises(UpstreamTimeout, match="no response within 1s"):
         await rig.gateway.complete(rig.request("auto"))
     assert time.monotonic() - started < 4
     assert rig.anthropic.count() == 0  # the request's own deadline had passed

@@ -101,15 +101,7 @@ def fallback_summary() -> Summary:
             latency_ms=900,
             ttft_ms=120,
             key_source="team",
-            usage=Usage(
-                1200,
-                300,
-                1000,
-                50,
-                cache_write_tokens=150,
-                cache_write_1h_tokens=50,
-                estimated=True,
-            ),
+            usage=Usage(1200, 300, cached_tokens=1000, reasoning_tokens=50),
             cost_micros=8_100,
             price_version="litellm-1.90.7+2026-10",
         ),
@@ -123,9 +115,7 @@ def fallback_summary() -> Summary:
         attempts=attempts,
         model="anthropic/claude-sonnet-4",
         provider="anthropic",
-        usage=Usage(
-            1200, 300, 1000, 50, cache_write_tokens=150, cache_write_1h_tokens=50, estimated=True
-        ),
+        usage=Usage(1200, 300, cached_tokens=1000, reasoning_tokens=50),
         cost_micros=8_100,
         priced=True,
         price_version="litellm-1.90.7+2026-10",
@@ -188,10 +178,8 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "error_message": None,
         "attempt_count": 3,
         "request_metadata": {"ticket": "T-1", "run": 3, "ok": True},
-        "estimated": True,
+        "estimated": False,
         "dropped_params": ["seed", "verbosity"],
-        "cache_write_tokens": 150,
-        "cache_write_1h_tokens": 50,
     }
     assert [(a["seq"], a["model"], a["outcome"]) for a in attempts] == [
         (1, "openai/gpt-4o", "error"),
@@ -219,9 +207,6 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         "cached_tokens": 0,
         "reasoning_tokens": 0,
         "price_version": None,
-        "cache_write_tokens": 0,
-        "cache_write_1h_tokens": 0,
-        "estimated": False,
     }
     assert attempts[1]["cost_micros"] == 0 and attempts[1]["priced"] is True
     assert attempts[1]["price_version"] == "pv-older"
@@ -240,8 +225,6 @@ def test_record_writes_every_field_and_attempts_in_order(replicas):
         50,
         "litellm-1.90.7+2026-10",
     )
-    assert (last["cache_write_tokens"], last["cache_write_1h_tokens"]) == (150, 50)
-    assert last["estimated"] is True
 
 
 def test_failure_records_error_class_and_truncated_message(sessions):

@@ -114,7 +114,6 @@ def key_figures(cur: KeyFigures, prev: KeyFigures) -> None:
     if cur.estimated_micros:
         notes.append(
             f"{usd(cur.estimated_micros)} of the total is estimated: the worst case held by "
-            "interrupted requests, until the ledger journal brings their real figures, and "
-            "answers whose provider reported no usage (counted here)."
+            "interrupted requests, until the ledger journal brings their real figures."
         )
     st.caption(" ".join(notes))

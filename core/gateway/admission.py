@@ -334,11 +334,7 @@ class Admission:
             extra_text=run.sent + definitions_text(run.request),
             context_window=target.context_window,
         )
-        request = run.request
-        writes = bool(pricing.cache_ttls(request.messages, request.params))
-        worst = run.book.worst_case_micros(
-            target.model_id, prompt, max_out, run.at, cache_writes=writes
-        )
+        worst = run.book.worst_case_micros(target.model_id, prompt, max_out, run.at)
         now = self._clock()
         orphans.expire_due(self._sessions, now)  # besides the sweep's own schedule
         return reservations.reserve(

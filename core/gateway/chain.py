@@ -274,10 +274,9 @@ class ChainWalker:
                     params=params,
                     timeouts=timeouts,
                     deadline=deadline,
-                    streaming=target.streams,
                 )
                 call.take(whole)
-                self._mark_first_text(run, cand, call, whole.first_token_at)
+                self._mark_first_text(run, cand, call)  # a whole answer's first token
                 out = self._out(run, cand, call, whole, None)
                 if out is not None:
                     yield out
@@ -288,7 +287,6 @@ class ChainWalker:
                 yield TextDelta("", tool_calls=call.tools.calls(), thinking_blocks=blocks)
         except UpstreamError as exc:
             call.error = exc
-            call.text = call.text or exc.partial_text  # billed as an estimate below
             raise
         except asyncio.CancelledError:
             # The caller stopped (Chat's Stop button cancels the task): not the provider's
@@ -318,16 +316,13 @@ class ChainWalker:
         return TextDelta(text, reasoning=piece.reasoning)
 
     @staticmethod
-    def _mark_first_text(
-        run: Run, cand: Candidate, call: _Call, first_at: float | None = None
-    ) -> None:
-        """``first_at``: when a whole answer's first token came (time.monotonic()); else now."""
+    def _mark_first_text(run: Run, cand: Candidate, call: _Call) -> None:
         if call.first_ms is None:
-            call.first_ms = ms_since(call.t0, first_at)
+            call.first_ms = ms_since(call.t0)
             # Once per call that reaches the caller: the first model, or a continuation.
             run.serving = serving_now(run, cand, call.first_ms, call.model)
         if run.ttft_ms is None:
-            run.ttft_ms = ms_since(run.started, first_at)
+            run.ttft_ms = ms_since(run.started)
 
     def _record_call(self, run: Run, cand: Candidate, call: _Call) -> None:
         target, error = cand.target, call.error
@@ -336,8 +331,7 @@ class ChainWalker:
         if usage is None and (produced or error is None):
             # No usage from a cut or stopped stream: bill an estimate rather than nothing
             # (reasoning and a cut call's arguments were generated, and are billed, too).
-            prompt = estimate_prompt_tokens(call.messages)
-            usage = Usage(prompt, max(1, produced // 4), estimated=True)
+            usage = Usage(estimate_prompt_tokens(call.messages), max(1, produced // 4))
         usage = usage or Usage()
         cost, price_version = run.book.cost_micros(target.model_id, usage, run.at)
         if error is None and not call.stopped and not run.stopped:

@@ -272,7 +272,6 @@ class Gateway:
             )
             snap = self._admission.snapshot(db)
         prompt = pricing.estimate_prompt_tokens(request.messages)
-        writes = bool(pricing.cache_ttls(request.messages, request.params))
         lows: list[int] = []
         highs: list[int] = []
         unpriced: list[str] = []
@@ -283,9 +282,7 @@ class Gateway:
                 continue
             max_out = max_tokens_for(request, route, target)
             low = snap.book.worst_case_micros(target.model_id, prompt, min(max_out, 256), now)
-            high = snap.book.worst_case_micros(
-                target.model_id, prompt, max_out, now, cache_writes=writes
-            )
+            high = snap.book.worst_case_micros(target.model_id, prompt, max_out, now)
             if low is None or high is None:
                 unpriced.append(target.model_id)
                 continue

@@ -239,11 +239,8 @@ def add_usage(a: Usage, b: Usage) -> Usage:
         a.completion_tokens + b.completion_tokens,
         a.cached_tokens + b.cached_tokens,
         a.reasoning_tokens + b.reasoning_tokens,
-        a.cache_write_tokens + b.cache_write_tokens,
-        a.cache_write_1h_tokens + b.cache_write_1h_tokens,
-        a.estimated or b.estimated,
     )
 
 
-def ms_since(started: float, until: float | None = None) -> int:
-    return int(((time.monotonic() if until is None else until) - started) * 1000)
+def ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

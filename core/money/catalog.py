@@ -161,8 +161,7 @@ class ModelInfo:
     input_price: Decimal | None
     output_price: Decimal | None
     cache_read_price: Decimal | None = None
-    cache_write_price: Decimal | None = None  # a 5-minute cache write (Anthropic: 1.25x input)
-    cache_write_1h_price: Decimal | None = None  # a 1-hour cache write (Anthropic: 2x input)
+    cache_write_price: Decimal | None = None
     reasoning_price: Decimal | None = None
     vision: bool = False
     tools: bool = False
@@ -235,7 +234,6 @@ def model_from_entry(key: str, entry: Mapping[str, Any]) -> ModelInfo | None:
         output_price=output_price,
         cache_read_price=per_million(entry.get("cache_read_input_token_cost")),
         cache_write_price=per_million(entry.get("cache_creation_input_token_cost")),
-        cache_write_1h_price=per_million(entry.get("cache_creation_input_token_cost_above_1hr")),
         reasoning_price=per_million(entry.get("output_cost_per_reasoning_token")),
         vision=entry.get("supports_vision") is True,
         tools=entry.get("supports_function_calling") is True,

@@ -7,16 +7,8 @@ Floats never appear.
 
 Token conventions follow litellm's normalised usage:
 
-* ``cached_tokens`` (cache reads) are a subset of ``prompt_tokens``; they are billed at
-  the cache-read price when the model has one, else at the input price. OpenAI, Gemini
-  and xAI count them inside the prompt; Anthropic counts them beside ``input_tokens``,
-  and litellm adds them (and cache writes) into ``prompt_tokens``, so they are never
-  billed twice.
-* ``cache_write_tokens`` (Anthropic's ``cache_creation_input_tokens``) are another subset
-  of ``prompt_tokens``, disjoint from the reads: billed at the cache-write price (1.25x
-  input), and the ``cache_write_1h_tokens`` among them at the 1-hour price (2x input);
-  without a separate price, the next cheaper one applies (1-hour, then 5-minute, then
-  input).
+* ``cached_tokens`` are a subset of ``prompt_tokens``; they are billed at the cache-read
+  price when the model has one, else at the input price.
 * ``reasoning_tokens`` are a subset of ``completion_tokens``; they are billed at the
   reasoning price when the model has a separate one, else at the output price
   (most providers bill reasoning as ordinary output).
@@ -77,8 +69,6 @@ class Price:
     cache_read_per_1m: Decimal | None
     reasoning_per_1m: Decimal | None
     version: str  # the catalog's price_version, or "override:<id>"
-    cache_write_per_1m: Decimal | None = None
-    cache_write_1h_per_1m: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +123,6 @@ class PriceBook:
             info.cache_read_price,
             info.reasoning_price,
             self.catalog.price_version,
-            info.cache_write_price,
-            info.cache_write_1h_price,
         )
 
     def cost_micros(
@@ -146,18 +134,13 @@ class PriceBook:
             return None, None
         # Clamp: a provider reporting more cached than prompt tokens must not go negative.
         cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
-        writes = min(max(usage.cache_write_tokens, 0), usage.prompt_tokens - cached)
-        writes_1h = min(max(usage.cache_write_1h_tokens, 0), writes)
         reasoning = min(max(usage.reasoning_tokens, 0), usage.completion_tokens)
         cache_price = price.cache_read_per_1m
         reasoning_price = price.reasoning_per_1m
-        write_price = _first(price.cache_write_per_1m, price.input_per_1m)
-        write_1h_price = _first(price.cache_write_1h_per_1m, write_price)
         with localcontext() as ctx:
             ctx.prec = _PRECISION
-            total = (usage.prompt_tokens - cached - writes) * price.input_per_1m
+            total = (usage.prompt_tokens - cached) * price.input_per_1m
             total += cached * (price.input_per_1m if cache_price is None else cache_price)
-            total += (writes - writes_1h) * write_price + writes_1h * write_1h_price
             if reasoning_price is None:
                 total += usage.completion_tokens * price.output_per_1m
             else:
@@ -166,63 +149,18 @@ class PriceBook:
             return _round(total, ROUND_HALF_UP), price.version
 
     def worst_case_micros(
-        self,
-        model_id: str,
-        prompt_tokens: int,
-        max_output_tokens: int,
-        at: datetime,
-        *,
-        cache_writes: bool = False,
+        self, model_id: str, prompt_tokens: int, max_output_tokens: int, at: datetime
     ) -> int | None:
-        """The most a request can cost (no cache discount, priciest output), rounded up.
-
-        ``cache_writes``: the request marks prompt parts for caching (``cache_control``),
-        so every prompt token may be billed at the 1-hour cache-write price.
-        """
+        """The most a request can cost (no cache discount, priciest output), rounded up."""
         price = self.price_at(model_id, at)
         if price is None:
             return None
         input_price = max(price.input_per_1m, price.cache_read_per_1m or Decimal(0))
-        if cache_writes:
-            writes = (price.cache_write_per_1m, price.cache_write_1h_per_1m)
-            input_price = max(input_price, *(p for p in writes if p is not None))
         output_price = max(price.output_per_1m, price.reasoning_per_1m or Decimal(0))
         with localcontext() as ctx:
             ctx.prec = _PRECISION
             total = prompt_tokens * input_price + max_output_tokens * output_price
             return _round(total, ROUND_CEILING)
-
-
-def _first(price: Decimal | None, fallback: Decimal) -> Decimal:
-    return fallback if price is None else price
-
-
-def cache_ttls(messages: Iterable[Message], params: Mapping[str, Any]) -> frozenset[str]:
-    """The ``cache_control`` lifetimes a request asks for ("5m" or "1h"; no ttl is 5m).
-
-    Anthropic-style breakpoints sit on messages, their content parts, tools, or the
-    request itself. Empty: the request asks for no cache writes.
-    """
-    ttls: set[str] = set()
-
-    def note(holder: Any) -> None:
-        control = holder.get("cache_control") if isinstance(holder, Mapping) else None
-        if isinstance(control, Mapping):
-            ttls.add("1h" if control.get("ttl") == "1h" else "5m")
-
-    note(params)
-    for message in messages:
-        note(message)
-        content = message.get("content")
-        if isinstance(content, Sequence) and not isinstance(content, str):
-            for part in content:
-                note(part)
-    tools = params.get("tools")
-    if isinstance(tools, Sequence):
-        for tool in tools:
-            note(tool)
-            note(tool.get("function") if isinstance(tool, Mapping) else None)
-    return frozenset(ttls)
 
 
 def list_overrides(session: Session) -> list[OverrideInfo]:

@@ -37,11 +37,6 @@ class Target:
         return self.info.context_window if self.info else None
 
     @property
-    def streams(self) -> bool:
-        """Whether the upstream streams natively (endpoint models are assumed to)."""
-        return self.info.streaming if self.info else True
-
-    @property
     def max_output_tokens(self) -> int:
         found = self.info.max_output_tokens if self.info else None
         return found or DEFAULT_MAX_OUTPUT

@@ -131,10 +131,8 @@ def _request_values(request: ChatRequest, summary: Summary, now: datetime) -> di
         "attempt_count": len(summary.attempts),
         # NULL, not {}, when nothing was sent: "no metadata" is one value in queries.
         "request_metadata": dict(request.metadata) or None,
-        "estimated": usage.estimated,
+        "estimated": False,
         "dropped_params": list(summary.dropped_params) or None,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
     }
 
 
@@ -161,9 +159,6 @@ def _attempt_values(request_id: str, seq: int, attempt: Attempt) -> dict[str, An
         "reasoning_tokens": attempt.usage.reasoning_tokens,
         # Like cost: an unpriced attempt names no price, whatever the caller left set.
         "price_version": _clip(attempt.price_version, 64) if priced else None,
-        "cache_write_tokens": attempt.usage.cache_write_tokens,
-        "cache_write_1h_tokens": attempt.usage.cache_write_1h_tokens,
-        "estimated": attempt.usage.estimated,
     }
 
 

@@ -345,17 +345,12 @@ class RequestRow(Base):
     # The /v1 caller's `metadata` object (validated small and flat); NULL when none was
     # sent. Named so because `metadata` is reserved on declarative models.
     request_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    # Added in 0009: the cost is an estimate, not a provider's figures: an `interrupted`
-    # request's held worst case (a journal replay replaces the row with the real one), or
-    # (0011) usage counted here because the provider reported none.
+    # Added in 0009: the cost is an estimate (an `interrupted` request's held worst case),
+    # not a provider's figures; a journal replay replaces the row with the real one.
     estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Fields left out for a model that does not take them, when the caller or the route
     # asked (`drop_params`); NULL when none were (0010).
     dropped_params: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
-    # Added in 0011: prompt-cache writes (part of prompt_tokens, like cached_tokens) and
-    # the 1-hour ones among them.
-    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class AttemptRow(Base):
@@ -387,10 +382,6 @@ class AttemptRow(Base):
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     price_version: Mapped[str | None] = mapped_column(String(64))  # NULL when unpriced
-    # Added in 0011, as on requests: the attempt's cost is an estimate (usage counted here).
-    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Alert(Base):

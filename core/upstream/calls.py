@@ -11,9 +11,7 @@ upstream itself sent a finish reason.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import email.utils
-import json
 import re
 import ssl
 import time
@@ -22,10 +20,8 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -34,7 +30,6 @@ from core.accounts.secrets import redact
 from core.request import Message, Usage
 from core.upstream.clients import UpstreamClients
 from core.upstream.litellm_calls import CompletionFn, default_completion, openai_via_sdk
-from core.upstream.usage import provider_reported, read_usage
 
 # Failure kinds the gateway acts on.
 TRANSIENT = "transient"  # retry the same model, then fail over
@@ -88,8 +83,6 @@ class UpstreamError(Exception):
         self.status = status
         self.retry_after_s = retry_after_s
         self.error_class = error_class or kind
-        # Text a whole-answer call had received before it failed: billed as an estimate.
-        self.partial_text = ""
 
 
 @dataclass(frozen=True)
@@ -116,8 +109,6 @@ class Piece:
     # Anthropic's signed thinking blocks (litellm's thinking_blocks), in pieces when
     # streamed: a caller must hand them back with a tool-calling turn.
     thinking_blocks: tuple[Mapping[str, Any], ...] = ()
-    # A whole answer's: when its first output came (time.monotonic()), for its ttft.
-    first_token_at: float | None = None
 
     @property
     def output(self) -> bool:
@@ -271,6 +262,20 @@ def _retry_after(exc: BaseException) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _usage(obj: Any) -> Usage | None:
+    usage = getattr(obj, "usage", None)
+    if usage is None:
+        return None
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cached_tokens=int(getattr(prompt_details, "cached_tokens", 0) or 0),
+        reasoning_tokens=int(getattr(completion_details, "reasoning_tokens", 0) or 0),
+    )
+
+
 class Upstream:
     """Calls a model through an injected completion function (litellm.acompletion by default)."""
 
@@ -342,66 +347,11 @@ class Upstream:
         params: Mapping[str, Any],
         timeouts: Timeouts,
         deadline: float,
-        streaming: bool = True,
     ) -> Piece:
-        """The whole answer as one piece, under the same timers as a stream.
+        """A non-streaming call bounded by the request's deadline: the whole answer as a piece.
 
-        Where the model streams (``streaming``), the call is streamed and its pieces
-        joined: a hung provider fails within the first-token timeout and a stalled one
-        within the idle timeout, not the total one. Nothing reaches the caller until it
-        is whole, so a failure stays invisible to them; the text received before it is
-        kept on the error (``partial_text``) for billing. ``deadline`` is a
-        time.monotonic() value for the whole request, retries included.
+        ``deadline`` is a time.monotonic() value for the whole request, retries included.
         """
-        if not streaming:
-            return await self._whole(
-                litellm_model,
-                messages,
-                api_key=api_key,
-                api_base=api_base,
-                params=params,
-                timeouts=timeouts,
-                deadline=deadline,
-            )
-        pieces: list[Piece] = []
-        first_at: float | None = None
-        stream = self.stream(
-            litellm_model,
-            messages,
-            api_key=api_key,
-            api_base=api_base,
-            params=params,
-            timeouts=timeouts,
-            deadline=deadline,
-            whole=True,
-        )
-        try:
-            async with aclosing(stream) as chunks:
-                async for piece in chunks:
-                    if first_at is None and (piece.output or piece.thinking_blocks):
-                        first_at = time.monotonic()
-                    pieces.append(piece)
-        except UpstreamError as exc:
-            if exc.kind == CUT and first_at is None:
-                # Dropped before any output (a reset, say): as a whole call would have
-                # failed to connect, worth a retry on the same model.
-                exc.kind = TRANSIENT
-            exc.partial_text = "".join(p.text for p in pieces)
-            raise
-        return _joined(pieces, first_at)
-
-    async def _whole(
-        self,
-        litellm_model: str,
-        messages: Sequence[Message],
-        *,
-        api_key: str | None,
-        api_base: str | None,
-        params: Mapping[str, Any],
-        timeouts: Timeouts,
-        deadline: float,
-    ) -> Piece:
-        """A non-streaming call (models that cannot stream): only the total timeout applies."""
         call = self.completion  # import litellm (first call only) before any timer runs
         kwargs = self._kwargs(
             litellm_model, messages, api_key, api_base, params, timeouts, stream=False
@@ -423,18 +373,14 @@ class Upstream:
             ToolCallDelta(i, call.id, call.function.name, call.function.arguments or "")
             for i, call in enumerate(getattr(message, "tool_calls", None) or ())
         )
-        usage = read_usage(response, messages, params)
-        if usage is not None and not usage.total_tokens:
-            usage = None  # no usage in the answer (litellm leaves zeros): the chain estimates
         return Piece(
             text=getattr(message, "content", None) or "",
             finish_reason=getattr(choice, "finish_reason", None),
-            usage=usage,
+            usage=_usage(response),
             reasoning=getattr(message, "reasoning_content", None) or "",
             tool_calls=calls,
             model=getattr(response, "model", None),
             thinking_blocks=_blocks(message),
-            first_token_at=time.monotonic(),
         )
 
     async def stream(
@@ -447,14 +393,10 @@ class Upstream:
         params: Mapping[str, Any],
         timeouts: Timeouts,
         deadline: float,
-        whole: bool = False,
     ) -> AsyncGenerator[Piece, None]:
         """Yield pieces; raise UpstreamError on any failure, including a silent truncation.
 
-        ``deadline`` is a time.monotonic() value for the whole request. ``whole``: the
-        pieces are joined into one answer, nobody reads them as they come, so an OpenAI-wire
-        stream is read straight from the provider's parser, past litellm's per-chunk
-        wrapper (its CPU made whole answers several times dearer than unstreamed calls).
+        ``deadline`` is a time.monotonic() value for the whole request.
         """
         call = self.completion  # import litellm (first call only) before any timer runs
         kwargs = self._kwargs(
@@ -467,9 +409,8 @@ class Upstream:
         try:
             async with asyncio.timeout(_left(first_by)):
                 response = await call(**kwargs)
-            raw = _wire_lines(response) if whole else None
-            reported = None if raw is not None else _ReportedModel.watch(response)
-            iterator = raw if raw is not None else response.__aiter__()
+            reported = _ReportedModel.watch(response)
+            iterator = response.__aiter__()
             upstream_finish: str | None = None
             while True:
                 limit = (
@@ -481,24 +422,13 @@ class Upstream:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                if raw is not None:
-                    wire = _wire_event(chunk, _secrets(api_key))
-                    if wire is None:
-                        continue  # a blank line, a comment or [DONE]
-                    piece = _wire_piece(wire, messages, params)
-                else:
-                    piece = _piece(chunk, reported)
-                    if piece.usage is not None:  # once, at the end: the whole call is known
-                        usage = read_usage(
-                            chunk, messages, params, reported=provider_reported(response)
-                        )
-                        piece = dataclasses.replace(piece, usage=usage)
+                piece = _piece(chunk, reported)
                 if piece.output:
                     got_text = True
                 if piece.finish_reason:
                     upstream_finish = piece.finish_reason
                 yield piece
-            if _truncated(None if raw is not None else response, upstream_finish):
+            if _truncated(response, upstream_finish):
                 raise UpstreamError(
                     CUT, "the stream ended before the model finished", error_class="StreamCut"
                 )
@@ -601,117 +531,7 @@ def _piece(chunk: Any, reported: _ReportedModel | None = None) -> Piece:
             blocks = _blocks(delta)
         finish = getattr(choices[0], "finish_reason", None)
     model = (reported.name if reported else None) or getattr(chunk, "model", None)
-    return Piece(text, finish, read_usage(chunk), reasoning, calls, model, blocks)
-
-
-def _wire_lines(response: Any) -> Any:
-    """The SSE lines of an OpenAI-wire stream (OpenAI, xAI, openai-compatible servers), from
-    under litellm's parser and stream wrapper, or None for other providers.
-
-    A whole answer needs only each chunk's text, tool calls, finish and usage: read from
-    the JSON directly, a call costs about what an unstreamed one does, where litellm's
-    pydantic chunks and wrapper cost several times that. Other providers' parsers spread
-    usage and finish over several events for the wrapper to combine, so they keep it.
-    """
-    inner = getattr(response, "completion_stream", None)
-    if not type(inner).__module__.startswith("litellm.llms.openai."):
-        return None
-    start = getattr(getattr(inner, "streaming_response", None), "__aiter__", None)
-    return start() if start is not None else None
-
-
-def _wire_event(line: Any, secrets: Sequence[str]) -> Mapping[str, Any] | None:
-    """One ``data:`` line's JSON chunk; None for anything that carries no chunk."""
-    if isinstance(line, bytes):
-        line = line.decode("utf-8", "replace")
-    if not isinstance(line, str):
-        return None
-    line = line.strip()
-    if not line.startswith("data:"):
-        return None  # blank, an SSE comment or an event name
-    data = line[5:].strip()
-    if not data or data == "[DONE]":
-        return None
-    try:
-        event = json.loads(data)
-    except ValueError:
-        return None  # as litellm's parser: an unreadable line is skipped
-    if not isinstance(event, dict):
-        return None
-    error = event.get("error")
-    if error:
-        detail = error.get("message") if isinstance(error, dict) else error
-        raise UpstreamError(
-            CUT,
-            redact(f"the provider sent an error mid-stream: {detail}", secrets),
-            error_class="StreamError",
-        )
-    return event
-
-
-def _ns(value: Any) -> Any:
-    """JSON objects as attribute holders, for read_usage (which reads litellm's objects)."""
-    if isinstance(value, dict):
-        return SimpleNamespace(**{k: _ns(v) for k, v in value.items()})
-    return value
-
-
-def _wire_piece(
-    event: Mapping[str, Any], messages: Sequence[Message], params: Mapping[str, Any]
-) -> Piece:
-    text = reasoning = ""
-    finish = None
-    calls: tuple[ToolCallDelta, ...] = ()
-    choices = event.get("choices") or []
-    if choices and isinstance(choices[0], dict):
-        delta = choices[0].get("delta") or {}
-        text = delta.get("content") or ""
-        # DeepSeek and vLLM say reasoning_content, others reasoning (litellm maps both).
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        calls = tuple(
-            ToolCallDelta(
-                c.get("index", position) if isinstance(c.get("index"), int) else position,
-                c.get("id") or None,
-                (c.get("function") or {}).get("name") or None,
-                (c.get("function") or {}).get("arguments") or "",
-            )
-            for position, c in enumerate(delta.get("tool_calls") or ())
-            if isinstance(c, dict)
-        )
-        finish = choices[0].get("finish_reason") or None
-    usage = None
-    if isinstance(event.get("usage"), dict):
-        usage = read_usage(SimpleNamespace(usage=_ns(event["usage"])), messages, params)
-    model = event.get("model") if isinstance(event.get("model"), str) else None
-    return Piece(text, finish, usage, str(reasoning), calls, model or None)
-
-
-def _joined(pieces: Sequence[Piece], first_at: float | None) -> Piece:
-    """One answer from a whole stream, as the provider would have sent it unstreamed."""
-    calls: dict[int, ToolCallDelta] = {}
-    for piece in pieces:
-        for d in piece.tool_calls:
-            was = calls.get(d.index)
-            calls[d.index] = (
-                d
-                if was is None
-                else ToolCallDelta(
-                    d.index, was.id or d.id, was.name or d.name, was.arguments + d.arguments
-                )
-            )
-    return Piece(
-        text="".join(p.text for p in pieces),
-        finish_reason=next((p.finish_reason for p in reversed(pieces) if p.finish_reason), None),
-        usage=next((p.usage for p in reversed(pieces) if p.usage is not None), None),
-        reasoning="".join(p.reasoning for p in pieces),
-        # Anthropic numbers calls by content block (text first): renumber them from 0.
-        tool_calls=tuple(
-            dataclasses.replace(c, index=i) for i, (_, c) in enumerate(sorted(calls.items()))
-        ),
-        model=next((p.model for p in pieces if p.model), None),
-        thinking_blocks=tuple(b for p in pieces for b in p.thinking_blocks),
-        first_token_at=first_at,
-    )
+    return Piece(text, finish, _usage(chunk), reasoning, calls, model, blocks)
 
 
 def _blocks(holder: Any) -> tuple[Mapping[str, Any], ...]:
@@ -741,8 +561,7 @@ async def _close(response: Any) -> None:
             try:
                 result = closer()
                 if asyncio.iscoroutine(result):
-                    async with asyncio.timeout(1.0):  # not wait_for: no Task per close
-                        await result
+                    await asyncio.wait_for(result, 1.0)
             except Exception:
                 pass
             break

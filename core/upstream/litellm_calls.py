@@ -78,9 +78,6 @@ def default_completion() -> CompletionFn:
     from core.accounts.secrets import quiet_litellm
 
     quiet_litellm()  # before the first call: litellm prints help banners and debug by default
-    # Closing a stream (every call streams unless the model cannot) imports anyio's
-    # asyncio backend on first use: ~0.2 s a process would otherwise bill to a request.
-    importlib.import_module("anyio._backends._asyncio")
     prefer_litellm_own_http()
     skip_response_metadata_for_internal_calls()
     call_ids = RequestIds()

@@ -21,7 +21,6 @@ from tests.fakes.behaviours import (
 )
 from tests.fakes.content import continuation, default_tokens
 from tests.fakes.echo import echo
-from tests.fakes.gemini import FakeGemini
 from tests.fakes.log import RequestRecord
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
@@ -33,7 +32,6 @@ __all__ = [
     "ContentFilter",
     "ContextLength",
     "FakeAnthropic",
-    "FakeGemini",
     "FakeOllama",
     "FakeOpenAI",
     "FakeProvider",

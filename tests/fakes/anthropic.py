@@ -204,27 +204,17 @@ class FakeAnthropic(FakeProvider):
             "content": content,
             "stop_reason": turn.finish_reason,
             "stop_sequence": None,
-            "usage": self._usage(turn, output, split=True),
+            "usage": self._usage(turn.prompt_tokens, output),
         }
 
     @staticmethod
-    def _usage(turn: Turn, output_tokens: int, *, split: bool) -> dict[str, Any]:
-        # input_tokens counts only the prompt tokens neither read from nor written to the
-        # cache; the 5m/1h split of the writes comes in whole answers only.
-        cached = turn.cache_write_tokens + turn.cached_tokens
-        usage: dict[str, Any] = {
-            "input_tokens": max(turn.prompt_tokens - cached, 0),
-            "cache_creation_input_tokens": turn.cache_write_tokens,
-            "cache_read_input_tokens": turn.cached_tokens,
+    def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+        return {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
             "output_tokens": output_tokens,
         }
-        if split:
-            one_hour = turn.cache_write_1h_tokens
-            usage["cache_creation"] = {
-                "ephemeral_5m_input_tokens": turn.cache_write_tokens - one_hour,
-                "ephemeral_1h_input_tokens": one_hour,
-            }
-        return usage
 
     def stream_head(self, turn: Turn) -> list[bytes]:
         message: dict[str, Any] = {
@@ -235,7 +225,7 @@ class FakeAnthropic(FakeProvider):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": self._usage(turn, 1, split=False),
+            "usage": self._usage(turn.prompt_tokens, 1),
         }
         events = [sse({"type": "message_start", "message": message}, "message_start")]
         if turn.reasoning:

@@ -40,11 +40,9 @@ class Reply:
     error_after: int | None = None  # provider-shaped in-stream error event, then close
     omit_done: bool = False  # finish + usage, but no [DONE] / message_stop
     chunked: bool = True  # False: close-delimited body (no Transfer-Encoding)
-    # Usage details; cached, written and reasoning tokens are subsets of the prompt and
-    # completion counts. OpenAI reports prompt_tokens_details.cached_tokens and
-    # completion_tokens_details.reasoning_tokens; Anthropic reports cache reads and writes
-    # beside input_tokens (which then counts only the rest of the prompt), and the 5m/1h
-    # split of the writes (``cache_creation``) in whole answers only, not in streams.
+    # Usage details, as OpenAI reports them (prompt_tokens_details.cached_tokens,
+    # completion_tokens_details.reasoning_tokens); subsets of the prompt and completion.
+    # The OpenAI fake only: Anthropic's fake reports plain input/output tokens.
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     # Function calls after the text; the finish reason is then the provider's tool reason.
@@ -52,9 +50,6 @@ class Reply:
     # Reasoning text before the answer: OpenAI-wire `reasoning_content` as DeepSeek and
     # vLLM send it; Anthropic `thinking` blocks with a signature.
     reasoning: Sequence[str] = ()
-    cache_write_tokens: int = 0  # Anthropic only
-    cache_write_1h_tokens: int = 0  # Anthropic only: the part of the writes cached for 1h
-    usage: bool = True  # False: no usage at all, as some openai-compatible servers stream
 
     def __post_init__(self) -> None:
         if self.tokens is not None:
@@ -92,13 +87,7 @@ class Reset:
 
 @dataclass(frozen=True)
 class Hang:
-    """Read the request and never answer; hold the socket until the client leaves.
-
-    ``after_headers``: send a 200 head first, then nothing: a stream that never yields
-    a token, or a whole answer whose promised body never comes.
-    """
-
-    after_headers: bool = False
+    """Read the request and never answer; hold the socket until the client leaves."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +128,8 @@ def outcome_label(behaviour: Behaviour) -> str:
             return f"status:{code}"
         case Reset():
             return "reset"
-        case Hang(after_headers=after):
-            return "hang:headers" if after else "hang"
+        case Hang():
+            return "hang"
         case Garbage():
             return "garbage"
         case ContextLength():

@@ -109,9 +109,6 @@ class Turn:
     tool_calls: list[CalledTool] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)  # reasoning text, streamed first
     reported_model: str | None = None  # the model name the answer carries (None: as asked)
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    usage: bool = True  # False: the answer reports no usage at all
 
     @property
     def text(self) -> str:

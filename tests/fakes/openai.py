@@ -194,7 +194,7 @@ class FakeOpenAI(FakeProvider):
             ]  # fmt: skip
         if turn.reasoning:
             message["reasoning_content"] = turn.reasoning_text
-        body: dict[str, Any] = {
+        return {
             "id": turn.id,
             "object": "chat.completion",
             "created": turn.created,
@@ -208,10 +208,8 @@ class FakeOpenAI(FakeProvider):
                     "finish_reason": turn.finish_reason,
                 }
             ],
+            "usage": self._usage(turn, len(turn.tokens) + len(turn.fragments)),
         }
-        if turn.usage:
-            body["usage"] = self._usage(turn, len(turn.tokens) + len(turn.fragments))
-        return body
 
     def _chunk(
         self, turn: Turn, delta: Mapping[str, Any], finish_reason: str | None = None

@@ -466,16 +466,13 @@ class FakeProvider(ABC):
             prompt_tokens=prompt_tokens,
             tokens=tokens,
             finish_reason=reply.finish_reason or self.finish_reasons.get(finish, finish),
-            include_usage=reply.usage and self.include_usage(body),
+            include_usage=self.include_usage(body),
             body=body,
             cached_tokens=reply.cached_tokens,
             reasoning_tokens=reply.reasoning_tokens,
             tool_calls=calls,
             reasoning=list(reply.reasoning),
             reported_model=cfg.reported,
-            cache_write_tokens=reply.cache_write_tokens,
-            cache_write_1h_tokens=reply.cache_write_1h_tokens,
-            usage=reply.usage,
         )
         return reply, turn
 
@@ -505,15 +502,7 @@ class FakeProvider(ABC):
             case Reset(delay=delay):
                 await asyncio.sleep(delay)
                 conn.abort(rst=True)
-            case Hang(after_headers=after):
-                if after:
-                    stream = record.stream
-                    kind = "text/event-stream; charset=utf-8" if stream else "application/json"
-                    headers = {"Content-Type": kind, **self._headers_for(seq)}
-                    if stream:
-                        await conn.start_stream(200, headers, chunked=True)
-                    else:
-                        await conn.send_head_only(200, headers, 1024)
+            case Hang():
                 await conn.wait_peer_gone()
             case Garbage(data=data):
                 conn.writer.write(data)
