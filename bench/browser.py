@@ -25,15 +25,13 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from bench import browser_seed as seed
 from bench.common import print_table, scratch_env, stats
+from tests.support.server import wait_for_streamlit
 
 ROWS_ENV = "SWITCHBOARD_BENCH_BROWSER_ROWS"
 RUNS_ENV = "SWITCHBOARD_BENCH_BROWSER_RUNS"
@@ -79,16 +77,9 @@ def streamlit_app(db_path: Path, log_path: Path) -> Iterator[str]:
         proc = subprocess.Popen(cmd, cwd=seed.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        failure = wait_for_streamlit(proc, base, 120)
+        if failure is not None:
+            raise RuntimeError(f"streamlit {failure}:\n{log_path.read_text()[-3000:]}")
         yield base
     finally:
         proc.terminate()

@@ -12,11 +12,10 @@ from streamlit.testing.v1 import AppTest
 from core.chat import conversations
 from core.clock import utc_now
 from core.money import budgets, ratelimits
-from core.settings import routes
 from core.store.tables import ChatMessage, Conversation, RequestRow
 from tests.conftest import add_user
 from tests.fakes import Reply, Status
-from tests.support.pages import AppFakes, signed_in, texts
+from tests.support.pages import AppFakes, org_route, signed_in, texts
 from ui import state
 
 PAGE = "app_pages/chat.py"
@@ -55,20 +54,6 @@ def stored(sessions: sessionmaker[Session]) -> list[tuple[str, list[ChatMessage]
                 s.expunge(m)
             out.append((c.title, list(msgs)))
         return out
-
-
-def org_route(sessions: sessionmaker[Session], models: list[str], task: str = "") -> None:
-    with sessions.begin() as s:
-        routes.set_route(
-            s,
-            scope="org",
-            scope_id=0,
-            models=models,
-            known_model=lambda m: True,
-            actor="test",
-            now=utc_now(),
-            task=task,
-        )
 
 
 def send(at: AppTest, text: str) -> AppTest:

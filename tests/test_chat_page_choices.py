@@ -22,8 +22,8 @@ from core.settings import endpoints
 from core.store.tables import Conversation
 from tests.conftest import add_user
 from tests.fakes import Reply
-from tests.support.pages import AppFakes, signed_in, texts
-from tests.test_chat_page import GPT, HAIKU, MINI, PAGE, button, ledger_row, org_route, send
+from tests.support.pages import AppFakes, org_route, signed_in, texts
+from tests.test_chat_page import GPT, HAIKU, MINI, PAGE, button, ledger_row, send
 from ui import state
 from ui.resources import services
 

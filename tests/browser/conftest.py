@@ -20,13 +20,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
+
+from tests.support.server import wait_for_streamlit
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -132,29 +132,11 @@ def _launch(env: Mapping[str, str], log_path: Path) -> tuple[subprocess.Popen[by
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"streamlit exited with code {proc.returncode} before it was healthy.\n"
-                f"--- server output ---\n{_tail(log_path)}",
-                pytrace=False,
-            )
-        try:
-            resp = httpx.get(f"{base}/_stcore/health", timeout=2.0)
-            if resp.status_code == 200 and resp.text.strip() == "ok":
-                return proc, base
-            last_error = f"HTTP {resp.status_code}: {resp.text[:200]!r}"
-        except httpx.HTTPError as exc:
-            last_error = f"{exc.__class__.__name__}: {exc}"
-        time.sleep(0.2)
+    failure = wait_for_streamlit(proc, base, STARTUP_DEADLINE_S)
+    if failure is None:
+        return proc, base
     _stop(proc)
-    pytest.fail(
-        f"streamlit was not healthy within {STARTUP_DEADLINE_S:.0f}s "
-        f"(last check: {last_error}).\n--- server output ---\n{_tail(log_path)}",
-        pytrace=False,
-    )
+    pytest.fail(f"streamlit {failure}.\n--- server output ---\n{_tail(log_path)}", pytrace=False)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

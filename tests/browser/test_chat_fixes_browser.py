@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import utc_now
 from core.money.catalog import load_catalog
-from core.settings import endpoints, routes
+from core.settings import endpoints
 from core.store.tables import AttemptRow, ChatMessage, RequestRow
 from tests.browser.test_signin_browser import PASSWORD, open_page, settled, sign_in
-from tests.fakes import FakeAnthropic, FakeOpenAI, Reply
-from tests.support.pages import ANTHROPIC_KEY, OPENAI_KEY
+from tests.fakes import Reply
+from tests.support.pages import AppFakes, app_fakes, org_route
+
+__all__ = ["app_fakes"]  # the fixture, shared with the AppTests
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -36,50 +38,10 @@ HAIKU = "anthropic/claude-3-haiku-20240307"
 FIRST_ANSWER_MS = 90_000
 
 
-@pytest.fixture
-def fakes(
-    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[FakeOpenAI, FakeAnthropic]]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with FakeOpenAI() as openai, FakeAnthropic() as anthropic:
-        with sessions.begin() as s:
-            for name, fake in (("openai", openai), ("anthropic", anthropic)):
-                endpoints.add_endpoint(
-                    s,
-                    name=name,
-                    kind="override",
-                    api_base=fake.base_url,
-                    models=(),
-                    actor="test",
-                    now=utc_now(),
-                    builtin_providers=load_catalog().providers(),
-                )
-        yield openai, anthropic
-
-
-def org_route(sessions: sessionmaker[Session], models: list[str], task: str = "") -> None:
-    with sessions.begin() as s:
-        routes.set_route(
-            s,
-            scope="org",
-            scope_id=0,
-            models=models,
-            known_model=lambda m: True,
-            actor="test",
-            now=utc_now(),
-            task=task,
-        )
-
-
 def start_signed_in(page: Page, start_app: Callable[[], str]) -> None:
     """Start the app, wait out its first (slow) render, sign carol in and open Chat."""
     base = start_app()
-    page.goto(base + "/")
-    form = page.get_by_test_id("stForm")
-    heading = form.get_by_role("heading", name="Sign in to Switchboard")
-    expect(heading).to_be_visible(timeout=120_000)  # a first run imports litellm
-    sign_in(page, base, "carol", PASSWORD)
+    sign_in(page, base, "carol", PASSWORD)  # waits out the first run's imports
     open_page(page, "Chat", "chat")
 
 
@@ -140,10 +102,10 @@ def test_member_stops_three_times_and_keeps_badges_and_the_pickers_model(
     start_app: Callable[[], str],
     cli_add_user: Callable[..., None],
     sessions: sessionmaker[Session],
-    fakes: tuple[FakeOpenAI, FakeAnthropic],
+    app_fakes: AppFakes,
     artifacts: Path,
 ) -> None:
-    openai, anthropic = fakes
+    openai, anthropic = app_fakes.openai, app_fakes.anthropic
     cli_add_user("carol", PASSWORD, role="member", name="Carol Member")
     org_route(sessions, [GPT, HAIKU])
     openai.configure("gpt-4o", tokens=[f"word{i} " for i in range(60)])
@@ -200,10 +162,10 @@ def test_member_changes_task_and_the_picker_follows_its_route(
     start_app: Callable[[], str],
     cli_add_user: Callable[..., None],
     sessions: sessionmaker[Session],
-    fakes: tuple[FakeOpenAI, FakeAnthropic],
+    app_fakes: AppFakes,
     artifacts: Path,
 ) -> None:
-    openai, anthropic = fakes
+    openai, anthropic = app_fakes.openai, app_fakes.anthropic
     cli_add_user("carol", PASSWORD, role="member", name="Carol Member")
     org_route(sessions, [MINI])
     org_route(sessions, [HAIKU, MINI], task="code")
@@ -237,11 +199,11 @@ def test_member_picks_an_admin_endpoint_model_and_sees_usable_models_first(
     start_app: Callable[[], str],
     cli_add_user: Callable[..., None],
     sessions: sessionmaker[Session],
-    fakes: tuple[FakeOpenAI, FakeAnthropic],
+    app_fakes: AppFakes,
     artifacts: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    openai, _ = fakes
+    openai = app_fakes.openai
     monkeypatch.delenv("ANTHROPIC_API_KEY")  # carol can use OpenAI and the endpoint only
     cli_add_user("carol", PASSWORD, role="member", name="Carol Member")
     with sessions.begin() as s:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, ROOT, _free_port, _new_context, _tail
+from tests.support.server import wait_for_streamlit
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -35,20 +34,6 @@ def _first_user_env() -> dict[str, str]:
     """The environment of someone who has only cloned: none of this suite's settings."""
     dropped = ("SWITCHBOARD_", "VIRTUAL_ENV", "PYTHONPATH", "MAKE", "MFLAGS", "PYTEST")
     return {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + INSTALL_DEADLINE_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"`make run` exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
-        try:
-            if httpx.get(f"{base}/_stcore/health", timeout=2.0).text.strip() == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"`make run` served nothing within {INSTALL_DEADLINE_S:.0f}s:\n{_tail(log)}")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +57,9 @@ def quick_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, base, log)
+        failure = wait_for_streamlit(proc, base, INSTALL_DEADLINE_S)
+        if failure is not None:
+            pytest.fail(f"`make run` {failure}:\n{_tail(log)}", pytrace=False)
         yield clone, base, log
     finally:
         if proc.poll() is None:

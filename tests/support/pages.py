@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.clock import utc_now
 from core.money.catalog import load_catalog
-from core.settings import endpoints
+from core.settings import endpoints, routes
 from tests.fakes import FakeAnthropic, FakeOpenAI
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -65,6 +65,20 @@ def app_fakes(
                     builtin_providers=builtins,
                 )
         yield AppFakes(openai, anthropic)
+
+
+def org_route(sessions: sessionmaker[Session], models: list[str], task: str = "") -> None:
+    with sessions.begin() as s:
+        routes.set_route(
+            s,
+            scope="org",
+            scope_id=0,
+            models=models,
+            known_model=lambda m: True,
+            actor="test",
+            now=utc_now(),
+            task=task,
+        )
 
 
 def texts(at: AppTest) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -44,3 +46,25 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+
+
+def wait_for_streamlit(proc: subprocess.Popen[bytes], base: str, deadline_s: float) -> str | None:
+    """Poll a `streamlit run` child's health check until it answers "ok".
+
+    Returns None once healthy, else why not: the process exited, or the deadline passed
+    (with the last answer or error). Waits on the condition, never a fixed sleep.
+    """
+    deadline = time.monotonic() + deadline_s
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"it exited with code {proc.returncode}"
+        try:
+            resp = httpx.get(f"{base}/_stcore/health", timeout=2.0)
+            if resp.status_code == 200 and resp.text.strip() == "ok":
+                return None
+            last = f"HTTP {resp.status_code}: {resp.text[:200]!r}"
+        except httpx.HTTPError as exc:
+            last = f"{exc.__class__.__name__}: {exc}"
+        time.sleep(0.2)
+    return f"not healthy within {deadline_s:.0f}s (last check: {last})"
